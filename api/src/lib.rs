@@ -1,0 +1,10 @@
+//! Types shared by the Kith operator and runner.
+//!
+//! This crate holds the declarative pipeline specification (what product teams
+//! write) and, later, the Kubernetes custom resources that embed it. It must stay
+//! free of heavy dependencies: it only describes data; validation into typed,
+//! executable values happens in the runner.
+
+pub mod pipeline;
+
+pub use pipeline::PipelineSpec;

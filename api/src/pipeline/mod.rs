@@ -1,0 +1,72 @@
+//! The pipeline specification: the YAML a product team writes to run Kith.
+//!
+//! Field names are camelCase, as in every Kubernetes object, because this same
+//! structure is embedded in the `ProfilePipeline` resource. Every struct denies
+//! unknown fields so that a typo fails at start instead of being ignored.
+
+mod identifiers;
+mod io;
+mod survivorship;
+mod template;
+
+pub use identifiers::{
+    GenericDetectionSpec, IdentifierTypeSpec, NormalizePreset, NormalizeRule, RegexReplace,
+};
+pub use io::{InputFormat, OutputsSpec, SourceSpec};
+pub use survivorship::{AttributePolicySpec, SurvivorshipPolicy, SurvivorshipSpec};
+pub use template::{
+    ConditionSpec, EventMappingSpec, IdentifierMappingSpec, RelationshipMappingSpec,
+    TemplateSpec, ValueSpec,
+};
+
+use serde::{Deserialize, Serialize};
+
+/// The number of key groups when a pipeline does not say: the fixed maximum
+/// parallelism that state is partitioned into. It can never change for a
+/// pipeline's state, because every record's key group is derived from it.
+pub const DEFAULT_KEY_GROUPS: u32 = 128;
+
+/// A whole pipeline: where observations come from, how raw events become
+/// observations, how identifiers link records, and how golden records are built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// A short name used in logs, metrics and file names.
+    pub name: String,
+    /// Where observations come from. Empty means standard input, canonical format.
+    #[serde(default)]
+    pub sources: Vec<SourceSpec>,
+    /// How raw domain events are mapped to canonical observations. Required when
+    /// a source has `format: template`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateSpec>,
+    /// ISO 3166 region used to bring national phone numbers to E.164 (default US).
+    #[serde(default = "default_region")]
+    pub default_region: String,
+    /// The identifier types the pipeline accepts, with normalization and linking
+    /// rules. Observations carrying a type not listed here are dead-lettered.
+    pub identifiers: Vec<IdentifierTypeSpec>,
+    /// Detection of identifier values shared by too many distinct people.
+    #[serde(default)]
+    pub generic_detection: GenericDetectionSpec,
+    /// How golden-record attributes are chosen among a profile's records.
+    #[serde(default)]
+    pub survivorship: SurvivorshipSpec,
+    /// Where dead letters and the change feed go.
+    #[serde(default)]
+    pub outputs: OutputsSpec,
+    /// Fixed maximum parallelism: state is partitioned into this many key groups.
+    #[serde(default = "default_key_groups")]
+    pub key_groups: u32,
+}
+
+fn default_region() -> String {
+    "US".to_string()
+}
+
+fn default_key_groups() -> u32 {
+    DEFAULT_KEY_GROUPS
+}
+
+#[cfg(test)]
+mod tests;

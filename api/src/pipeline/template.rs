@@ -1,0 +1,190 @@
+//! The mapping template: how a product team turns its raw domain events
+//! (sign-ups, logins, payments...) into canonical observations without Rust.
+//!
+//! The language is deliberately small and data-only: JSON paths, constants,
+//! concatenation, fallbacks and conditions. Nothing in an event is ever
+//! evaluated as code.
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TemplateSpec {
+    /// Where the event type is read, for example `$.type`.
+    pub event_type: ValueSpec,
+    /// One mapping per event type value.
+    pub events: BTreeMap<String, EventMappingSpec>,
+    /// Event types without a mapping are skipped (counted) instead of dead-lettered.
+    #[serde(default)]
+    pub skip_unknown_events: bool,
+}
+
+/// How one event type becomes an observation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventMappingSpec {
+    /// Only events matching this condition are mapped; others are skipped (counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<ConditionSpec>,
+    pub source: ValueSpec,
+    pub id: ValueSpec,
+    pub ts: ValueSpec,
+    /// person, organization, device or account.
+    pub kind: ValueSpec,
+    /// When true for an event, the observation retracts the record `(source, id)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retract: Option<ConditionSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identifiers: Vec<IdentifierMappingSpec>,
+    /// Attribute name to value; a value that is absent in the event is left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, ValueSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relationships: Vec<RelationshipMappingSpec>,
+}
+
+/// One identifier of the observation; left out when its value is absent or
+/// `when` is false.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdentifierMappingSpec {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub value: ValueSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<ConditionSpec>,
+}
+
+/// A relationship from the observed entity to another one; left out when none
+/// of its identifiers is present.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RelationshipMappingSpec {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub kind: String,
+    pub identifiers: Vec<IdentifierMappingSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<ConditionSpec>,
+}
+
+/// A value taken from the event.
+///
+/// In YAML a plain string starting with `$` is a JSON path (`$.user.email`,
+/// `$.items[0].sku`); any other plain string is a constant. The map forms are
+/// `{const: ...}` (any JSON value, also a string starting with `$`),
+/// `{path: ..., default: ...}`, `{concat: [...], separator: ...}` and
+/// `{firstOf: [...]}` (the first present value).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueSpec {
+    Path { path: String, default: Option<Value> },
+    Const(Value),
+    Concat { parts: Vec<ValueSpec>, separator: String },
+    FirstOf(Vec<ValueSpec>),
+}
+
+/// The map forms of [`ValueSpec`], as written in YAML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+enum ValueExpr {
+    Const(Value),
+    Path {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default: Option<Value>,
+    },
+    Concat {
+        parts: Vec<ValueSpec>,
+        #[serde(default)]
+        separator: String,
+    },
+    FirstOf(Vec<ValueSpec>),
+}
+
+impl ValueSpec {
+    pub fn path(path: &str) -> Self {
+        ValueSpec::Path { path: path.to_string(), default: None }
+    }
+}
+
+impl Serialize for ValueSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ValueSpec::Path { path, default: None } => s.serialize_str(path),
+            ValueSpec::Const(Value::String(v)) if !v.starts_with('$') => {
+                s.serialize_str(v)
+            }
+            ValueSpec::Path { path, default } => {
+                ValueExpr::Path { path: path.clone(), default: default.clone() }.serialize(s)
+            }
+            ValueSpec::Const(v) => ValueExpr::Const(v.clone()).serialize(s),
+            ValueSpec::Concat { parts, separator } => {
+                ValueExpr::Concat { parts: parts.clone(), separator: separator.clone() }
+                    .serialize(s)
+            }
+            ValueSpec::FirstOf(parts) => ValueExpr::FirstOf(parts.clone()).serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ValueSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ValueSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a JSON path such as `$.user.email`, a constant string, or one of \
+                     {const}, {path, default}, {concat, separator}, {firstOf}",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ValueSpec, E> {
+                if v.starts_with('$') {
+                    Ok(ValueSpec::path(v))
+                } else {
+                    Ok(ValueSpec::Const(Value::String(v.to_string())))
+                }
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ValueSpec, E> {
+                Ok(ValueSpec::Const(Value::Bool(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ValueSpec, E> {
+                Ok(ValueSpec::Const(Value::Number(v.into())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ValueSpec, E> {
+                Ok(ValueSpec::Const(Value::Number(v.into())))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ValueSpec, A::Error> {
+                let expr = ValueExpr::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(match expr {
+                    ValueExpr::Const(v) => ValueSpec::Const(v),
+                    ValueExpr::Path { path, default } => ValueSpec::Path { path, default },
+                    ValueExpr::Concat { parts, separator } => ValueSpec::Concat { parts, separator },
+                    ValueExpr::FirstOf(parts) => ValueSpec::FirstOf(parts),
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A condition on the event. Exactly one key per map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum ConditionSpec {
+    /// The value is present and not null.
+    Exists(ValueSpec),
+    /// The value equals a constant (JSON equality; strings compare exactly).
+    Equals { value: ValueSpec, to: Value },
+    /// The value equals one of the constants.
+    In { value: ValueSpec, of: Vec<Value> },
+    /// The value is a string matching the regular expression.
+    Matches { value: ValueSpec, regex: String },
+    All(Vec<ConditionSpec>),
+    Any(Vec<ConditionSpec>),
+    Not(Box<ConditionSpec>),
+}

@@ -1,0 +1,83 @@
+use super::*;
+
+const FULL: &str = r#"
+name: quickstart
+sources:
+  - type: file
+    path: events.jsonl
+    format: template
+defaultRegion: GB
+identifiers:
+  - type: email
+    normalize: email
+    blocklist: ['^test@test\.com$']
+  - type: phone
+    normalize: phone
+  - type: account_id
+    exclusiveLimit: 1
+  - type: loyalty
+    normalize: none
+    rules: [trim, {stripPrefix: "L-"}, {regexReplace: {pattern: "\\s+", replacement: ""}}]
+    link: false
+survivorship:
+  default: mostRecent
+  sourcePriority: [crm, web]
+  attributes:
+    given_name: {policy: sourcePriority}
+template:
+  eventType: $.type
+  events:
+    signup:
+      source: web
+      id: {concat: [signup, $.id], separator: "-"}
+      ts: $.at
+      kind: person
+      retract: {equals: {value: $.action, to: delete}}
+      identifiers:
+        - {type: email, value: $.email, when: {exists: $.email}}
+      attributes:
+        given_name: {firstOf: [$.first_name, {const: unknown}]}
+      relationships:
+        - type: uses
+          kind: device
+          identifiers: [{type: device_id, value: $.device}]
+"#;
+
+#[test]
+fn full_pipeline_round_trips_through_json_and_yaml() {
+    let spec: PipelineSpec = serde_yaml::from_str(FULL).unwrap();
+    assert_eq!(spec.default_region, "GB");
+    assert_eq!(spec.identifiers[2].exclusive_limit, Some(1));
+    assert!(!spec.identifiers[3].link);
+    let signup = &spec.template.as_ref().unwrap().events["signup"];
+    assert_eq!(signup.source, ValueSpec::Const("web".into()));
+    assert_eq!(signup.ts, ValueSpec::path("$.at"));
+    // Kubernetes stores objects as JSON; the runner reads YAML (a superset).
+    let json = serde_json::to_string(&spec).unwrap();
+    let again: PipelineSpec = serde_yaml::from_str(&json).unwrap();
+    assert_eq!(spec, again);
+}
+
+#[test]
+fn unknown_field_is_rejected_with_its_name() {
+    let err = serde_yaml::from_str::<PipelineSpec>("name: x\nidentifiers: []\nidentifers: []\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("identifers"), "{err}");
+}
+
+#[test]
+fn unknown_normalization_lists_the_accepted_ones() {
+    let err = serde_yaml::from_str::<PipelineSpec>(
+        "name: x\nidentifiers:\n  - type: email\n    normalize: emial\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("emial") && err.contains("phone"), "{err}");
+}
+
+#[test]
+fn bad_value_expression_says_what_is_accepted() {
+    let err = serde_yaml::from_str::<ValueSpec>("{pth: $.x}").unwrap_err().to_string();
+    assert!(err.contains("pth"), "{err}");
+}
