@@ -60,6 +60,26 @@ pub struct PipelineSpec {
     pub key_groups: u32,
 }
 
+/// A pipeline document that does not fit the specification, with the path of
+/// the offending field (`identifiers[2].normalize`) and what would be accepted.
+#[derive(Debug, thiserror::Error)]
+#[error("pipeline field `{path}`: {message}")]
+pub struct SpecError {
+    pub path: String,
+    pub message: String,
+}
+
+impl PipelineSpec {
+    /// Reads a pipeline from a JSON value (YAML documents are converted to JSON
+    /// values first, so that enums read the same from kubectl, files and the API).
+    pub fn from_value(value: serde_json::Value) -> Result<Self, SpecError> {
+        serde_path_to_error::deserialize(value).map_err(|e| SpecError {
+            path: e.path().to_string(),
+            message: e.into_inner().to_string(),
+        })
+    }
+}
+
 fn default_region() -> String {
     "US".to_string()
 }

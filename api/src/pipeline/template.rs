@@ -87,22 +87,53 @@ pub enum ValueSpec {
     FirstOf(Vec<ValueSpec>),
 }
 
-/// The map forms of [`ValueSpec`], as written in YAML.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The map forms of [`ValueSpec`], as written in YAML: exactly one of
+/// `const`, `path`, `concat` and `firstOf`, with `default` beside `path` and
+/// `separator` beside `concat`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-enum ValueExpr {
-    Const(Value),
-    Path {
-        path: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        default: Option<Value>,
-    },
-    Concat {
-        parts: Vec<ValueSpec>,
-        #[serde(default)]
-        separator: String,
-    },
-    FirstOf(Vec<ValueSpec>),
+struct ValueExpr {
+    #[serde(default, rename = "const", skip_serializing_if = "Option::is_none")]
+    constant: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    default: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    concat: Option<Vec<ValueSpec>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    separator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    first_of: Option<Vec<ValueSpec>>,
+}
+
+impl ValueExpr {
+    fn into_spec(self) -> Result<ValueSpec, &'static str> {
+        let forms = [
+            self.constant.is_some(),
+            self.path.is_some(),
+            self.concat.is_some(),
+            self.first_of.is_some(),
+        ];
+        if forms.iter().filter(|f| **f).count() != 1 {
+            return Err("a value needs exactly one of `const`, `path`, `concat`, `firstOf`");
+        }
+        if self.default.is_some() && self.path.is_none() {
+            return Err("`default` is only accepted beside `path`");
+        }
+        if self.separator.is_some() && self.concat.is_none() {
+            return Err("`separator` is only accepted beside `concat`");
+        }
+        Ok(if let Some(v) = self.constant {
+            ValueSpec::Const(v)
+        } else if let Some(path) = self.path {
+            ValueSpec::Path { path, default: self.default }
+        } else if let Some(parts) = self.concat {
+            ValueSpec::Concat { parts, separator: self.separator.unwrap_or_default() }
+        } else {
+            ValueSpec::FirstOf(self.first_of.unwrap_or_default())
+        })
+    }
 }
 
 impl ValueSpec {
@@ -113,21 +144,25 @@ impl ValueSpec {
 
 impl Serialize for ValueSpec {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            ValueSpec::Path { path, default: None } => s.serialize_str(path),
+        let expr = match self {
+            ValueSpec::Path { path, default: None } => return s.serialize_str(path),
             ValueSpec::Const(Value::String(v)) if !v.starts_with('$') => {
-                s.serialize_str(v)
+                return s.serialize_str(v)
             }
             ValueSpec::Path { path, default } => {
-                ValueExpr::Path { path: path.clone(), default: default.clone() }.serialize(s)
+                ValueExpr { path: Some(path.clone()), default: default.clone(), ..Default::default() }
             }
-            ValueSpec::Const(v) => ValueExpr::Const(v.clone()).serialize(s),
-            ValueSpec::Concat { parts, separator } => {
-                ValueExpr::Concat { parts: parts.clone(), separator: separator.clone() }
-                    .serialize(s)
+            ValueSpec::Const(v) => ValueExpr { constant: Some(v.clone()), ..Default::default() },
+            ValueSpec::Concat { parts, separator } => ValueExpr {
+                concat: Some(parts.clone()),
+                separator: Some(separator.clone()),
+                ..Default::default()
+            },
+            ValueSpec::FirstOf(parts) => {
+                ValueExpr { first_of: Some(parts.clone()), ..Default::default() }
             }
-            ValueSpec::FirstOf(parts) => ValueExpr::FirstOf(parts.clone()).serialize(s),
-        }
+        };
+        expr.serialize(s)
     }
 }
 
@@ -160,12 +195,7 @@ impl<'de> Deserialize<'de> for ValueSpec {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ValueSpec, A::Error> {
                 let expr = ValueExpr::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(match expr {
-                    ValueExpr::Const(v) => ValueSpec::Const(v),
-                    ValueExpr::Path { path, default } => ValueSpec::Path { path, default },
-                    ValueExpr::Concat { parts, separator } => ValueSpec::Concat { parts, separator },
-                    ValueExpr::FirstOf(parts) => ValueSpec::FirstOf(parts),
-                })
+                expr.into_spec().map_err(de::Error::custom)
             }
         }
         d.deserialize_any(V)

@@ -1,5 +1,9 @@
 use super::*;
 
+fn parse(yaml: &str) -> Result<PipelineSpec, SpecError> {
+    PipelineSpec::from_value(serde_yaml::from_str(yaml).expect("valid YAML"))
+}
+
 const FULL: &str = r#"
 name: quickstart
 sources:
@@ -45,7 +49,7 @@ template:
 
 #[test]
 fn full_pipeline_round_trips_through_json_and_yaml() {
-    let spec: PipelineSpec = serde_yaml::from_str(FULL).unwrap();
+    let spec = parse(FULL).unwrap();
     assert_eq!(spec.default_region, "GB");
     assert_eq!(spec.identifiers[2].exclusive_limit, Some(1));
     assert!(!spec.identifiers[3].link);
@@ -54,30 +58,27 @@ fn full_pipeline_round_trips_through_json_and_yaml() {
     assert_eq!(signup.ts, ValueSpec::path("$.at"));
     // Kubernetes stores objects as JSON; the runner reads YAML (a superset).
     let json = serde_json::to_string(&spec).unwrap();
-    let again: PipelineSpec = serde_yaml::from_str(&json).unwrap();
+    let again = parse(&json).unwrap();
     assert_eq!(spec, again);
 }
 
 #[test]
 fn unknown_field_is_rejected_with_its_name() {
-    let err = serde_yaml::from_str::<PipelineSpec>("name: x\nidentifiers: []\nidentifers: []\n")
-        .unwrap_err()
-        .to_string();
+    let err = parse("name: x\nidentifiers: []\nidentifers: []\n").unwrap_err().to_string();
     assert!(err.contains("identifers"), "{err}");
 }
 
 #[test]
 fn unknown_normalization_lists_the_accepted_ones() {
-    let err = serde_yaml::from_str::<PipelineSpec>(
-        "name: x\nidentifiers:\n  - type: email\n    normalize: emial\n",
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(err.contains("emial") && err.contains("phone"), "{err}");
+    let err = parse("name: x\nidentifiers:\n  - type: email\n    normalize: emial\n")
+        .unwrap_err();
+    assert_eq!(err.path, "identifiers[0].normalize");
+    assert!(err.message.contains("emial") && err.message.contains("phone"), "{err}");
 }
 
 #[test]
 fn bad_value_expression_says_what_is_accepted() {
-    let err = serde_yaml::from_str::<ValueSpec>("{pth: $.x}").unwrap_err().to_string();
+    let value: serde_json::Value = serde_yaml::from_str("{pth: $.x}").unwrap();
+    let err = serde_json::from_value::<ValueSpec>(value).unwrap_err().to_string();
     assert!(err.contains("pth"), "{err}");
 }
