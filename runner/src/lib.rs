@@ -1,1 +1,20 @@
-pub mod x;
+//! The Kith runner: turns observations about people, organizations and the
+//! things they own into unified, connected profiles.
+//!
+//! Data flows through the modules in this order:
+//! `source` lines → `template` (raw events) or `observation` (canonical) →
+//! `normalize` (identifiers) → `engine` (stitching, over-merge protection,
+//! reconciliation) → `store` (durable state) and `output` (change feed, dead
+//! letters, exports). `config` validates the pipeline once into typed values;
+//! `generate` and `evaluate` produce and score synthetic workloads.
+
+pub mod config;
+pub mod engine;
+pub mod evaluate;
+pub mod generate;
+pub mod normalize;
+pub mod observation;
+pub mod output;
+pub mod run;
+pub mod store;
+pub mod template;

@@ -1,0 +1,154 @@
+//! The pipeline validated once into typed, executable values ("parse, don't
+//! validate twice"): identifier types with compiled normalizers and blocklists,
+//! survivorship policies, the compiled template. Nothing downstream re-checks
+//! what is checked here.
+
+mod identifiers;
+mod survivorship;
+
+pub use identifiers::{IdentifierType, IdentifierTypes, TypeId};
+pub use survivorship::{AttributePolicy, Survivorship};
+
+use crate::normalize::Region;
+use crate::template::Template;
+use kith_api::pipeline::{InputFormat, OutputsSpec, PipelineSpec, SourceSpec, SpecError};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read pipeline file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("pipeline file {path} is not valid YAML: {source}")]
+    Yaml { path: String, source: serde_yaml::Error },
+    #[error("environment variable `{name}` used in the pipeline file is not set (write `$${{{name}}}` for a literal)")]
+    MissingVariable { name: String },
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("pipeline field `{field}`: {message}")]
+    Invalid { field: String, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid { field: field.into(), message: message.into() }
+    }
+}
+
+/// A validated pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub name: String,
+    pub region: Region,
+    pub identifiers: IdentifierTypes,
+    pub survivorship: Survivorship,
+    pub template: Option<Template>,
+    pub sources: Vec<SourceSpec>,
+    pub outputs: OutputsSpec,
+    pub key_groups: u32,
+    pub generic_detection: bool,
+}
+
+impl Pipeline {
+    /// Reads, expands `${VAR}` from the environment, and validates a pipeline file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+        Self::from_yaml(&text, &shown, &|name| std::env::var(name).ok())
+    }
+
+    pub fn from_yaml(
+        text: &str,
+        shown_path: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let expanded = expand_variables(text, env)?;
+        let value: serde_json::Value = serde_yaml::from_str(&expanded)
+            .map_err(|source| ConfigError::Yaml { path: shown_path.to_string(), source })?;
+        let spec = PipelineSpec::from_value(value)?;
+        Self::from_spec(&spec)
+    }
+
+    pub fn from_spec(spec: &PipelineSpec) -> Result<Self, ConfigError> {
+        if spec.name.trim().is_empty() {
+            return Err(ConfigError::invalid("name", "must not be empty"));
+        }
+        let region = Region::parse(&spec.default_region).ok_or_else(|| {
+            ConfigError::invalid(
+                "defaultRegion",
+                format!(
+                    "`{}` is not a supported ISO 3166 region; accepted: {}",
+                    spec.default_region,
+                    Region::supported().join(", ")
+                ),
+            )
+        })?;
+        if spec.key_groups == 0 || spec.key_groups > 32768 {
+            return Err(ConfigError::invalid("keyGroups", "must be between 1 and 32768"));
+        }
+        let identifiers = IdentifierTypes::from_spec(&spec.identifiers)?;
+        let survivorship = Survivorship::from_spec(&spec.survivorship)?;
+        let template = match &spec.template {
+            Some(t) => Some(Template::compile(t, &identifiers)?),
+            None => None,
+        };
+        for (i, source) in spec.sources.iter().enumerate() {
+            if source.format() == InputFormat::Template && template.is_none() {
+                return Err(ConfigError::invalid(
+                    format!("sources[{i}].format"),
+                    "`template` needs a `template` section in the pipeline",
+                ));
+            }
+        }
+        Ok(Pipeline {
+            name: spec.name.clone(),
+            region,
+            identifiers,
+            survivorship,
+            template,
+            sources: spec.sources.clone(),
+            outputs: spec.outputs.clone(),
+            key_groups: spec.key_groups,
+            generic_detection: spec.generic_detection.enabled,
+        })
+    }
+
+    /// The format of the input: the first source's, canonical when none is set.
+    pub fn input_format(&self) -> InputFormat {
+        self.sources.first().map(SourceSpec::format).unwrap_or_default()
+    }
+}
+
+/// Replaces `${NAME}` with the environment variable; `$${` stays a literal `${`.
+fn expand_variables(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if after.starts_with("$${") {
+            out.push_str("${");
+            rest = &after[3..];
+        } else if let Some(body) = after.strip_prefix("${") {
+            let end = body.find('}').ok_or_else(|| {
+                ConfigError::invalid("(file)", "`${` without a closing `}`")
+            })?;
+            let name = &body[..end];
+            let value =
+                env(name).ok_or_else(|| ConfigError::MissingVariable { name: name.to_string() })?;
+            out.push_str(&value);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
