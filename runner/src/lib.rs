@@ -16,5 +16,6 @@ pub mod normalize;
 pub mod observation;
 pub mod output;
 pub mod run;
+pub mod source;
 pub mod store;
 pub mod template;

@@ -1,1 +1,172 @@
-fn main(){}
+//! `kith-runner`: the command line of DESIGN §4.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use kith_runner::config::Pipeline;
+use kith_runner::engine::Engine;
+use kith_runner::run::{run, InputArg, RunOptions};
+use kith_runner::store::Store;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "kith-runner", version, about = "Kith runner: unified, connected profiles from event streams")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline over its input, keeping state in --state.
+    Run {
+        /// The pipeline file (YAML; `${VAR}` expanded from the environment).
+        pipeline: PathBuf,
+        /// Input file of JSON lines, or `-` for standard input (default: the
+        /// pipeline's first source).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// State directory (persistent); without it, state lives in memory only.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Stop at the end of a bounded input (files and stdin always end; Kafka
+        /// sources stop at the end offsets seen at start).
+        #[arg(long)]
+        exit_at_end: bool,
+    },
+    /// Print every profile, one JSON object per line, sorted by profile id.
+    Export {
+        #[arg(long)]
+        state: PathBuf,
+    },
+    /// Print the profile(s) holding an identifier, given as TYPE:VALUE.
+    Lookup {
+        #[arg(long)]
+        state: PathBuf,
+        identifier: String,
+    },
+    /// Explain why two identifiers are, or are not, in one profile.
+    Explain {
+        #[arg(long)]
+        state: PathBuf,
+        first: String,
+        second: String,
+    },
+    /// Write a synthetic adversarial workload of canonical observations to stdout.
+    Generate {
+        #[arg(long)]
+        people: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where to write the truth: which person each record belongs to.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+    },
+    /// Score an export against a generated truth (pairwise precision, recall, F1).
+    Evaluate {
+        #[arg(long)]
+        export: PathBuf,
+        #[arg(long)]
+        truth: PathBuf,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KITH_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = dispatch(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run { pipeline, input, state, exit_at_end: _ } => {
+            let input = input.map(|p| if p.as_os_str() == "-" { InputArg::Stdin } else { InputArg::File(p) });
+            let summary = run(&RunOptions { pipeline, input, state })?;
+            println!("{}", serde_json::to_string(&summary)?);
+        }
+        Command::Export { state } => {
+            let engine = load(&state)?;
+            let stdout = std::io::stdout();
+            let mut out = BufWriter::new(stdout.lock());
+            for view in engine.export() {
+                serde_json::to_writer(&mut out, &view)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+        }
+        Command::Lookup { state, identifier } => {
+            let engine = load(&state)?;
+            let (t, v) = split_identifier(&identifier)?;
+            let views = engine.lookup(t, v)?;
+            if views.is_empty() {
+                bail!("no profile holds {t}:{v}");
+            }
+            for view in views {
+                println!("{}", serde_json::to_string(&view)?);
+            }
+        }
+        Command::Explain { state, first, second } => {
+            let engine = load(&state)?;
+            let explanation = engine.explain(split_identifier(&first)?, split_identifier(&second)?)?;
+            for line in explanation.lines {
+                println!("{line}");
+            }
+        }
+        Command::Generate { people, seed, truth } => {
+            let stdout = std::io::stdout();
+            let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+            let mut truth_file = match &truth {
+                Some(p) => Some(BufWriter::new(
+                    std::fs::File::create(p).with_context(|| format!("cannot create truth file {}", p.display()))?,
+                )),
+                None => None,
+            };
+            let opts = kith_runner::generate::GenerateOptions { people, seed };
+            kith_runner::generate::generate(&opts, &mut out, truth_file.as_mut().map(|t| t as &mut dyn Write))?;
+            out.flush()?;
+            if let Some(mut t) = truth_file {
+                t.flush()?;
+            }
+        }
+        Command::Evaluate { export, truth } => {
+            let open = |p: &Path| -> Result<std::io::BufReader<std::fs::File>> {
+                Ok(std::io::BufReader::new(std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?))
+            };
+            let scores = kith_runner::evaluate::pairwise(&mut open(&export)?, &mut open(&truth)?)?;
+            println!("{}", serde_json::to_string(&scores)?);
+        }
+    }
+    Ok(())
+}
+
+/// Splits `TYPE:VALUE` at the first colon (values may contain colons).
+fn split_identifier(s: &str) -> Result<(&str, &str)> {
+    match s.split_once(':') {
+        Some((t, v)) if !t.is_empty() && !v.is_empty() => Ok((t, v)),
+        _ => bail!("identifier `{s}` is not TYPE:VALUE, for example email:ann@example.com"),
+    }
+}
+
+/// Rebuilds the engine from a state directory, with the pipeline it was run with.
+fn load(state: &Path) -> Result<Engine> {
+    let spec = Store::saved_pipeline(state)?;
+    let pipeline = Arc::new(
+        Pipeline::from_saved_json(&spec)
+            .context("the pipeline saved in the state directory is no longer valid")?,
+    );
+    let versions = Store::read(state, &pipeline)?;
+    let mut engine = Engine::new(pipeline);
+    for v in &versions {
+        engine.apply(v);
+    }
+    engine.clear_events();
+    Ok(engine)
+}

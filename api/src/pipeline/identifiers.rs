@@ -25,8 +25,10 @@ pub struct IdentifierTypeSpec {
     /// that never count as evidence, such as `^test@test\.com$`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocklist: Vec<String>,
-    /// Canonical processing rank when conflicting links must be decided: lower
-    /// wins. Defaults to the position of the type in the list.
+    /// Canonical processing rank when links conflict with an exclusive limit:
+    /// lower ranks link first. Default 0 for exclusive types and 100 for the
+    /// others; equal ranks follow the order of this list, so list the strongest
+    /// identifiers (email, phone) before the weak, shared ones (device, cookie).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u32>,
 }

@@ -18,7 +18,10 @@ pub struct IdentifierType {
     pub exclusive_limit: Option<u32>,
     /// Junk values that never count as evidence.
     pub blocklist: Option<RegexSet>,
-    /// Canonical rank when conflicting links are decided (lower first).
+    /// Canonical rank when conflicting links are decided (lower first): the
+    /// spec's `priority`, else 0 for exclusive types and 100 for the others, so
+    /// that records anchored by an exclusive identifier form first and weaker,
+    /// shared identifiers are weighed against them.
     pub priority: u32,
 }
 
@@ -73,7 +76,7 @@ impl IdentifierTypes {
                 link: spec.link,
                 exclusive_limit: spec.exclusive_limit,
                 blocklist,
-                priority: spec.priority.unwrap_or(i as u32),
+                priority: spec.priority.unwrap_or(if spec.exclusive_limit.is_some() { 0 } else { 100 }),
             });
         }
         Ok(IdentifierTypes { types })

@@ -69,6 +69,13 @@ impl Pipeline {
         Self::from_spec(&spec)
     }
 
+    /// Reads a pipeline saved as JSON (already expanded) in a state directory.
+    pub fn from_saved_json(text: &str) -> Result<Self, ConfigError> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| ConfigError::invalid("(saved pipeline)", e.to_string()))?;
+        Self::from_spec(&PipelineSpec::from_value(value)?)
+    }
+
     pub fn from_spec(spec: &PipelineSpec) -> Result<Self, ConfigError> {
         if spec.name.trim().is_empty() {
             return Err(ConfigError::invalid("name", "must not be empty"));
@@ -117,6 +124,11 @@ impl Pipeline {
     pub fn input_format(&self) -> InputFormat {
         self.sources.first().map(SourceSpec::format).unwrap_or_default()
     }
+}
+
+/// Expands `${NAME}` from the process environment.
+pub fn expand_env(text: &str) -> Result<String, ConfigError> {
+    expand_variables(text, &|name| std::env::var(name).ok())
 }
 
 /// Replaces `${NAME}` with the environment variable; `$${` stays a literal `${`.

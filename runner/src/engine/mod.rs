@@ -1,1 +1,610 @@
-//! TODO
+//! The engine: applies validated observations to the record table and keeps
+//! the profiles, the partition of live records, up to date (DESIGN §3).
+//!
+//! Every change goes through one of two paths that give the same profiles:
+//! - the *fast path*, for a record that only adds links inside components free
+//!   of conflicts: it merges the profiles its evidence reaches, at a cost
+//!   proportional to the record (and amortized, to the smaller profile moved);
+//! - the *canonical path* (`clustering`), for everything else (a record losing
+//!   identifiers, a retraction, an identifier becoming generic, a link that
+//!   would break an exclusive limit): it rebuilds the affected component from
+//!   the records alone.
+//!
+//! The engine never does I/O; it queues change events for the caller.
+
+mod change;
+mod clustering;
+mod explain;
+mod identifiers;
+mod keys;
+mod profiles;
+mod reconcile;
+mod records;
+mod view;
+
+pub use change::{ChangeEvent, ChangeKind};
+pub use explain::Explanation;
+pub use profiles::ProfileId;
+pub use view::{LookupError, ProfileView, RecordRef, RelationshipView};
+
+use crate::config::Pipeline;
+use crate::observation::{Body, Identifier, Kind, Observation, Timestamp};
+use ahash::AHashSet;
+use identifiers::{Idents, TypeRules};
+use keys::{IdentId, NameId, Names, ProfileSlot, RecordId};
+use profiles::{cmp_record_keys, profile_id, Profile, Profiles};
+use records::{resolve, Derived, Live, Record, Records, Resolution};
+use std::sync::Arc;
+
+/// What applying an observation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The observation is the record's new current version.
+    Accepted,
+    /// The stored version is newer (or the same): nothing changed.
+    Stale,
+}
+
+/// Counters the runner exports as metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EngineStats {
+    pub merges: u64,
+    pub splits: u64,
+    pub canonical_rebuilds: u64,
+}
+
+pub struct Engine {
+    pipeline: Arc<Pipeline>,
+    rules: TypeRules,
+    names: Names,
+    records: Records,
+    idents: Idents,
+    profiles: Profiles,
+    events: Vec<ChangeEvent>,
+    stats: EngineStats,
+    /// Derived slots freed during the current change, released at its end so
+    /// that no slot is reused while old profiles still list it.
+    pending_free: Vec<RecordId>,
+}
+
+impl Engine {
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        let rules = TypeRules::new(&pipeline.identifiers, pipeline.generic_detection);
+        let idents = Idents::new(pipeline.identifiers.len());
+        Engine {
+            pipeline,
+            rules,
+            names: Names::default(),
+            records: Records::default(),
+            idents,
+            profiles: Profiles::default(),
+            events: Vec::new(),
+            stats: EngineStats::default(),
+            pending_free: Vec::new(),
+        }
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// Number of profiles (all kinds).
+    pub fn profile_count(&self) -> usize {
+        self.profiles.len()
+    }
+
+    /// Number of live top-level records.
+    pub fn live_records(&self) -> usize {
+        self.records.live_count()
+    }
+
+    /// Takes the change events queued since the last call.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, ChangeEvent> {
+        self.events.drain(..)
+    }
+
+    /// Discards queued change events (when nobody reads the feed).
+    pub fn clear_events(&mut self) {
+        self.events.clear();
+    }
+
+    /// Applies one validated observation.
+    pub fn apply(&mut self, obs: &Observation) -> Applied {
+        let source = self.names.intern(&obs.source);
+        let (rid, _) = self.records.slot_for(source, &obs.id);
+        let stored = self.records.get(rid);
+        let resolution = resolve(stored.ts, stored.live.is_none(), obs.ts, obs.is_retraction(), || {
+            let stored_version = self.current_version(rid).expect("a tie with a live version");
+            (canonical_json(&stored_version, &self.pipeline), canonical_json(obs, &self.pipeline))
+        });
+        if resolution == Resolution::Keep {
+            return Applied::Stale;
+        }
+        let cause = rid;
+        let old = {
+            let r = self.records.get_mut(rid);
+            r.ts = obs.ts;
+            r.live.take()
+        };
+        let new = obs.body.as_ref().map(|b| self.intern_body(b));
+
+        // Attribute-only updates keep every link: no clustering at all.
+        if let (Some(old_live), Some((new_live, rels))) = (&old, &new) {
+            if old_live.kind == new_live.kind
+                && old_live.idents == new_live.idents
+                && self.same_relationships(&old_live.derived, rels)
+            {
+                let mut live = new_live.clone();
+                live.derived = old_live.derived.clone();
+                self.records.get_mut(rid).live = Some(Box::new(live));
+                if let Some(p) = self.records.get(rid).profile {
+                    let id = self.profiles.get(p).id;
+                    self.events.push(ChangeEvent::new(ChangeKind::Updated, id, Vec::new(), cause));
+                }
+                return Applied::Accepted;
+            }
+        }
+
+        let mut changed: Vec<IdentId> = Vec::new();
+        let mut dirty: Vec<ProfileSlot> = Vec::new();
+        let mut placed: Vec<RecordId> = Vec::new();
+        // Identifiers a removed version held: their other holders may now link
+        // (a conflict the removed record caused is gone) or split.
+        let mut released: Vec<IdentId> = Vec::new();
+
+        // A version that only adds identifiers (same kind, same relationships)
+        // cannot split anything: it keeps its place and its derived records.
+        let grows = match (&old, &new) {
+            (Some(o), Some((n, rels))) => {
+                o.kind == n.kind
+                    && self.same_relationships(&o.derived, rels)
+                    && o.idents.iter().all(|i| n.idents.binary_search(i).is_ok())
+            }
+            _ => false,
+        };
+
+        // Take the old version out.
+        let mut kept_children: Option<Box<[RecordId]>> = None;
+        if let Some(old_live) = old {
+            self.records.add_live(-1);
+            self.idents.detach(rid, &old_live.idents, &self.rules, &mut changed);
+            if grows {
+                kept_children = Some(old_live.derived);
+            } else {
+                if let Some(p) = self.records.get(rid).profile {
+                    dirty.push(p);
+                }
+                released.extend_from_slice(&old_live.idents);
+                for &child in old_live.derived.iter() {
+                    let idents = self.records.get(child).live.as_ref().unwrap().idents.clone();
+                    self.idents.detach(child, &idents, &self.rules, &mut changed);
+                    released.extend_from_slice(&idents);
+                    if let Some(p) = self.records.get(child).profile {
+                        dirty.push(p);
+                    }
+                    self.records.get_mut(child).live = None;
+                    self.pending_free.push(child);
+                }
+            }
+        }
+
+        // Put the new version in.
+        if let Some((mut live, rels)) = new {
+            self.records.add_live(1);
+            let children = match kept_children {
+                Some(children) => children,
+                None => {
+                    let mut children = Vec::with_capacity(rels.len());
+                    for (index, (rel_type, kind, idents)) in rels.into_iter().enumerate() {
+                        let child = self.records.alloc(Record {
+                            source,
+                            id: obs.id.as_str().into(),
+                            derived: Some(Derived { parent: rid, rel_type, index: index as u16 }),
+                            ts: obs.ts,
+                            live: Some(Box::new(Live {
+                                kind,
+                                idents,
+                                attributes: Box::new([]),
+                                derived: Box::new([]),
+                            })),
+                            profile: None,
+                        });
+                        let child_idents = self.records.get(child).live.as_ref().unwrap().idents.clone();
+                        self.idents.attach(child, &child_idents, &self.rules, &mut changed);
+                        children.push(child);
+                    }
+                    placed.extend_from_slice(&children);
+                    children.into_boxed_slice()
+                }
+            };
+            live.derived = children;
+            self.idents.attach(rid, &live.idents, &self.rules, &mut changed);
+            self.records.get_mut(rid).live = Some(Box::new(live));
+            placed.insert(0, rid);
+        }
+        // Detaching then attaching the same identifiers may flip a status
+        // twice: only odd counts are real changes.
+        changed.sort();
+        let mut net: Vec<IdentId> = Vec::with_capacity(changed.len());
+        for run in changed.chunk_by(|a, b| a == b) {
+            if run.len() % 2 == 1 {
+                net.push(run[0]);
+            }
+        }
+        let changed = net;
+
+        if dirty.is_empty() && changed.is_empty() {
+            let mut rest = Vec::new();
+            for r in placed {
+                if !self.try_fast_path(r, cause) {
+                    rest.push(r);
+                }
+            }
+            if !rest.is_empty() {
+                self.canonical_path(rest, cause);
+            }
+        } else {
+            let mut seeds = placed;
+            for p in dirty {
+                seeds.extend_from_slice(&self.profiles.get(p).members);
+            }
+            for i in changed {
+                seeds.extend_from_slice(&self.idents.get(i).holders);
+            }
+            for i in released {
+                let ident = self.idents.get(i);
+                if ident.evidence {
+                    seeds.extend_from_slice(&ident.holders);
+                }
+            }
+            self.canonical_path(seeds, cause);
+        }
+        for child in self.pending_free.drain(..) {
+            self.records.free_derived(child);
+        }
+        Applied::Accepted
+    }
+
+    /// Interns a body's identifiers and names; relationships come back as
+    /// `(type, kind, identifiers)` to become derived records.
+    #[allow(clippy::type_complexity)]
+    fn intern_body(&mut self, body: &Body) -> (Live, Vec<(NameId, Kind, Box<[IdentId]>)>) {
+        let idents = self.intern_idents(body.kind, &body.identifiers);
+        let attributes = body
+            .attributes
+            .iter()
+            .filter(|(_, v)| v.as_str() != "\"\"")
+            .map(|(k, v)| (self.names.intern(k), v.as_str().into()))
+            .collect();
+        let rels = body
+            .relationships
+            .iter()
+            .map(|r| (self.names.intern(&r.rel_type), r.kind, self.intern_idents(r.kind, &r.identifiers)))
+            .collect();
+        (Live { kind: body.kind, idents, attributes, derived: Box::new([]) }, rels)
+    }
+
+    fn intern_idents(&mut self, kind: Kind, ids: &[Identifier]) -> Box<[IdentId]> {
+        let types = &self.pipeline.identifiers;
+        let mut out: Vec<IdentId> = ids
+            .iter()
+            .map(|i| {
+                self.idents.intern(kind, i.type_id, &i.value, || types.get(i.type_id).is_blocked(&i.value), &self.rules)
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out.into_boxed_slice()
+    }
+
+    fn same_relationships(&self, old: &[RecordId], new: &[(NameId, Kind, Box<[IdentId]>)]) -> bool {
+        old.len() == new.len()
+            && old.iter().zip(new).all(|(child, (rel_type, kind, idents))| {
+                let r = self.records.get(*child);
+                let live = r.live.as_ref().unwrap();
+                r.derived.map(|d| d.rel_type) == Some(*rel_type) && live.kind == *kind && live.idents == *idents
+            })
+    }
+
+    /// Merges the profiles a new or grown record links to, when that provably
+    /// equals the canonical clustering. Returns false to ask for the canonical path.
+    fn try_fast_path(&mut self, r: RecordId, cause: RecordId) -> bool {
+        let record = self.records.get(r);
+        let live = record.live.as_ref().unwrap();
+        let mut involved: Vec<ProfileSlot> = record.profile.into_iter().collect();
+        for &i in live.idents.iter() {
+            let ident = self.idents.get(i);
+            if !ident.evidence {
+                continue;
+            }
+            if ident.conflict {
+                return false;
+            }
+            // All placed holders of a conflict-free evidence identifier share
+            // one profile; holders placed by this same change have none yet.
+            if let Some(p) = ident.holders.iter().find_map(|h| if *h == r { None } else { self.records.get(*h).profile }) {
+                if !involved.contains(&p) {
+                    involved.push(p);
+                }
+            }
+        }
+        if involved.iter().any(|p| self.profiles.get(*p).conflict) {
+            return false;
+        }
+        let mut exclusive = self.idents.exclusive_of(&live.idents, &self.rules);
+        for p in &involved {
+            exclusive.extend_from_slice(&self.profiles.get(*p).exclusive);
+        }
+        exclusive.sort();
+        exclusive.dedup();
+        if clustering::exceeds_limits(&exclusive, &self.idents, &self.rules) {
+            return false;
+        }
+        let kind = live.kind;
+        if involved.is_empty() {
+            let id = profile_id(kind, r, &self.records, &self.names);
+            let slot = self.profiles.insert(Profile { kind, members: vec![r], exclusive, conflict: false, min_member: r, id });
+            self.records.get_mut(r).profile = Some(slot);
+            self.events.push(ChangeEvent::new(ChangeKind::Created, id, Vec::new(), cause));
+            return true;
+        }
+        // Move the smaller profiles into the largest.
+        involved.sort_by_key(|p| std::cmp::Reverse(self.profiles.get(*p).members.len()));
+        let target = involved[0];
+        let previous: Vec<ProfileId> = involved.iter().map(|p| self.profiles.get(*p).id).collect();
+        let mut min_member = self.profiles.get(target).min_member;
+        let mut moved: Vec<RecordId> = Vec::new();
+        for &p in &involved[1..] {
+            let other = self.profiles.remove(p);
+            if cmp_record_keys(other.min_member, min_member, &self.records, &self.names).is_lt() {
+                min_member = other.min_member;
+            }
+            moved.extend(other.members);
+        }
+        // A record already in one of the involved profiles moves with it.
+        if self.records.get(r).profile.is_none() {
+            moved.push(r);
+            if cmp_record_keys(r, min_member, &self.records, &self.names).is_lt() {
+                min_member = r;
+            }
+        }
+        for &m in &moved {
+            self.records.get_mut(m).profile = Some(target);
+        }
+        let id = profile_id(kind, min_member, &self.records, &self.names);
+        let profile = self.profiles.get_mut(target);
+        profile.members.extend(moved);
+        profile.exclusive = exclusive;
+        profile.min_member = min_member;
+        profile.id = id;
+        if involved.len() > 1 {
+            self.stats.merges += 1;
+            self.events.push(ChangeEvent::new(ChangeKind::Merged, id, previous, cause));
+        } else {
+            let previous = if previous[0] != id { previous } else { Vec::new() };
+            self.events.push(ChangeEvent::new(ChangeKind::Updated, id, previous, cause));
+        }
+        true
+    }
+
+    /// Rebuilds every profile reachable from the seeds with the canonical
+    /// clustering, and reports what changed.
+    fn canonical_path(&mut self, seeds: Vec<RecordId>, cause: RecordId) {
+        self.stats.canonical_rebuilds += 1;
+        let profiles = &self.profiles;
+        let records = &self.records;
+        let result = clustering::cluster(&seeds, records, &self.idents, &self.rules, &|r| {
+            records.get(r).profile.map(|p| profiles.get(p).members.clone())
+        });
+        for &i in &result.visited_idents {
+            self.idents.get_mut(i).conflict = false;
+        }
+        for &i in &result.conflicts {
+            self.idents.get_mut(i).conflict = true;
+        }
+
+        // Old profiles touched: every profile of a reached record, plus the
+        // profiles of records that died in this change (dirty seeds).
+        let mut old_slots: Vec<ProfileSlot> = Vec::new();
+        let mut seen_old: AHashSet<ProfileSlot> = AHashSet::default();
+        for &s in &seeds {
+            if let Some(p) = self.records.get(s).profile {
+                if seen_old.insert(p) {
+                    old_slots.push(p);
+                }
+            }
+        }
+        for cluster in &result.clusters {
+            for &m in cluster {
+                if let Some(p) = self.records.get(m).profile {
+                    if seen_old.insert(p) {
+                        old_slots.push(p);
+                    }
+                }
+            }
+        }
+        // Dead members (taken out by this change) lose their profile now.
+        for &p in &old_slots {
+            for &m in &self.profiles.get(p).members {
+                if self.records.get(m).live.is_none() {
+                    self.records.get_mut(m).profile = None;
+                }
+            }
+        }
+
+        // Old profile -> new cluster indexes, for split detection.
+        let mut news_of_old: ahash::AHashMap<ProfileSlot, Vec<usize>> = ahash::AHashMap::default();
+        let mut olds_of_new: Vec<Vec<ProfileSlot>> = Vec::with_capacity(result.clusters.len());
+        for (c, cluster) in result.clusters.iter().enumerate() {
+            let mut olds: Vec<ProfileSlot> = Vec::new();
+            for &m in cluster {
+                if let Some(p) = self.records.get(m).profile {
+                    if !olds.contains(&p) {
+                        olds.push(p);
+                        news_of_old.entry(p).or_default().push(c);
+                    }
+                }
+            }
+            olds_of_new.push(olds);
+        }
+        let touched = |records: &Records, cluster: &[RecordId]| {
+            cluster.iter().any(|m| *m == cause || records.get(*m).derived.is_some_and(|d| d.parent == cause))
+        };
+        let old_ids: ahash::AHashMap<ProfileSlot, ProfileId> =
+            old_slots.iter().map(|p| (*p, self.profiles.get(*p).id)).collect();
+
+        let mut reused: AHashSet<ProfileSlot> = AHashSet::default();
+        let mut new_ids: Vec<ProfileId> = Vec::with_capacity(result.clusters.len());
+        let conflicts: AHashSet<IdentId> = result.conflicts.iter().copied().collect();
+        for (c, cluster) in result.clusters.iter().enumerate() {
+            let kind = self.records.get(cluster[0]).live.as_ref().unwrap().kind;
+            let mut min_member = cluster[0];
+            let mut exclusive: Vec<IdentId> = Vec::new();
+            let mut conflict = false;
+            for &m in cluster {
+                if cmp_record_keys(m, min_member, &self.records, &self.names).is_lt() {
+                    min_member = m;
+                }
+                let live = self.records.get(m).live.as_ref().unwrap();
+                exclusive.extend(self.idents.exclusive_of(&live.idents, &self.rules));
+                conflict |= live.idents.iter().any(|i| conflicts.contains(i) && self.idents.get(*i).evidence);
+            }
+            exclusive.sort();
+            exclusive.dedup();
+            let id = profile_id(kind, min_member, &self.records, &self.names);
+            let olds = &olds_of_new[c];
+            // Keep the slot of an old profile that maps one to one.
+            let reuse = match olds.as_slice() {
+                [p] if news_of_old[p].len() == 1 => Some(*p),
+                _ => None,
+            };
+            let profile = Profile { kind, members: cluster.clone(), exclusive, conflict, min_member, id };
+            let slot = match reuse {
+                Some(p) => {
+                    reused.insert(p);
+                    let old_members = self.profiles.get(p).members.len();
+                    *self.profiles.get_mut(p) = profile;
+                    let membership_changed = old_members != cluster.len();
+                    if old_ids[&p] != id {
+                        self.events.push(ChangeEvent::new(ChangeKind::Updated, id, vec![old_ids[&p]], cause));
+                    } else if membership_changed || touched(&self.records, cluster) {
+                        self.events.push(ChangeEvent::new(ChangeKind::Updated, id, Vec::new(), cause));
+                    }
+                    p
+                }
+                None => {
+                    match olds.len() {
+                        0 => self.events.push(ChangeEvent::new(ChangeKind::Created, id, Vec::new(), cause)),
+                        1 => self.events.push(ChangeEvent::new(ChangeKind::Updated, id, vec![old_ids[&olds[0]]], cause)),
+                        _ => {
+                            self.stats.merges += 1;
+                            let previous = olds.iter().map(|p| old_ids[p]).collect();
+                            self.events.push(ChangeEvent::new(ChangeKind::Merged, id, previous, cause));
+                        }
+                    }
+                    self.profiles.insert(profile)
+                }
+            };
+            for &m in cluster {
+                self.records.get_mut(m).profile = Some(slot);
+            }
+            new_ids.push(id);
+        }
+        for &p in &old_slots {
+            let news = news_of_old.get(&p).map(Vec::as_slice).unwrap_or(&[]);
+            if news.len() > 1 {
+                self.stats.splits += 1;
+                let into = news.iter().map(|c| new_ids[*c]).collect();
+                self.events.push(ChangeEvent::new(ChangeKind::Split, old_ids[&p], into, cause));
+            }
+            if news.is_empty() {
+                self.events.push(ChangeEvent::new(ChangeKind::Deleted, old_ids[&p], Vec::new(), cause));
+            }
+            if !reused.contains(&p) {
+                self.profiles.remove(p);
+            }
+        }
+    }
+
+    /// The current version of a record as an observation (None when it has
+    /// never been seen), as stored in snapshots.
+    pub fn current_version(&self, rid: RecordId) -> Option<Observation> {
+        let r = self.records.get(rid);
+        if r.derived.is_some() || r.ts.0 == i64::MIN {
+            return None;
+        }
+        let body = r.live.as_ref().map(|live| Body {
+            kind: live.kind,
+            identifiers: self.identifiers_of(&live.idents),
+            attributes: live.attributes.iter().map(|(k, v)| (self.names.name(*k).to_string(), v.to_string())).collect(),
+            relationships: live
+                .derived
+                .iter()
+                .map(|c| {
+                    let child = self.records.get(*c);
+                    let cl = child.live.as_ref().unwrap();
+                    crate::observation::Relationship {
+                        rel_type: self.names.name(child.derived.unwrap().rel_type).to_string(),
+                        kind: cl.kind,
+                        identifiers: self.identifiers_of(&cl.idents),
+                    }
+                })
+                .collect(),
+        });
+        Some(Observation { source: self.names.name(r.source).to_string(), id: r.id.to_string(), ts: r.ts, body })
+    }
+
+    fn identifiers_of(&self, idents: &[IdentId]) -> Vec<Identifier> {
+        let mut out: Vec<Identifier> = idents
+            .iter()
+            .map(|i| {
+                let ident = self.idents.get(*i);
+                Identifier { type_id: ident.type_id, value: ident.value.to_string() }
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Every stored version (live or tombstone), for snapshots.
+    pub fn versions(&self) -> impl Iterator<Item = Observation> + '_ {
+        self.records.keys().filter_map(|r| self.current_version(r))
+    }
+
+    /// The time of the newest stored version.
+    pub fn stored_versions(&self) -> usize {
+        self.records.key_count()
+    }
+
+    /// Reads the timestamp of a key's current version, if any.
+    pub fn version_ts(&self, source: &str, id: &str) -> Option<Timestamp> {
+        let s = self.names.get(source)?;
+        let r = self.records.find(s, id)?;
+        Some(self.records.get(r).ts)
+    }
+}
+
+/// The canonical JSON of a version, used only to break timestamp ties: fields
+/// in a fixed order, identifiers and attributes sorted.
+pub fn canonical_json(obs: &Observation, pipeline: &Pipeline) -> String {
+    use serde_json::json;
+    let ids = |ids: &[Identifier]| -> Vec<serde_json::Value> {
+        ids.iter().map(|i| json!([pipeline.identifiers.name(i.type_id), i.value])).collect()
+    };
+    let body = obs.body.as_ref().map(|b| {
+        json!([
+            b.kind.as_str(),
+            ids(&b.identifiers),
+            b.attributes,
+            b.relationships.iter().map(|r| json!([r.rel_type, r.kind.as_str(), ids(&r.identifiers)])).collect::<Vec<_>>()
+        ])
+    });
+    json!([obs.source, obs.id, obs.ts.0, body]).to_string()
+}
+
+#[cfg(test)]
+mod tests;

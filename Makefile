@@ -1,0 +1,45 @@
+# Kith: the entry points of DESIGN §1-5. Everything installs what it needs on
+# first use, so a fresh machine needs no manual step.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+RUNNER := target/release/kith-runner
+
+.PHONY: all build test quickstart bench fmt lint clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+# The whole suite: unit, property and integration tests, with the test
+# runner's summary lines.
+test:
+	mkdir -p target; \
+	$(CARGO) test --locked --workspace 2>&1 | tee target/test.log; \
+	status=$${PIPESTATUS[0]}; \
+	grep -E '^test result:' target/test.log | awk '{p+=$$4; f+=$$6; i+=$$8} END {printf "%d passed, %d failed, %d skipped\n", p, f, i}'; \
+	exit $$status
+
+# Builds the runner, runs the quickstart on the embedded default (local files
+# and a local state directory), then prints one unified profile.
+quickstart: build
+	rm -rf target/quickstart
+	$(RUNNER) run examples/quickstart/pipeline.yaml --state target/quickstart --exit-at-end
+	@echo "--- dead letters: target/quickstart/dead-letter.jsonl; change feed: target/quickstart/changes.jsonl"
+	@echo "--- the profile holding email ann.lee@example.com:"
+	$(RUNNER) lookup --state target/quickstart email:ann.lee@example.com
+
+# Throughput, latency and memory of the engine on a generated workload
+# (figures go to the README).
+bench: build
+	bash runner/benches/engine.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,46 @@
+//! Change events: what the change feed says about profiles (DESIGN §3.6).
+
+use super::keys::RecordId;
+use super::profiles::ProfileId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A new profile.
+    Created,
+    /// A profile's members or attributes changed; `related` holds its previous
+    /// id when the id changed.
+    Updated,
+    /// Profiles `related` became the profile `profile_id`.
+    Merged,
+    /// Profile `profile_id` became the profiles `related`.
+    Split,
+    /// The profile's last record was retracted.
+    Deleted,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Merged => "merged",
+            ChangeKind::Split => "split",
+            ChangeKind::Deleted => "deleted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeEvent {
+    pub kind: ChangeKind,
+    pub profile_id: ProfileId,
+    pub related: Vec<ProfileId>,
+    /// The record whose new version caused the change.
+    pub cause: RecordId,
+}
+
+impl ChangeEvent {
+    pub fn new(kind: ChangeKind, profile_id: ProfileId, related: Vec<ProfileId>, cause: RecordId) -> Self {
+        ChangeEvent { kind, profile_id, related, cause }
+    }
+}

@@ -1,0 +1,165 @@
+//! The canonical clustering of a component: the one definition of which live
+//! records form a profile. The engine's fast path only ever takes shortcuts
+//! that provably give the same answer.
+//!
+//! Given the records reachable from some seeds through evidence identifiers
+//! (linking, not blocklisted, not generic), identifiers are considered in a
+//! canonical order: type rank (exclusive types first by default, then the
+//! pipeline's order), then rarer values first (a value held by fewer records is
+//! stronger evidence), then type and value. Each identifier merges the clusters
+//! of its holders unless the merge would give a cluster more distinct values of
+//! an exclusive type than its limit; such an identifier is marked *in conflict*
+//! and links nothing. The order is a function of the records alone, so the
+//! result is too (sequence neutrality, DESIGN §3.2).
+
+use super::identifiers::{Idents, TypeRules};
+use super::keys::{IdentId, RecordId};
+use super::records::Records;
+use ahash::{AHashMap, AHashSet};
+
+/// The outcome for the records reached from the seeds.
+#[derive(Debug, Default)]
+pub struct Clustering {
+    /// Each cluster's members.
+    pub clusters: Vec<Vec<RecordId>>,
+    /// Evidence identifiers visited (their conflict flags are decided here).
+    pub visited_idents: Vec<IdentId>,
+    /// Visited identifiers that were not used because of an exclusive limit.
+    pub conflicts: Vec<IdentId>,
+}
+
+/// Clusters the live records reachable from `seeds` through evidence
+/// identifiers, also pulling in every member of a reached record's current
+/// profile (`current_members`), so that all affected profiles are rebuilt whole.
+pub fn cluster(
+    seeds: &[RecordId],
+    records: &Records,
+    idents: &Idents,
+    rules: &TypeRules,
+    current_members: &dyn Fn(RecordId) -> Option<Vec<RecordId>>,
+) -> Clustering {
+    // 1. Reach.
+    let mut local: AHashMap<RecordId, u32> = AHashMap::default();
+    let mut nodes: Vec<RecordId> = Vec::new();
+    let mut queue: Vec<RecordId> = Vec::new();
+    let mut seen_idents: AHashSet<IdentId> = AHashSet::default();
+    let mut visited_idents: Vec<IdentId> = Vec::new();
+    let visit = |r: RecordId, local: &mut AHashMap<RecordId, u32>, nodes: &mut Vec<RecordId>, queue: &mut Vec<RecordId>| {
+        if records.get(r).live.is_some() && !local.contains_key(&r) {
+            local.insert(r, nodes.len() as u32);
+            nodes.push(r);
+            queue.push(r);
+        }
+    };
+    for &s in seeds {
+        visit(s, &mut local, &mut nodes, &mut queue);
+    }
+    while let Some(r) = queue.pop() {
+        if let Some(members) = current_members(r) {
+            for m in members {
+                visit(m, &mut local, &mut nodes, &mut queue);
+            }
+        }
+        let live = records.get(r).live.as_ref().expect("only live records are queued");
+        for &i in live.idents.iter() {
+            let ident = idents.get(i);
+            if ident.evidence && seen_idents.insert(i) {
+                visited_idents.push(i);
+                for &h in &ident.holders {
+                    visit(h, &mut local, &mut nodes, &mut queue);
+                }
+            }
+        }
+    }
+
+    // 2. Canonical order of the evidence.
+    let mut order = visited_idents.clone();
+    order.sort_by(|a, b| {
+        let (ia, ib) = (idents.get(*a), idents.get(*b));
+        rules
+            .rank(ia.type_id)
+            .cmp(&rules.rank(ib.type_id))
+            .then(ia.holders.len().cmp(&ib.holders.len()))
+            .then(ia.type_id.cmp(&ib.type_id))
+            .then_with(|| ia.value.cmp(&ib.value))
+    });
+
+    // 3. Merge under the exclusive limits.
+    let mut parent: Vec<u32> = (0..nodes.len() as u32).collect();
+    let mut exclusive: Vec<Vec<IdentId>> = nodes
+        .iter()
+        .map(|r| {
+            let mut x = idents.exclusive_of(&records.get(*r).live.as_ref().unwrap().idents, rules);
+            x.sort();
+            x
+        })
+        .collect();
+    let mut conflicts = Vec::new();
+    let mut roots: Vec<u32> = Vec::new();
+    for &i in &order {
+        roots.clear();
+        for h in &idents.get(i).holders {
+            let root = find(&mut parent, local[h]);
+            if !roots.contains(&root) {
+                roots.push(root);
+            }
+        }
+        if roots.len() < 2 {
+            continue;
+        }
+        let mut union: Vec<IdentId> = Vec::new();
+        for &root in &roots {
+            union.extend_from_slice(&exclusive[root as usize]);
+        }
+        union.sort();
+        union.dedup();
+        if exceeds_limits(&union, idents, rules) {
+            conflicts.push(i);
+            continue;
+        }
+        let keep = roots[0];
+        for &other in &roots[1..] {
+            parent[other as usize] = keep;
+            exclusive[other as usize] = Vec::new();
+        }
+        exclusive[keep as usize] = union;
+    }
+
+    // 4. Clusters.
+    let mut by_root: AHashMap<u32, usize> = AHashMap::default();
+    let mut clusters: Vec<Vec<RecordId>> = Vec::new();
+    for n in 0..nodes.len() as u32 {
+        let root = find(&mut parent, n);
+        let c = *by_root.entry(root).or_insert_with(|| {
+            clusters.push(Vec::new());
+            clusters.len() - 1
+        });
+        clusters[c].push(nodes[n as usize]);
+    }
+    Clustering { clusters, visited_idents, conflicts }
+}
+
+fn find(parent: &mut [u32], mut x: u32) -> u32 {
+    while parent[x as usize] != x {
+        let p = parent[x as usize];
+        parent[x as usize] = parent[p as usize];
+        x = p;
+    }
+    x
+}
+
+/// Whether a set of distinct exclusive identifiers breaks a type's limit.
+pub fn exceeds_limits(exclusive: &[IdentId], idents: &Idents, rules: &TypeRules) -> bool {
+    if exclusive.len() < 2 {
+        return false;
+    }
+    let mut per_type: Vec<(crate::config::TypeId, u32)> = Vec::new();
+    for x in exclusive {
+        let t = idents.get(*x).type_id;
+        match per_type.iter_mut().find(|(pt, _)| *pt == t) {
+            Some((_, n)) => *n += 1,
+            None => per_type.push((t, 1)),
+        }
+    }
+    per_type.iter().any(|(t, n)| rules.limit(*t).is_some_and(|l| *n > l))
+}

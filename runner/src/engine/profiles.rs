@@ -1,0 +1,128 @@
+//! Profiles: the current partition of live records, with deterministic ids.
+//!
+//! A profile's id is a hash of its kind and its smallest member key (source,
+//! id, relationship), so any runner that holds the same records computes the
+//! same id (DESIGN §3.6), and a profile that only grows keeps its id unless a
+//! record with a smaller key joins.
+
+use super::keys::{IdentId, Names, ProfileSlot, RecordId};
+use super::records::Records;
+use crate::observation::Kind;
+use std::cmp::Ordering;
+use std::fmt;
+
+/// A profile id: the kind and 96 bits of hash, shown as `person-<24 hex>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProfileId {
+    pub kind: Kind,
+    pub hash: u128,
+}
+
+impl fmt::Display for ProfileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{:024x}", self.kind, self.hash)
+    }
+}
+
+#[derive(Debug)]
+pub struct Profile {
+    pub kind: Kind,
+    pub members: Vec<RecordId>,
+    /// Distinct exclusive identifiers of the members, sorted.
+    pub exclusive: Vec<IdentId>,
+    /// Some member holds an evidence identifier in conflict: the profile is
+    /// part of a larger component and changes to it take the canonical path.
+    pub conflict: bool,
+    pub min_member: RecordId,
+    pub id: ProfileId,
+}
+
+#[derive(Debug, Default)]
+pub struct Profiles {
+    slots: Vec<Option<Profile>>,
+    free: Vec<ProfileSlot>,
+    count: usize,
+}
+
+impl Profiles {
+    pub fn get(&self, slot: ProfileSlot) -> &Profile {
+        self.slots[slot.index()].as_ref().expect("profile slot in use")
+    }
+
+    pub fn get_mut(&mut self, slot: ProfileSlot) -> &mut Profile {
+        self.slots[slot.index()].as_mut().expect("profile slot in use")
+    }
+
+    pub fn insert(&mut self, profile: Profile) -> ProfileSlot {
+        self.count += 1;
+        if let Some(slot) = self.free.pop() {
+            self.slots[slot.index()] = Some(profile);
+            slot
+        } else {
+            self.slots.push(Some(profile));
+            ProfileSlot((self.slots.len() - 1) as u32)
+        }
+    }
+
+    pub fn remove(&mut self, slot: ProfileSlot) -> Profile {
+        self.count -= 1;
+        self.free.push(slot);
+        self.slots[slot.index()].take().expect("profile slot in use")
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (ProfileSlot, &Profile)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().map(|p| (ProfileSlot(i as u32), p)))
+    }
+}
+
+/// Orders records by key: source name, id, then (for derived records) the
+/// relationship type and position. Top-level records sort before their derived ones.
+pub fn cmp_record_keys(a: RecordId, b: RecordId, records: &Records, names: &Names) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
+    let (ra, rb) = (records.get(a), records.get(b));
+    names
+        .name(ra.source)
+        .cmp(names.name(rb.source))
+        .then_with(|| ra.id.cmp(&rb.id))
+        .then_with(|| match (ra.derived, rb.derived) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (Some(da), Some(db)) => names
+                .name(da.rel_type)
+                .cmp(names.name(db.rel_type))
+                .then(da.index.cmp(&db.index)),
+        })
+}
+
+/// The id of a profile whose smallest member is `min_member`.
+pub fn profile_id(kind: Kind, min_member: RecordId, records: &Records, names: &Names) -> ProfileId {
+    let r = records.get(min_member);
+    let mut key = Vec::with_capacity(64);
+    key.extend_from_slice(kind.as_str().as_bytes());
+    key.push(0);
+    key.extend_from_slice(names.name(r.source).as_bytes());
+    key.push(0);
+    key.extend_from_slice(r.id.as_bytes());
+    if let Some(d) = r.derived {
+        key.push(0);
+        key.extend_from_slice(names.name(d.rel_type).as_bytes());
+        key.push(0);
+        key.extend_from_slice(&d.index.to_be_bytes());
+    }
+    let hash = xxhash_rust::xxh3::xxh3_128(&key) >> 32;
+    ProfileId { kind, hash }
+}
