@@ -204,8 +204,8 @@ fn map_line(bytes: &[u8], pipeline: &Pipeline) -> Result<Option<crate::observati
     let text = std::str::from_utf8(bytes).map_err(|_| Rejection::InvalidUtf8)?;
     let event: serde_json::Value =
         serde_json::from_str(text).map_err(|e| Rejection::Malformed(e.to_string()))?;
-    let _ = (event, pipeline);
-    let mapped: Option<WireObservation<'static>> = None; // TEMP
+    let template = pipeline.template.as_ref().expect("validated: template sources have a template");
+    let mapped: Option<WireObservation<'static>> = template.map(&event)?;
     mapped.map(|w| w.validate(pipeline)).transpose()
 }
 
