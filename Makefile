@@ -28,7 +28,7 @@ quickstart: build
 	$(RUNNER) run examples/quickstart/pipeline.yaml --state target/quickstart --exit-at-end
 	@echo "--- dead letters: target/quickstart/dead-letter.jsonl; change feed: target/quickstart/changes.jsonl"
 	@echo "--- the profile holding email ann.lee@example.com:"
-	$(RUNNER) lookup --state target/quickstart email:ann.lee@example.com
+	$(RUNNER) lookup --pretty --state target/quickstart email:ann.lee@example.com
 
 # Throughput, latency and memory of the engine on a generated workload
 # (figures go to the README).

@@ -148,9 +148,16 @@ impl Store {
 
     /// Appends an accepted version to the write-ahead log.
     pub fn append(&mut self, version: &Observation) -> Result<(), StoreError> {
-        let mut stored = version.clone();
-        unmap_types(&mut stored, &self.type_map);
-        let n = self.log.write(&stored).map_err(io(&self.dir))?;
+        // Most states were written by the same pipeline: no copy is needed then.
+        let identity = self.type_map.iter().enumerate().all(|(i, t)| t.0 as usize == i);
+        let n = if identity {
+            self.log.write(version)
+        } else {
+            let mut stored = version.clone();
+            unmap_types(&mut stored, &self.type_map);
+            self.log.write(&stored)
+        }
+        .map_err(io(&self.dir))?;
         self.log_bytes += n as u64;
         Ok(())
     }
