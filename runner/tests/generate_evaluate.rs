@@ -19,7 +19,7 @@ fn export_grouped_by(truth: &[u8], group: impl Fn(&Value) -> String) -> Vec<u8> 
     let mut profiles: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for line in truth.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         let record: Value = serde_json::from_slice(line).expect("truth line");
-        let reference = json!({"source": record["source"], "id": record["id"], "relationship": "member"});
+        let reference = json!({"source": record["source"], "id": record["id"], "note": "unknown fields are ignored"});
         profiles.entry(group(&record)).or_default().push(reference);
     }
     let mut export = Vec::new();
