@@ -13,7 +13,6 @@
 use super::keys::{IdentId, RecordId};
 use crate::config::{IdentifierTypes, TypeId};
 use crate::observation::Kind;
-use ahash::AHashMap;
 
 #[derive(Debug)]
 pub struct Ident {
@@ -66,7 +65,7 @@ impl TypeRules {
 pub struct Idents {
     slots: Vec<Ident>,
     /// Indexed by `kind * types + type`: value to identifier.
-    by_value: Vec<AHashMap<Box<str>, IdentId>>,
+    by_value: Vec<hashbrown::HashMap<Box<str>, IdentId>>,
     types: usize,
 }
 
@@ -74,7 +73,7 @@ impl Idents {
     pub fn new(types: usize) -> Self {
         Idents {
             slots: Vec::new(),
-            by_value: (0..types * Kind::ALL.len()).map(|_| AHashMap::default()).collect(),
+            by_value: (0..types * Kind::ALL.len()).map(|_| Default::default()).collect(),
             types,
         }
     }
@@ -90,10 +89,13 @@ impl Idents {
     /// The identifier, created when new. `blocked` is evaluated only then.
     pub fn intern(&mut self, kind: Kind, t: TypeId, value: &str, blocked: impl FnOnce() -> bool, rules: &TypeRules) -> IdentId {
         let bucket = self.bucket(kind, t);
-        if let Some(id) = self.by_value[bucket].get(value) {
-            return *id;
-        }
         let id = IdentId(self.slots.len() as u32);
+        match self.by_value[bucket].entry_ref(value) {
+            hashbrown::hash_map::EntryRef::Occupied(e) => return *e.get(),
+            hashbrown::hash_map::EntryRef::Vacant(e) => {
+                e.insert(id);
+            }
+        }
         let blocked = blocked();
         self.slots.push(Ident {
             kind,
@@ -105,7 +107,6 @@ impl Idents {
             evidence: rules.link[t.0 as usize] && !blocked,
             conflict: false,
         });
-        self.by_value[bucket].insert(value.into(), id);
         id
     }
 

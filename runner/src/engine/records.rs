@@ -8,7 +8,6 @@
 
 use super::keys::{IdentId, NameId, ProfileSlot, RecordId};
 use crate::observation::{Kind, Timestamp};
-use ahash::AHashMap;
 use std::cmp::Ordering;
 
 /// What makes a derived record: the relationship of its parent it stands for.
@@ -86,7 +85,7 @@ pub struct Records {
     free: Vec<RecordId>,
     /// Per source (indexed by the source's name id), id to record: a nested map
     /// so that a lookup borrows the incoming `&str` instead of allocating.
-    by_key: Vec<AHashMap<Box<str>, RecordId>>,
+    by_key: Vec<hashbrown::HashMap<Box<str>, RecordId>>,
     live: usize,
 }
 
@@ -106,23 +105,30 @@ impl Records {
     /// The slot of a top-level key, created (as an empty tombstone at the
     /// smallest time) when new.
     pub fn slot_for(&mut self, source: NameId, id: &str) -> (RecordId, bool) {
-        if let Some(r) = self.find(source, id) {
-            return (r, false);
-        }
-        let key: Box<str> = id.into();
-        let rid = self.alloc(Record {
-            source,
-            id: key.clone(),
-            derived: None,
-            ts: Timestamp(i64::MIN),
-            live: None,
-            profile: None,
-        });
         if self.by_key.len() <= source.index() {
-            self.by_key.resize_with(source.index() + 1, AHashMap::default);
+            self.by_key.resize_with(source.index() + 1, Default::default);
         }
-        self.by_key[source.index()].insert(key, rid);
-        (rid, true)
+        // One hash per lookup; the key is allocated only for a new record.
+        let next = RecordId(match self.free.last() {
+            Some(r) => r.0,
+            None => self.slots.len() as u32,
+        });
+        match self.by_key[source.index()].entry_ref(id) {
+            hashbrown::hash_map::EntryRef::Occupied(e) => (*e.get(), false),
+            hashbrown::hash_map::EntryRef::Vacant(e) => {
+                e.insert(next);
+                let rid = self.alloc(Record {
+                    source,
+                    id: id.into(),
+                    derived: None,
+                    ts: Timestamp(i64::MIN),
+                    live: None,
+                    profile: None,
+                });
+                debug_assert_eq!(rid, next);
+                (rid, true)
+            }
+        }
     }
 
     pub fn alloc(&mut self, record: Record) -> RecordId {

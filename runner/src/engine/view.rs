@@ -67,9 +67,10 @@ impl Engine {
         }
     }
 
-    /// The record whose change caused an event.
-    pub fn cause_ref(&self, event: &super::ChangeEvent) -> RecordRef {
-        self.record_ref(event.cause)
+    /// The `(source, id)` of the record whose change caused an event.
+    pub fn cause_key(&self, event: &super::ChangeEvent) -> (&str, &str) {
+        let r = self.records.get(event.cause);
+        (self.names.name(r.source), &r.id)
     }
 
     /// The view of one profile.

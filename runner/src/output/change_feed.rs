@@ -1,34 +1,30 @@
 //! The change feed: one JSON line per profile change, with old and new ids
-//! (DESIGN §3.6), in the order the changes were applied.
+//! (DESIGN §3.6), in the order the changes were applied:
+//!
+//! ```json
+//! {"event":"merged","kind":"person","profile_id":"person-…","previous_ids":["person-…","person-…"],"record":{"source":"crm","id":"c-17"}}
+//! {"event":"split","kind":"person","profile_id":"person-…","new_ids":["person-…","person-…"],"record":{"source":"import","id":"b-3"}}
+//! ```
+//!
+//! `previous_ids` is on `merged` (the profiles that became this one) and on
+//! `updated` when the id changed; `new_ids` is on `split`; `record` is the
+//! record whose new version caused the change. There is one line per change
+//! at full ingest rate, so lines are written by hand into a reused buffer.
 
 use super::{JsonLines, OutputError};
-use crate::engine::{ChangeEvent, ChangeKind, Engine};
-use serde::Serialize;
+use crate::engine::{ChangeEvent, ChangeKind, Engine, ProfileId};
+use std::io::Write;
 use std::path::Path;
-
-#[derive(Serialize)]
-struct FeedLine {
-    event: &'static str,
-    kind: &'static str,
-    profile_id: String,
-    /// `merged`: the profiles that became this one; `updated`: the id it had.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    previous_ids: Vec<String>,
-    /// `split`: the profiles this one became.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    new_ids: Vec<String>,
-    record: crate::engine::RecordRef,
-
-}
 
 pub struct ChangeFeed {
     out: JsonLines,
+    line: Vec<u8>,
     written: u64,
 }
 
 impl ChangeFeed {
     pub fn open(path: &Path) -> Result<Self, OutputError> {
-        Ok(ChangeFeed { out: JsonLines::open(path)?, written: 0 })
+        Ok(ChangeFeed { out: JsonLines::open(path)?, line: Vec::with_capacity(256), written: 0 })
     }
 
     pub fn enabled(&self) -> bool {
@@ -36,21 +32,32 @@ impl ChangeFeed {
     }
 
     pub fn write(&mut self, engine: &Engine, event: &ChangeEvent) -> Result<(), OutputError> {
-        let related: Vec<String> = event.related.iter().map(ToString::to_string).collect();
-        let (previous_ids, new_ids) = match event.kind {
-            ChangeKind::Split => (Vec::new(), related),
-            _ => (related, Vec::new()),
-        };
+        let line = &mut self.line;
+        line.clear();
+        line.extend_from_slice(b"{\"event\":\"");
+        line.extend_from_slice(event.kind.as_str().as_bytes());
+        line.extend_from_slice(b"\",\"kind\":\"");
+        line.extend_from_slice(event.profile_id.kind.as_str().as_bytes());
+        line.extend_from_slice(b"\",\"profile_id\":");
+        write_id(line, event.profile_id);
+        if !event.related.is_empty() {
+            line.extend_from_slice(if event.kind == ChangeKind::Split { b",\"new_ids\":[" } else { b",\"previous_ids\":[" });
+            for (i, id) in event.related.iter().enumerate() {
+                if i > 0 {
+                    line.push(b',');
+                }
+                write_id(line, *id);
+            }
+            line.push(b']');
+        }
+        let (source, id) = engine.cause_key(event);
+        line.extend_from_slice(b",\"record\":{\"source\":");
+        write_json_string(line, source);
+        line.extend_from_slice(b",\"id\":");
+        write_json_string(line, id);
+        line.extend_from_slice(b"}}");
         self.written += 1;
-        self.out.write(&FeedLine {
-            event: event.kind.as_str(),
-            kind: event.profile_id.kind.as_str(),
-            profile_id: event.profile_id.to_string(),
-            previous_ids,
-            new_ids,
-            record: engine.cause_ref(event),
-
-        })
+        self.out.write_line(&self.line)
     }
 
     pub fn written(&self) -> u64 {
@@ -59,5 +66,50 @@ impl ChangeFeed {
 
     pub fn flush(&mut self) -> Result<(), OutputError> {
         self.out.flush()
+    }
+}
+
+fn write_id(line: &mut Vec<u8>, id: ProfileId) {
+    let _ = write!(line, "\"{id}\"");
+}
+
+/// A JSON string literal (RFC 8259 escaping).
+pub(crate) fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&s.as_bytes()[start..i]);
+                let _ = write!(out, "\\u{b:04x}");
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&s.as_bytes()[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&s.as_bytes()[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_json_string;
+
+    #[test]
+    fn strings_are_escaped_like_serde_json() {
+        for s in ["plain", "quote\"back\\slash", "tab\tnew\nline\r", "\u{1}\u{1f}", "ünï €"] {
+            let mut out = Vec::new();
+            write_json_string(&mut out, s);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(s).unwrap());
+        }
     }
 }

@@ -56,6 +56,16 @@ impl JsonLines {
         Ok(())
     }
 
+    /// Writes one line already encoded as JSON (without its newline).
+    pub fn write_line(&mut self, line: &[u8]) -> Result<(), OutputError> {
+        if let Some(out) = &mut self.out {
+            out.write_all(line)
+                .and_then(|_| out.write_all(b"\n"))
+                .map_err(|source| OutputError::Write { path: self.path.clone(), source })?;
+        }
+        Ok(())
+    }
+
     pub fn flush(&mut self) -> Result<(), OutputError> {
         if let Some(out) = &mut self.out {
             out.flush().map_err(|source| OutputError::Write { path: self.path.clone(), source })?;

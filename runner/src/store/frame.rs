@@ -5,6 +5,19 @@
 use serde::{de::DeserializeOwned, Serialize};
 use std::io::{self, Read, Write};
 
+/// Encodes one whole frame into `out` (which is cleared first).
+pub fn encode_frame<T: Serialize>(value: &T, out: &mut Vec<u8>) -> io::Result<()> {
+    out.clear();
+    out.extend_from_slice(&[0; 8]);
+    let encoded = postcard::to_extend(value, std::mem::take(out)).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    *out = encoded;
+    let len = (out.len() - 8) as u32;
+    let crc = crc32fast::hash(&out[8..]);
+    out[0..4].copy_from_slice(&len.to_le_bytes());
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
 pub struct FrameWriter<W: Write> {
     inner: W,
     buf: Vec<u8>,
@@ -17,17 +30,15 @@ impl<W: Write> FrameWriter<W> {
 
     /// Writes one frame; returns its size in bytes.
     pub fn write<T: Serialize>(&mut self, value: &T) -> io::Result<usize> {
-        self.buf.clear();
-        self.buf.extend_from_slice(&[0; 8]);
-        let encoded = postcard::to_extend(value, std::mem::take(&mut self.buf))
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        self.buf = encoded;
-        let len = (self.buf.len() - 8) as u32;
-        let crc = crc32fast::hash(&self.buf[8..]);
-        self.buf[0..4].copy_from_slice(&len.to_le_bytes());
-        self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
+        encode_frame(value, &mut self.buf)?;
         self.inner.write_all(&self.buf)?;
         Ok(self.buf.len())
+    }
+
+    /// Writes a frame made by [`encode_frame`].
+    pub fn write_encoded(&mut self, frame: &[u8]) -> io::Result<usize> {
+        self.inner.write_all(frame)?;
+        Ok(frame.len())
     }
 
     pub fn inner_mut(&mut self) -> &mut W {

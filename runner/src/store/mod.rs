@@ -162,6 +162,21 @@ impl Store {
         Ok(())
     }
 
+    /// Whether versions can be encoded without this store (see [`encode_version`]):
+    /// true when the state's identifier types are the pipeline's, in order.
+    pub fn accepts_encoded(&self) -> bool {
+        self.type_map.iter().enumerate().all(|(i, t)| t.0 as usize == i)
+    }
+
+    /// Appends a version encoded by [`encode_version`]; only valid when
+    /// [`Store::accepts_encoded`] holds.
+    pub fn append_encoded(&mut self, frame: &[u8]) -> Result<(), StoreError> {
+        debug_assert!(self.accepts_encoded());
+        let n = self.log.write_encoded(frame).map_err(io(&self.dir))?;
+        self.log_bytes += n as u64;
+        Ok(())
+    }
+
     /// Makes everything appended so far durable.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         let w = self.log.inner_mut();
@@ -272,6 +287,12 @@ fn unmap_types(v: &mut Observation, map: &[TypeId]) {
             i.type_id = TypeId(map.iter().position(|t| *t == i.type_id).expect("every pipeline type is in the manifest") as u16);
         }
     }
+}
+
+/// Encodes a version as a log frame, off the engine thread (see
+/// [`Store::append_encoded`]).
+pub fn encode_version(version: &Observation, out: &mut Vec<u8>) {
+    frame::encode_frame(version, out).expect("observations always encode");
 }
 
 /// Replaces a small file atomically: write a temporary file, fsync, rename.
