@@ -81,7 +81,7 @@ pub fn cluster(
             .cmp(&rules.rank(ib.type_id))
             .then(ia.holders.len().cmp(&ib.holders.len()))
             .then(ia.type_id.cmp(&ib.type_id))
-            .then_with(|| ia.value.cmp(&ib.value))
+            .then_with(|| idents.value(*a).cmp(idents.value(*b)))
     });
 
     // 3. Merge under the exclusive limits.

@@ -54,7 +54,7 @@ impl Engine {
         };
         let (ia, ib) = (idents_of(&pa), idents_of(&pb));
         let mut shared: Vec<IdentId> = ia.intersection(&ib).copied().collect();
-        shared.sort_by(|x, y| self.idents.get(*x).value.cmp(&self.idents.get(*y).value));
+        shared.sort_by(|x, y| self.idents.value(*x).cmp(self.idents.value(*y)));
         if shared.is_empty() {
             lines.push("they share no identifier".to_string());
         }
@@ -66,7 +66,7 @@ impl Engine {
 
     fn ident_label(&self, i: IdentId) -> String {
         let ident = self.idents.get(i);
-        format!("{}:{}", self.pipeline.identifiers.name(ident.type_id), ident.value)
+        format!("{}:{}", self.pipeline.identifiers.name(ident.type_id), self.idents.value(i))
     }
 
     fn record_label(&self, r: RecordId) -> String {

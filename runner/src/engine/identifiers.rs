@@ -11,19 +11,23 @@
 //! number of holders, so a junk value touching thousands of people stays cheap.
 
 use super::keys::{IdentId, RecordId};
+use super::storage::{ChunkedVec, StrArena, StrRef};
 use crate::config::{IdentifierTypes, TypeId};
 use crate::observation::Kind;
+use smallvec::SmallVec;
+use std::hash::BuildHasher;
 
-#[derive(Debug)]
 pub struct Ident {
     pub kind: Kind,
     pub type_id: TypeId,
-    pub value: Box<str>,
-    /// Live records holding this identifier, in no particular order.
-    pub holders: Vec<RecordId>,
+    /// The normalized value, in the table's arena (see [`Idents::value`]).
+    value: StrRef,
+    /// Live records holding this identifier, in no particular order. Most
+    /// identifiers have one or two: those stay inline.
+    pub holders: SmallVec<[RecordId; 2]>,
     /// Exclusive identifiers (not blocklisted) carried by the holders, with how
     /// many holders carry each: the input of generic detection.
-    pub exclusive_seen: Vec<(IdentId, u32)>,
+    pub exclusive_seen: SmallVec<[(IdentId, u32); 1]>,
     pub blocked: bool,
     /// Linking type, not blocked, not generic.
     pub evidence: bool,
@@ -61,48 +65,70 @@ impl TypeRules {
     }
 }
 
-#[derive(Debug, Default)]
+/// The identifier table. Values live once, in an arena; the hash table holds
+/// only 4-byte ids and compares through the arena.
+#[derive(Default)]
 pub struct Idents {
-    slots: Vec<Ident>,
-    /// Indexed by `kind * types + type`: value to identifier.
-    by_value: Vec<hashbrown::HashMap<Box<str>, IdentId>>,
-    types: usize,
+    slots: ChunkedVec<Ident>,
+    values: StrArena,
+    table: hashbrown::HashTable<IdentId>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Idents {
-    pub fn new(types: usize) -> Self {
-        Idents {
-            slots: Vec::new(),
-            by_value: (0..types * Kind::ALL.len()).map(|_| Default::default()).collect(),
-            types,
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    fn bucket(&self, kind: Kind, t: TypeId) -> usize {
-        kind as usize * self.types + t.0 as usize
+    fn hash(&self, kind: Kind, t: TypeId, value: &str) -> u64 {
+        self.hasher.hash_one((kind as u8, t.0, value))
     }
 
     pub fn find(&self, kind: Kind, t: TypeId, value: &str) -> Option<IdentId> {
-        self.by_value[self.bucket(kind, t)].get(value).copied()
+        let hash = self.hash(kind, t, value);
+        self.table
+            .find(hash, |id| {
+                let i = &self.slots[id.index()];
+                i.kind == kind && i.type_id == t && self.values.get(i.value) == value
+            })
+            .copied()
+    }
+
+    /// The normalized value of an identifier.
+    pub fn value(&self, id: IdentId) -> &str {
+        self.values.get(self.slots[id.index()].value)
     }
 
     /// The identifier, created when new. `blocked` is evaluated only then.
     pub fn intern(&mut self, kind: Kind, t: TypeId, value: &str, blocked: impl FnOnce() -> bool, rules: &TypeRules) -> IdentId {
-        let bucket = self.bucket(kind, t);
+        let hash = self.hash(kind, t, value);
+        let (slots, values, hasher) = (&self.slots, &self.values, &self.hasher);
+        let entry = self.table.entry(
+            hash,
+            |id| {
+                let i = &slots[id.index()];
+                i.kind == kind && i.type_id == t && values.get(i.value) == value
+            },
+            |id| {
+                let i = &slots[id.index()];
+                hasher.hash_one((i.kind as u8, i.type_id.0, values.get(i.value)))
+            },
+        );
         let id = IdentId(self.slots.len() as u32);
-        match self.by_value[bucket].entry_ref(value) {
-            hashbrown::hash_map::EntryRef::Occupied(e) => return *e.get(),
-            hashbrown::hash_map::EntryRef::Vacant(e) => {
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => return *e.get(),
+            hashbrown::hash_table::Entry::Vacant(e) => {
                 e.insert(id);
             }
         }
         let blocked = blocked();
+        let value = self.values.push(value);
         self.slots.push(Ident {
             kind,
             type_id: t,
-            value: value.into(),
-            holders: Vec::new(),
-            exclusive_seen: Vec::new(),
+            value,
+            holders: SmallVec::new(),
+            exclusive_seen: SmallVec::new(),
             blocked,
             evidence: rules.link[t.0 as usize] && !blocked,
             conflict: false,
@@ -194,7 +220,7 @@ impl Idents {
     /// Whether the holders carry more distinct values of some exclusive type
     /// than its limit.
     pub fn is_generic(&self, i: IdentId, rules: &TypeRules) -> bool {
-        let seen: Vec<IdentId> = self.slots[i.index()].exclusive_seen.iter().map(|(x, _)| *x).collect();
+        let seen: SmallVec<[IdentId; 4]> = self.slots[i.index()].exclusive_seen.iter().map(|(x, _)| *x).collect();
         super::clustering::exceeds_limits(&seen, self, rules)
     }
 }

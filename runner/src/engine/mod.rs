@@ -20,6 +20,7 @@ mod keys;
 mod profiles;
 mod reconcile;
 mod records;
+mod storage;
 mod view;
 
 pub use change::{ChangeEvent, ChangeKind};
@@ -33,7 +34,7 @@ use ahash::AHashSet;
 use identifiers::{Idents, TypeRules};
 use keys::{IdentId, NameId, Names, ProfileSlot, RecordId};
 use profiles::{cmp_record_keys, profile_id, Profile, Profiles};
-use records::{resolve, Derived, Live, Record, Records, Resolution};
+use records::{resolve, Attributes, Derived, Live, Record, Records, Resolution};
 use std::sync::Arc;
 
 /// What applying an observation did.
@@ -70,7 +71,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
         let rules = TypeRules::new(&pipeline.identifiers, pipeline.generic_detection);
-        let idents = Idents::new(pipeline.identifiers.len());
+        let idents = Idents::new();
         Engine {
             pipeline,
             rules,
@@ -200,15 +201,16 @@ impl Engine {
                 None => {
                     let mut children = Vec::with_capacity(rels.len());
                     for (index, (rel_type, kind, idents)) in rels.into_iter().enumerate() {
+                        let parent_id = self.records.get(rid).id;
                         let child = self.records.alloc(Record {
                             source,
-                            id: obs.id.as_str().into(),
+                            id: parent_id,
                             derived: Some(Derived { parent: rid, rel_type, index: index as u16 }),
                             ts: obs.ts,
                             live: Some(Box::new(Live {
                                 kind,
                                 idents,
-                                attributes: Box::new([]),
+                                attributes: Attributes::default(),
                                 derived: Box::new([]),
                             })),
                             profile: None,
@@ -274,12 +276,10 @@ impl Engine {
     #[allow(clippy::type_complexity)]
     fn intern_body(&mut self, body: &Body) -> (Live, Vec<(NameId, Kind, Box<[IdentId]>)>) {
         let idents = self.intern_idents(body.kind, &body.identifiers);
-        let attributes = body
-            .attributes
-            .iter()
-            .filter(|(_, v)| v.as_str() != "\"\"")
-            .map(|(k, v)| (self.names.intern(k), v.as_str().into()))
-            .collect();
+        let names = &mut self.names;
+        let attributes = Attributes::new(
+            body.attributes.iter().filter(|(_, v)| v.as_str() != "\"\"").map(|(k, v)| (names.intern(k), v.as_str())),
+        );
         let rels = body
             .relationships
             .iter()
@@ -347,7 +347,7 @@ impl Engine {
         let kind = live.kind;
         if involved.is_empty() {
             let id = profile_id(kind, r, &self.records, &self.names);
-            let slot = self.profiles.insert(Profile { kind, members: vec![r], exclusive, conflict: false, min_member: r, id });
+            let slot = self.profiles.insert(Profile { kind, members: smallvec::smallvec![r], exclusive: exclusive.into(), conflict: false, min_member: r, id });
             self.records.get_mut(r).profile = Some(slot);
             self.events.push(ChangeEvent::new(ChangeKind::Created, id, Vec::new(), cause));
             return true;
@@ -378,7 +378,7 @@ impl Engine {
         let id = profile_id(kind, min_member, &self.records, &self.names);
         let profile = self.profiles.get_mut(target);
         profile.members.extend(moved);
-        profile.exclusive = exclusive;
+        profile.exclusive = exclusive.into();
         profile.min_member = min_member;
         profile.id = id;
         if involved.len() > 1 {
@@ -398,7 +398,7 @@ impl Engine {
         let profiles = &self.profiles;
         let records = &self.records;
         let result = clustering::cluster(&seeds, records, &self.idents, &self.rules, &|r| {
-            records.get(r).profile.map(|p| profiles.get(p).members.clone())
+            records.get(r).profile.map(|p| profiles.get(p).members.to_vec())
         });
         for &i in &result.visited_idents {
             self.idents.get_mut(i).conflict = false;
@@ -482,7 +482,14 @@ impl Engine {
                 [p] if news_of_old[p].len() == 1 => Some(*p),
                 _ => None,
             };
-            let profile = Profile { kind, members: cluster.clone(), exclusive, conflict, min_member, id };
+            let profile = Profile {
+                kind,
+                members: cluster.iter().copied().collect(),
+                exclusive: exclusive.into(),
+                conflict,
+                min_member,
+                id,
+            };
             let slot = match reuse {
                 Some(p) => {
                     reused.insert(p);
@@ -540,7 +547,7 @@ impl Engine {
         let body = r.live.as_ref().map(|live| Body {
             kind: live.kind,
             identifiers: self.identifiers_of(&live.idents),
-            attributes: live.attributes.iter().map(|(k, v)| (self.names.name(*k).to_string(), v.to_string())).collect(),
+            attributes: live.attributes.iter().map(|(k, v)| (self.names.name(k).to_string(), v.to_string())).collect(),
             relationships: live
                 .derived
                 .iter()
@@ -555,7 +562,7 @@ impl Engine {
                 })
                 .collect(),
         });
-        Some(Observation { source: self.names.name(r.source).to_string(), id: r.id.to_string(), ts: r.ts, body })
+        Some(Observation { source: self.names.name(r.source).to_string(), id: self.records.id(rid).to_string(), ts: r.ts, body })
     }
 
     fn identifiers_of(&self, idents: &[IdentId]) -> Vec<Identifier> {
@@ -563,7 +570,7 @@ impl Engine {
             .iter()
             .map(|i| {
                 let ident = self.idents.get(*i);
-                Identifier { type_id: ident.type_id, value: ident.value.to_string() }
+                Identifier { type_id: ident.type_id, value: self.idents.value(*i).to_string() }
             })
             .collect();
         out.sort();

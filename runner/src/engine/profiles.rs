@@ -7,29 +7,33 @@
 
 use super::keys::{IdentId, Names, ProfileSlot, RecordId};
 use super::records::Records;
+use super::storage::ChunkedVec;
+use smallvec::SmallVec;
 use crate::observation::Kind;
 use std::cmp::Ordering;
 use std::fmt;
 
 /// A profile id: the kind and 96 bits of hash, shown as `person-<24 hex>`.
+/// Kept in 16 bytes (no `u128`, whose alignment would double that).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProfileId {
     pub kind: Kind,
-    pub hash: u128,
+    high: u64,
+    low: u32,
 }
 
 impl fmt::Display for ProfileId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{:024x}", self.kind, self.hash)
+        write!(f, "{}-{:016x}{:08x}", self.kind, self.high, self.low)
     }
 }
 
-#[derive(Debug)]
 pub struct Profile {
     pub kind: Kind,
-    pub members: Vec<RecordId>,
+    /// Most profiles hold one or two records: those stay inline.
+    pub members: SmallVec<[RecordId; 2]>,
     /// Distinct exclusive identifiers of the members, sorted.
-    pub exclusive: Vec<IdentId>,
+    pub exclusive: SmallVec<[IdentId; 1]>,
     /// Some member holds an evidence identifier in conflict: the profile is
     /// part of a larger component and changes to it take the canonical path.
     pub conflict: bool,
@@ -37,9 +41,9 @@ pub struct Profile {
     pub id: ProfileId,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Profiles {
-    slots: Vec<Option<Profile>>,
+    slots: ChunkedVec<Option<Profile>>,
     free: Vec<ProfileSlot>,
     count: usize,
 }
@@ -59,8 +63,7 @@ impl Profiles {
             self.slots[slot.index()] = Some(profile);
             slot
         } else {
-            self.slots.push(Some(profile));
-            ProfileSlot((self.slots.len() - 1) as u32)
+            ProfileSlot(self.slots.push(Some(profile)) as u32)
         }
     }
 
@@ -96,7 +99,7 @@ pub fn cmp_record_keys(a: RecordId, b: RecordId, records: &Records, names: &Name
     names
         .name(ra.source)
         .cmp(names.name(rb.source))
-        .then_with(|| ra.id.cmp(&rb.id))
+        .then_with(|| records.id(a).cmp(records.id(b)))
         .then_with(|| match (ra.derived, rb.derived) {
             (None, None) => Ordering::Equal,
             (None, Some(_)) => Ordering::Less,
@@ -116,13 +119,13 @@ pub fn profile_id(kind: Kind, min_member: RecordId, records: &Records, names: &N
     key.push(0);
     key.extend_from_slice(names.name(r.source).as_bytes());
     key.push(0);
-    key.extend_from_slice(r.id.as_bytes());
+    key.extend_from_slice(records.id(min_member).as_bytes());
     if let Some(d) = r.derived {
         key.push(0);
         key.extend_from_slice(names.name(d.rel_type).as_bytes());
         key.push(0);
         key.extend_from_slice(&d.index.to_be_bytes());
     }
-    let hash = xxhash_rust::xxh3::xxh3_128(&key) >> 32;
-    ProfileId { kind, hash }
+    let hash = xxhash_rust::xxh3::xxh3_128(&key);
+    ProfileId { kind, high: (hash >> 64) as u64, low: (hash >> 32) as u32 }
 }

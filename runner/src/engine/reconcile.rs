@@ -35,7 +35,7 @@ pub fn reconcile<'a>(members: &[RecordId], records: &'a Records, names: &Names, 
         let r = records.get(m);
         if let Some(live) = &r.live {
             for (name, value) in live.attributes.iter() {
-                all.push((*name, Candidate { value, record: m, source: r.source, ts: r.ts }));
+                all.push((name, Candidate { value, record: m, source: r.source, ts: r.ts }));
             }
         }
     }

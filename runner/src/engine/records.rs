@@ -7,8 +7,10 @@
 //! depends only on the set of observations, never on their order.
 
 use super::keys::{IdentId, NameId, ProfileSlot, RecordId};
+use super::storage::{ChunkedVec, StrArena, StrRef};
 use crate::observation::{Kind, Timestamp};
 use std::cmp::Ordering;
+use std::hash::BuildHasher;
 
 /// What makes a derived record: the relationship of its parent it stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,16 +27,49 @@ pub struct Live {
     pub kind: Kind,
     /// Sorted, distinct.
     pub idents: Box<[IdentId]>,
-    /// Attribute name and compact JSON value, sorted by name.
-    pub attributes: Box<[(NameId, Box<str>)]>,
+    /// Attribute names and compact JSON values, sorted by name.
+    pub attributes: Attributes,
     /// The records derived from this record's relationships, in relationship order.
     pub derived: Box<[RecordId]>,
+}
+
+/// A record's attributes in one allocation: `[name u32][length u32][JSON]`
+/// repeated, instead of one allocation per value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attributes(Box<[u8]>);
+
+impl Attributes {
+    pub fn new<'a>(attributes: impl Iterator<Item = (NameId, &'a str)>) -> Self {
+        let mut bytes = Vec::new();
+        for (name, value) in attributes {
+            bytes.extend_from_slice(&name.0.to_le_bytes());
+            bytes.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(value.as_bytes());
+        }
+        Attributes(bytes.into_boxed_slice())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (NameId, &str)> {
+        let mut rest: &[u8] = &self.0;
+        std::iter::from_fn(move || {
+            if rest.len() < 8 {
+                return None;
+            }
+            let name = u32::from_le_bytes(rest[0..4].try_into().unwrap());
+            let len = u32::from_le_bytes(rest[4..8].try_into().unwrap()) as usize;
+            let value = std::str::from_utf8(&rest[8..8 + len]).expect("attributes hold UTF-8");
+            rest = &rest[8 + len..];
+            Some((NameId(name), value))
+        })
+    }
 }
 
 #[derive(Debug)]
 pub struct Record {
     pub source: NameId,
-    pub id: Box<str>,
+    /// The record's id in the table's arena (see [`Records::id`]); derived
+    /// records share their parent's.
+    pub id: StrRef,
     pub derived: Option<Derived>,
     pub ts: Timestamp,
     /// `None` for a tombstone (or a free derived slot).
@@ -79,13 +114,15 @@ pub fn resolve(
     }
 }
 
-#[derive(Debug, Default)]
+/// The record table. Ids live once, in an arena; the key index holds only
+/// 4-byte record ids and compares through the arena.
+#[derive(Default)]
 pub struct Records {
-    slots: Vec<Record>,
+    slots: ChunkedVec<Record>,
     free: Vec<RecordId>,
-    /// Per source (indexed by the source's name id), id to record: a nested map
-    /// so that a lookup borrows the incoming `&str` instead of allocating.
-    by_key: Vec<hashbrown::HashMap<Box<str>, RecordId>>,
+    ids: StrArena,
+    by_key: hashbrown::HashTable<RecordId>,
+    hasher: foldhash::fast::RandomState,
     live: usize,
 }
 
@@ -98,28 +135,52 @@ impl Records {
         &mut self.slots[id.index()]
     }
 
+    pub fn id(&self, r: RecordId) -> &str {
+        self.ids.get(self.slots[r.index()].id)
+    }
+
+    fn hash(&self, source: NameId, id: &str) -> u64 {
+        self.hasher.hash_one((source.0, id))
+    }
+
     pub fn find(&self, source: NameId, id: &str) -> Option<RecordId> {
-        self.by_key.get(source.index())?.get(id).copied()
+        let hash = self.hash(source, id);
+        self.by_key
+            .find(hash, |r| {
+                let rec = &self.slots[r.index()];
+                rec.source == source && self.ids.get(rec.id) == id
+            })
+            .copied()
     }
 
     /// The slot of a top-level key, created (as an empty tombstone at the
     /// smallest time) when new.
     pub fn slot_for(&mut self, source: NameId, id: &str) -> (RecordId, bool) {
-        if self.by_key.len() <= source.index() {
-            self.by_key.resize_with(source.index() + 1, Default::default);
-        }
-        // One hash per lookup; the key is allocated only for a new record.
+        let hash = self.hash(source, id);
+        let (slots, ids, hasher) = (&self.slots, &self.ids, &self.hasher);
+        let entry = self.by_key.entry(
+            hash,
+            |r| {
+                let rec = &slots[r.index()];
+                rec.source == source && ids.get(rec.id) == id
+            },
+            |r| {
+                let rec = &slots[r.index()];
+                hasher.hash_one((rec.source.0, ids.get(rec.id)))
+            },
+        );
         let next = RecordId(match self.free.last() {
             Some(r) => r.0,
             None => self.slots.len() as u32,
         });
-        match self.by_key[source.index()].entry_ref(id) {
-            hashbrown::hash_map::EntryRef::Occupied(e) => (*e.get(), false),
-            hashbrown::hash_map::EntryRef::Vacant(e) => {
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => (*e.get(), false),
+            hashbrown::hash_table::Entry::Vacant(e) => {
                 e.insert(next);
+                let id = self.ids.push(id);
                 let rid = self.alloc(Record {
                     source,
-                    id: id.into(),
+                    id,
                     derived: None,
                     ts: Timestamp(i64::MIN),
                     live: None,
@@ -136,8 +197,7 @@ impl Records {
             self.slots[rid.index()] = record;
             rid
         } else {
-            self.slots.push(record);
-            RecordId((self.slots.len() - 1) as u32)
+            RecordId(self.slots.push(record) as u32)
         }
     }
 
@@ -148,7 +208,6 @@ impl Records {
         r.live = None;
         r.profile = None;
         r.derived = None;
-        r.id = Box::from("");
         self.free.push(rid);
     }
 
@@ -163,10 +222,10 @@ impl Records {
 
     /// Every top-level key with its record id, live or tombstone.
     pub fn keys(&self) -> impl Iterator<Item = RecordId> + '_ {
-        self.by_key.iter().flat_map(|m| m.values().copied())
+        self.by_key.iter().copied()
     }
 
     pub fn key_count(&self) -> usize {
-        self.by_key.iter().map(|m| m.len()).sum()
+        self.by_key.len()
     }
 }

@@ -61,7 +61,7 @@ impl Engine {
         let rec = self.records.get(r);
         RecordRef {
             source: self.names.name(rec.source).to_string(),
-            id: rec.id.to_string(),
+            id: self.records.id(r).to_string(),
             relationship: rec.derived.map(|d| self.names.name(d.rel_type).to_string()),
             index: rec.derived.map(|d| d.index),
         }
@@ -70,7 +70,7 @@ impl Engine {
     /// The `(source, id)` of the record whose change caused an event.
     pub fn cause_key(&self, event: &super::ChangeEvent) -> (&str, &str) {
         let r = self.records.get(event.cause);
-        (self.names.name(r.source), &r.id)
+        (self.names.name(r.source), self.records.id(event.cause))
     }
 
     /// The view of one profile.
@@ -87,7 +87,7 @@ impl Engine {
                 let ident = self.idents.get(i);
                 identifiers.push(IdentifierView {
                     type_name: self.pipeline.identifiers.name(ident.type_id).to_string(),
-                    value: ident.value.to_string(),
+                    value: self.idents.value(i).to_string(),
                 });
             }
             for &child in live.derived.iter() {
@@ -115,7 +115,11 @@ impl Engine {
             let rec = self.records.get(g.chosen.record);
             provenance.insert(
                 name,
-                Provenance { source: self.names.name(rec.source).to_string(), id: rec.id.to_string(), ts: g.chosen.ts.to_string() },
+                Provenance {
+                    source: self.names.name(rec.source).to_string(),
+                    id: self.records.id(g.chosen.record).to_string(),
+                    ts: g.chosen.ts.to_string(),
+                },
             );
         }
         ProfileView { profile_id: p.id.to_string(), kind: p.kind.as_str(), records, identifiers, attributes, provenance, relationships }
