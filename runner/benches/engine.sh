@@ -4,14 +4,14 @@
 # with persistence on (a state directory, write-ahead log and snapshot).
 #
 #   BENCH_PEOPLE       people in the throughput workload (default 300000, about 1.5M observations)
-#   BENCH_BIG_PEOPLE   people in the memory workload (default 3000000, about 10M live records; 0 skips it)
+#   BENCH_BIG_PEOPLE   people in the memory workload (default 3010000, about 10M live records; 0 skips it)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runner=target/release/kith-runner
 pipeline=examples/canonical/pipeline.yaml
 out=target/bench
 people=${BENCH_PEOPLE:-300000}
-big=${BENCH_BIG_PEOPLE:-3000000}
+big=${BENCH_BIG_PEOPLE:-3010000}
 mkdir -p "$out"
 
 workload() { # people seed -> $out/obs-<people>.jsonl and truth

@@ -12,8 +12,9 @@
 //! and links nothing. The order is a function of the records alone, so the
 //! result is too (sequence neutrality, DESIGN §3.2).
 
-use super::identifiers::{Idents, TypeRules};
-use super::keys::{IdentId, RecordId};
+use super::identifiers::{ExclusiveSet, Idents, TypeRules};
+use super::keys::{IdentId, ProfileSlot, RecordId};
+use super::profiles::Profiles;
 use super::records::Records;
 use ahash::{AHashMap, AHashSet};
 
@@ -30,19 +31,15 @@ pub struct Clustering {
 
 /// Clusters the live records reachable from `seeds` through evidence
 /// identifiers, also pulling in every member of a reached record's current
-/// profile (`current_members`), so that all affected profiles are rebuilt whole.
-pub fn cluster(
-    seeds: &[RecordId],
-    records: &Records,
-    idents: &Idents,
-    rules: &TypeRules,
-    current_members: &dyn Fn(RecordId) -> Option<Vec<RecordId>>,
-) -> Clustering {
+/// profile, so that all affected profiles are rebuilt whole. Each profile is
+/// expanded once, so the work is linear in what is reached.
+pub fn cluster(seeds: &[RecordId], records: &Records, idents: &Idents, profiles: &Profiles, rules: &TypeRules) -> Clustering {
     // 1. Reach.
     let mut local: AHashMap<RecordId, u32> = AHashMap::default();
     let mut nodes: Vec<RecordId> = Vec::new();
     let mut queue: Vec<RecordId> = Vec::new();
     let mut seen_idents: AHashSet<IdentId> = AHashSet::default();
+    let mut expanded: AHashSet<ProfileSlot> = AHashSet::default();
     let mut visited_idents: Vec<IdentId> = Vec::new();
     let visit = |r: RecordId, local: &mut AHashMap<RecordId, u32>, nodes: &mut Vec<RecordId>, queue: &mut Vec<RecordId>| {
         if records.get(r).live.is_some() && !local.contains_key(&r) {
@@ -55,9 +52,11 @@ pub fn cluster(
         visit(s, &mut local, &mut nodes, &mut queue);
     }
     while let Some(r) = queue.pop() {
-        if let Some(members) = current_members(r) {
-            for m in members {
-                visit(m, &mut local, &mut nodes, &mut queue);
+        if let Some(p) = records.get(r).profile {
+            if expanded.insert(p) {
+                for &m in &profiles.get(p).members {
+                    visit(m, &mut local, &mut nodes, &mut queue);
+                }
             }
         }
         let live = records.get(r).live.as_ref().expect("only live records are queued");
@@ -86,7 +85,7 @@ pub fn cluster(
 
     // 3. Merge under the exclusive limits.
     let mut parent: Vec<u32> = (0..nodes.len() as u32).collect();
-    let mut exclusive: Vec<Vec<IdentId>> = nodes
+    let mut exclusive: Vec<ExclusiveSet> = nodes
         .iter()
         .map(|r| {
             let mut x = idents.exclusive_of(&records.get(*r).live.as_ref().unwrap().idents, rules);
@@ -107,7 +106,7 @@ pub fn cluster(
         if roots.len() < 2 {
             continue;
         }
-        let mut union: Vec<IdentId> = Vec::new();
+        let mut union = ExclusiveSet::new();
         for &root in &roots {
             union.extend_from_slice(&exclusive[root as usize]);
         }
@@ -120,7 +119,7 @@ pub fn cluster(
         let keep = roots[0];
         for &other in &roots[1..] {
             parent[other as usize] = keep;
-            exclusive[other as usize] = Vec::new();
+            exclusive[other as usize] = ExclusiveSet::new();
         }
         exclusive[keep as usize] = union;
     }

@@ -17,6 +17,10 @@ use crate::observation::Kind;
 use smallvec::SmallVec;
 use std::hash::BuildHasher;
 
+/// The distinct exclusive identifiers of a record or a profile: rarely more
+/// than one or two, so kept inline.
+pub type ExclusiveSet = SmallVec<[IdentId; 2]>;
+
 pub struct Ident {
     pub kind: Kind,
     pub type_id: TypeId,
@@ -144,17 +148,9 @@ impl Idents {
         &mut self.slots[id.index()]
     }
 
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
     /// The exclusive, non-blocked identifiers among `idents`: what a record
     /// contributes to limits.
-    pub fn exclusive_of(&self, idents: &[IdentId], rules: &TypeRules) -> Vec<IdentId> {
+    pub fn exclusive_of(&self, idents: &[IdentId], rules: &TypeRules) -> ExclusiveSet {
         idents
             .iter()
             .copied()

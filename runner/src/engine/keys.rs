@@ -53,10 +53,6 @@ impl Names {
         id
     }
 
-    pub fn get(&self, name: &str) -> Option<NameId> {
-        self.by_name.get(name).copied()
-    }
-
     pub fn name(&self, id: NameId) -> &str {
         &self.names[id.index()]
     }

@@ -29,7 +29,7 @@ pub use profiles::ProfileId;
 pub use view::{LookupError, ProfileView, RecordRef, RelationshipView};
 
 use crate::config::Pipeline;
-use crate::observation::{Body, Identifier, Kind, Observation, Timestamp};
+use crate::observation::{Body, Identifier, Kind, Observation};
 use ahash::AHashSet;
 use identifiers::{Idents, TypeRules};
 use keys::{IdentId, NameId, Names, ProfileSlot, RecordId};
@@ -106,6 +106,13 @@ impl Engine {
     /// Takes the change events queued since the last call.
     pub fn drain_events(&mut self) -> std::vec::Drain<'_, ChangeEvent> {
         self.events.drain(..)
+    }
+
+    /// Moves the queued change events into `into` (emptied first), keeping
+    /// both buffers' allocations for reuse.
+    pub fn take_events(&mut self, into: &mut Vec<ChangeEvent>) {
+        into.clear();
+        std::mem::swap(&mut self.events, into);
     }
 
     /// Discards queued change events (when nobody reads the feed).
@@ -347,7 +354,7 @@ impl Engine {
         let kind = live.kind;
         if involved.is_empty() {
             let id = profile_id(kind, r, &self.records, &self.names);
-            let slot = self.profiles.insert(Profile { kind, members: smallvec::smallvec![r], exclusive: exclusive.into(), conflict: false, min_member: r, id });
+            let slot = self.profiles.insert(Profile { kind, members: smallvec::smallvec![r], exclusive, conflict: false, min_member: r, id });
             self.records.get_mut(r).profile = Some(slot);
             self.events.push(ChangeEvent::new(ChangeKind::Created, id, Vec::new(), cause));
             return true;
@@ -378,7 +385,7 @@ impl Engine {
         let id = profile_id(kind, min_member, &self.records, &self.names);
         let profile = self.profiles.get_mut(target);
         profile.members.extend(moved);
-        profile.exclusive = exclusive.into();
+        profile.exclusive = exclusive;
         profile.min_member = min_member;
         profile.id = id;
         if involved.len() > 1 {
@@ -395,11 +402,7 @@ impl Engine {
     /// clustering, and reports what changed.
     fn canonical_path(&mut self, seeds: Vec<RecordId>, cause: RecordId) {
         self.stats.canonical_rebuilds += 1;
-        let profiles = &self.profiles;
-        let records = &self.records;
-        let result = clustering::cluster(&seeds, records, &self.idents, &self.rules, &|r| {
-            records.get(r).profile.map(|p| profiles.get(p).members.to_vec())
-        });
+        let result = clustering::cluster(&seeds, &self.records, &self.idents, &self.profiles, &self.rules);
         for &i in &result.visited_idents {
             self.idents.get_mut(i).conflict = false;
         }
@@ -582,16 +585,9 @@ impl Engine {
         self.records.keys().filter_map(|r| self.current_version(r))
     }
 
-    /// The time of the newest stored version.
+    /// Number of stored versions (live records and tombstones).
     pub fn stored_versions(&self) -> usize {
         self.records.key_count()
-    }
-
-    /// Reads the timestamp of a key's current version, if any.
-    pub fn version_ts(&self, source: &str, id: &str) -> Option<Timestamp> {
-        let s = self.names.get(source)?;
-        let r = self.records.find(s, id)?;
-        Some(self.records.get(r).ts)
     }
 }
 

@@ -5,7 +5,8 @@
 //! same id (DESIGN §3.6), and a profile that only grows keeps its id unless a
 //! record with a smaller key joins.
 
-use super::keys::{IdentId, Names, ProfileSlot, RecordId};
+use super::identifiers::ExclusiveSet;
+use super::keys::{Names, ProfileSlot, RecordId};
 use super::records::Records;
 use super::storage::ChunkedVec;
 use smallvec::SmallVec;
@@ -33,7 +34,7 @@ pub struct Profile {
     /// Most profiles hold one or two records: those stay inline.
     pub members: SmallVec<[RecordId; 2]>,
     /// Distinct exclusive identifiers of the members, sorted.
-    pub exclusive: SmallVec<[IdentId; 1]>,
+    pub exclusive: ExclusiveSet,
     /// Some member holds an evidence identifier in conflict: the profile is
     /// part of a larger component and changes to it take the canonical path.
     pub conflict: bool,
@@ -77,10 +78,6 @@ impl Profiles {
         self.count
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = (ProfileSlot, &Profile)> {
         self.slots
             .iter()
@@ -114,18 +111,18 @@ pub fn cmp_record_keys(a: RecordId, b: RecordId, records: &Records, names: &Name
 /// The id of a profile whose smallest member is `min_member`.
 pub fn profile_id(kind: Kind, min_member: RecordId, records: &Records, names: &Names) -> ProfileId {
     let r = records.get(min_member);
-    let mut key = Vec::with_capacity(64);
-    key.extend_from_slice(kind.as_str().as_bytes());
-    key.push(0);
-    key.extend_from_slice(names.name(r.source).as_bytes());
-    key.push(0);
-    key.extend_from_slice(records.id(min_member).as_bytes());
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(kind.as_str().as_bytes());
+    h.update(&[0]);
+    h.update(names.name(r.source).as_bytes());
+    h.update(&[0]);
+    h.update(records.id(min_member).as_bytes());
     if let Some(d) = r.derived {
-        key.push(0);
-        key.extend_from_slice(names.name(d.rel_type).as_bytes());
-        key.push(0);
-        key.extend_from_slice(&d.index.to_be_bytes());
+        h.update(&[0]);
+        h.update(names.name(d.rel_type).as_bytes());
+        h.update(&[0]);
+        h.update(&d.index.to_be_bytes());
     }
-    let hash = xxhash_rust::xxh3::xxh3_128(&key);
+    let hash = h.digest128();
     ProfileId { kind, high: (hash >> 64) as u64, low: (hash >> 32) as u32 }
 }

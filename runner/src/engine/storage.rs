@@ -28,10 +28,6 @@ impl<T> ChunkedVec<T> {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn push(&mut self, value: T) -> usize {
         if self.len % CHUNK == 0 {
             self.chunks.push(Vec::with_capacity(CHUNK));

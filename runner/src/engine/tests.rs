@@ -300,3 +300,34 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// A restart rebuilds the engine from the stored versions alone (in
+    /// whatever order the store yields them), then goes on with the rest.
+    #[test]
+    fn a_restart_anywhere_gives_the_same_profiles(lines in prop::collection::vec(arb_line(), 1..40), cut in 0..40usize) {
+        let p = pipeline();
+        let observations: Vec<Observation> = lines.iter().map(|l| obs(&p, l)).collect();
+        let cut = cut.min(observations.len());
+        let mut uninterrupted = Engine::new(p.clone());
+        for o in &observations {
+            uninterrupted.apply(o);
+        }
+        let mut before = Engine::new(p.clone());
+        for o in &observations[..cut] {
+            before.apply(o);
+        }
+        let mut stored: Vec<Observation> = before.versions().collect();
+        stored.reverse();
+        let mut after = Engine::new(p.clone());
+        for v in &stored {
+            after.apply(v);
+        }
+        for o in &observations[cut..] {
+            after.apply(o);
+        }
+        prop_assert_eq!(export_json(&after), export_json(&uninterrupted));
+    }
+}

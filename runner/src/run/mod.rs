@@ -67,7 +67,6 @@ pub struct RunSummary {
 const MIN_COMPACTION_BYTES: u64 = 64 << 20;
 
 pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
-    let started = Instant::now();
     let pipeline = Arc::new(Pipeline::load(&opts.pipeline)?);
     let spec_json = pipeline_json(&opts.pipeline)?;
     let mut engine = Engine::new(pipeline.clone());
@@ -122,6 +121,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             .expect("the decode thread starts")
     };
     let mut engine_busy = std::time::Duration::ZERO;
+    let mut events = Vec::new();
     for batch in receiver {
         let batch_started = Instant::now();
         for d in batch {
@@ -140,8 +140,9 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                 Applied::Stale => stale += 1,
             }
             if feed.enabled() {
-                for e in engine.drain_events().collect::<Vec<_>>() {
-                    feed.write(&engine, &e)?;
+                engine.take_events(&mut events);
+                for e in &events {
+                    feed.write(&engine, e)?;
                 }
             } else {
                 engine.clear_events();
@@ -167,7 +168,6 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             store.snapshot(engine.versions())?;
         }
     }
-    let _ = started;
     Ok(RunSummary {
         observations,
         profiles: engine.profile_count() as u64,
