@@ -16,7 +16,11 @@ use std::sync::Arc;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "kith-runner", version, about = "Kith runner: unified, connected profiles from event streams")]
+#[command(
+    name = "kith-runner",
+    version,
+    about = "Kith runner: unified, connected profiles from event streams"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -83,7 +87,8 @@ enum Command {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KITH_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("KITH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -95,9 +100,24 @@ fn main() {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run { pipeline, input, state, exit_at_end: _ } => {
-            let input = input.map(|p| if p.as_os_str() == "-" { InputArg::Stdin } else { InputArg::File(p) });
-            let summary = run(&RunOptions { pipeline, input, state })?;
+        Command::Run {
+            pipeline,
+            input,
+            state,
+            exit_at_end: _,
+        } => {
+            let input = input.map(|p| {
+                if p.as_os_str() == "-" {
+                    InputArg::Stdin
+                } else {
+                    InputArg::File(p)
+                }
+            });
+            let summary = run(&RunOptions {
+                pipeline,
+                input,
+                state,
+            })?;
             println!("{}", serde_json::to_string(&summary)?);
         }
         Command::Export { state } => {
@@ -110,7 +130,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             out.flush()?;
         }
-        Command::Lookup { state, identifier, pretty } => {
+        Command::Lookup {
+            state,
+            identifier,
+            pretty,
+        } => {
             let engine = load(&state)?;
             let (t, v) = split_identifier(&identifier)?;
             let views = engine.lookup(t, v)?;
@@ -118,28 +142,46 @@ fn dispatch(cli: Cli) -> Result<()> {
                 bail!("no profile holds {t}:{v}");
             }
             for view in views {
-                let text = if pretty { serde_json::to_string_pretty(&view)? } else { serde_json::to_string(&view)? };
+                let text = if pretty {
+                    serde_json::to_string_pretty(&view)?
+                } else {
+                    serde_json::to_string(&view)?
+                };
                 println!("{text}");
             }
         }
-        Command::Explain { state, first, second } => {
+        Command::Explain {
+            state,
+            first,
+            second,
+        } => {
             let engine = load(&state)?;
-            let explanation = engine.explain(split_identifier(&first)?, split_identifier(&second)?)?;
+            let explanation =
+                engine.explain(split_identifier(&first)?, split_identifier(&second)?)?;
             for line in explanation.lines {
                 println!("{line}");
             }
         }
-        Command::Generate { people, seed, truth } => {
+        Command::Generate {
+            people,
+            seed,
+            truth,
+        } => {
             let stdout = std::io::stdout();
             let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
             let mut truth_file = match &truth {
                 Some(p) => Some(BufWriter::new(
-                    std::fs::File::create(p).with_context(|| format!("cannot create truth file {}", p.display()))?,
+                    std::fs::File::create(p)
+                        .with_context(|| format!("cannot create truth file {}", p.display()))?,
                 )),
                 None => None,
             };
             let opts = kith_runner::generate::GenerateOptions { people, seed };
-            kith_runner::generate::generate(&opts, &mut out, truth_file.as_mut().map(|t| t as &mut dyn Write))?;
+            kith_runner::generate::generate(
+                &opts,
+                &mut out,
+                truth_file.as_mut().map(|t| t as &mut dyn Write),
+            )?;
             out.flush()?;
             if let Some(mut t) = truth_file {
                 t.flush()?;
@@ -147,7 +189,10 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Evaluate { export, truth } => {
             let open = |p: &Path| -> Result<std::io::BufReader<std::fs::File>> {
-                Ok(std::io::BufReader::new(std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?))
+                Ok(std::io::BufReader::new(
+                    std::fs::File::open(p)
+                        .with_context(|| format!("cannot open {}", p.display()))?,
+                ))
             };
             let scores = kith_runner::evaluate::pairwise(&mut open(&export)?, &mut open(&truth)?)?;
             println!("{}", serde_json::to_string(&scores)?);

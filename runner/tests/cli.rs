@@ -5,12 +5,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn kith(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kith-runner")).args(args).output().expect("runner starts")
+    Command::new(env!("CARGO_BIN_EXE_kith-runner"))
+        .args(args)
+        .output()
+        .expect("runner starts")
 }
 
 fn kith_ok(args: &[&str]) -> String {
     let out = kith(args);
-    assert!(out.status.success(), "kith-runner {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kith-runner {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -19,21 +26,36 @@ fn root() -> PathBuf {
 }
 
 fn canonical() -> String {
-    root().join("examples/canonical/pipeline.yaml").display().to_string()
+    root()
+        .join("examples/canonical/pipeline.yaml")
+        .display()
+        .to_string()
 }
 
 fn summary(stdout: &str) -> serde_json::Value {
-    serde_json::from_str(stdout.lines().last().expect("a summary line")).expect("the summary is JSON")
+    serde_json::from_str(stdout.lines().last().expect("a summary line"))
+        .expect("the summary is JSON")
 }
 
 fn export(state: &Path) -> String {
-    let mut lines: Vec<String> = kith_ok(&["export", "--state", state.to_str().unwrap()]).lines().map(String::from).collect();
+    let mut lines: Vec<String> = kith_ok(&["export", "--state", state.to_str().unwrap()])
+        .lines()
+        .map(String::from)
+        .collect();
     lines.sort();
     lines.join("\n")
 }
 
 fn run(input: &Path, state: &Path) -> serde_json::Value {
-    summary(&kith_ok(&["run", &canonical(), "--input", input.to_str().unwrap(), "--state", state.to_str().unwrap(), "--exit-at-end"]))
+    summary(&kith_ok(&[
+        "run",
+        &canonical(),
+        "--input",
+        input.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+        "--exit-at-end",
+    ]))
 }
 
 fn write_lines(path: &Path, lines: &[Vec<u8>]) {
@@ -47,7 +69,11 @@ fn write_lines(path: &Path, lines: &[Vec<u8>]) {
 #[test]
 fn bad_lines_are_dead_lettered_with_line_and_reason_and_the_run_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let good = |id: &str| format!(r#"{{"source":"crm","id":"{id}","ts":"2026-01-05T10:00:00Z","kind":"person","identifiers":[{{"type":"email","value":"ann@x.io"}}]}}"#);
+    let good = |id: &str| {
+        format!(
+            r#"{{"source":"crm","id":"{id}","ts":"2026-01-05T10:00:00Z","kind":"person","identifiers":[{{"type":"email","value":"ann@x.io"}}]}}"#
+        )
+    };
     let mut lines: Vec<Vec<u8>> = vec![
         good("1").into_bytes(),
         b"{not json".to_vec(),
@@ -79,7 +105,13 @@ fn bad_lines_are_dead_lettered_with_line_and_reason_and_the_run_goes_on() {
         .collect();
     let by_line: Vec<(u64, String, String)> = dead
         .iter()
-        .map(|d| (d["line"].as_u64().unwrap(), d["category"].as_str().unwrap().to_string(), d["reason"].as_str().unwrap().to_string()))
+        .map(|d| {
+            (
+                d["line"].as_u64().unwrap(),
+                d["category"].as_str().unwrap().to_string(),
+                d["reason"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let expect = [
         (2, "malformed", ""),
@@ -91,7 +123,11 @@ fn bad_lines_are_dead_lettered_with_line_and_reason_and_the_run_goes_on() {
         (8, "bad_identifier", "identifiers[0].value"),
         (9, "too_long", "1048576"),
         (10, "invalid_utf8", ""),
-        (11, "unknown_identifier_type", "email, phone, account_id, device_id, cookie"),
+        (
+            11,
+            "unknown_identifier_type",
+            "email, phone, account_id, device_id, cookie",
+        ),
         (13, "malformed", "identifers"),
     ];
     assert_eq!(by_line.len(), expect.len(), "{by_line:#?}");
@@ -108,18 +144,37 @@ fn bad_lines_are_dead_lettered_with_line_and_reason_and_the_run_goes_on() {
 fn a_bad_pipeline_fails_at_start_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("p.yaml");
-    std::fs::write(&p, "name: x\nidentifiers:\n  - type: email\n    normalize: e-mail\n").unwrap();
+    std::fs::write(
+        &p,
+        "name: x\nidentifiers:\n  - type: email\n    normalize: e-mail\n",
+    )
+    .unwrap();
     let out = kith(&["run", p.to_str().unwrap(), "--input", "/dev/null"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("identifiers[0].normalize") && err.contains("phone"), "{err}");
+    assert!(
+        err.contains("identifiers[0].normalize") && err.contains("phone"),
+        "{err}"
+    );
 }
 
 fn generated(dir: &Path, people: &str, seed: &str) -> (PathBuf, PathBuf) {
     let input = dir.join("obs.jsonl");
     let truth = dir.join("truth.jsonl");
-    let out = kith(&["generate", "--people", people, "--seed", seed, "--truth", truth.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = kith(&[
+        "generate",
+        "--people",
+        people,
+        "--seed",
+        seed,
+        "--truth",
+        truth.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(&input, out.stdout).unwrap();
     (input, truth)
 }
@@ -138,7 +193,10 @@ fn restarts_and_arrival_order_do_not_change_the_export() {
 
     // Two runs with a restart in between, cut at an odd place.
     let cut = lines.len() * 3 / 7;
-    let (first, second) = (dir.path().join("first.jsonl"), dir.path().join("second.jsonl"));
+    let (first, second) = (
+        dir.path().join("first.jsonl"),
+        dir.path().join("second.jsonl"),
+    );
     write_lines(&first, &lines[..cut]);
     write_lines(&second, &lines[cut..]);
     let two = dir.path().join("two");
@@ -200,14 +258,26 @@ fn lookup_and_explain_answer_from_the_state() {
     let state = dir.path().join("state");
     run(&input, &state);
     let s = state.to_str().unwrap();
-    let found: serde_json::Value = serde_json::from_str(kith_ok(&["lookup", "--state", s, "email:ANN.LEE@example.org "]).trim()).unwrap();
+    let found: serde_json::Value = serde_json::from_str(
+        kith_ok(&["lookup", "--state", s, "email:ANN.LEE@example.org "]).trim(),
+    )
+    .unwrap();
     assert_eq!(found["records"].as_array().unwrap().len(), 2);
     assert_eq!(found["attributes"]["given_name"], "Annie");
     assert_eq!(found["provenance"]["given_name"]["id"], "w-1");
 
-    let why = kith_ok(&["explain", "--state", s, "email:ann.lee@example.org", "cookie:ck-1"]);
+    let why = kith_ok(&[
+        "explain",
+        "--state",
+        s,
+        "email:ann.lee@example.org",
+        "cookie:ck-1",
+    ]);
     assert!(why.starts_with("same profile person-"), "{why}");
-    assert!(why.contains("crm/c-17 and web/w-1 share phone:+14155550100"), "{why}");
+    assert!(
+        why.contains("crm/c-17 and web/w-1 share phone:+14155550100"),
+        "{why}"
+    );
 
     let not = kith_ok(&["explain", "--state", s, "cookie:ck-1", "cookie:ck-2"]);
     assert!(not.starts_with("different profiles"), "{not}");
@@ -223,7 +293,14 @@ fn stdin_is_an_input_too() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let mut child = Command::new(env!("CARGO_BIN_EXE_kith-runner"))
-        .args(["run", &canonical(), "--input", "-", "--state", state.to_str().unwrap()])
+        .args([
+            "run",
+            &canonical(),
+            "--input",
+            "-",
+            "--state",
+            state.to_str().unwrap(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -236,5 +313,8 @@ fn stdin_is_an_input_too() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    assert_eq!(summary(&String::from_utf8(out.stdout).unwrap())["profiles"], 1);
+    assert_eq!(
+        summary(&String::from_utf8(out.stdout).unwrap())["profiles"],
+        1
+    );
 }

@@ -9,7 +9,12 @@ use std::collections::BTreeMap;
 
 fn workload(people: u64) -> (Vec<u8>, Vec<u8>) {
     let (mut out, mut truth) = (Vec::new(), Vec::new());
-    let stats = generate(&GenerateOptions { people, seed: 99 }, &mut out, Some(&mut truth)).expect("generate");
+    let stats = generate(
+        &GenerateOptions { people, seed: 99 },
+        &mut out,
+        Some(&mut truth),
+    )
+    .expect("generate");
     assert_eq!(stats.people, people);
     (out, truth)
 }
@@ -34,9 +39,14 @@ fn export_grouped_by(truth: &[u8], group: impl Fn(&Value) -> String) -> Vec<u8> 
 #[test]
 fn the_truth_itself_scores_perfectly() {
     let (_, truth) = workload(800);
-    let export = export_grouped_by(&truth, |r| r["entity"].as_str().expect("entity").to_string());
+    let export = export_grouped_by(&truth, |r| {
+        r["entity"].as_str().expect("entity").to_string()
+    });
     let scores = pairwise(&mut export.as_slice(), &mut truth.as_slice()).expect("scores");
-    assert_eq!((scores.precision, scores.recall, scores.f1), (1.0, 1.0, 1.0));
+    assert_eq!(
+        (scores.precision, scores.recall, scores.f1),
+        (1.0, 1.0, 1.0)
+    );
     assert!(scores.records > 2000, "{scores:?}");
     assert!(scores.true_pairs > 2000, "{scores:?}");
 }
@@ -44,7 +54,9 @@ fn the_truth_itself_scores_perfectly() {
 #[test]
 fn merging_by_source_is_scored_as_a_bad_partition() {
     let (_, truth) = workload(800);
-    let export = export_grouped_by(&truth, |r| r["source"].as_str().expect("source").to_string());
+    let export = export_grouped_by(&truth, |r| {
+        r["source"].as_str().expect("source").to_string()
+    });
     let scores = pairwise(&mut export.as_slice(), &mut truth.as_slice()).expect("scores");
     assert!(scores.precision < 0.01, "{scores:?}");
     assert!(scores.recall < 0.5, "{scores:?}");

@@ -15,8 +15,8 @@ pub use identifiers::{
 pub use io::{InputFormat, OutputsSpec, SourceSpec};
 pub use survivorship::{AttributePolicySpec, SurvivorshipPolicy, SurvivorshipSpec};
 pub use template::{
-    ConditionSpec, EventMappingSpec, IdentifierMappingSpec, RelationshipMappingSpec,
-    TemplateSpec, ValueSpec,
+    ConditionSpec, EventMappingSpec, IdentifierMappingSpec, RelationshipMappingSpec, TemplateSpec,
+    ValueSpec,
 };
 
 use serde::{Deserialize, Serialize};

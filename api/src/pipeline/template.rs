@@ -81,9 +81,15 @@ pub struct RelationshipMappingSpec {
 /// `{firstOf: [...]}` (the first present value).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ValueSpec {
-    Path { path: String, default: Option<Value> },
+    Path {
+        path: String,
+        default: Option<Value>,
+    },
     Const(Value),
-    Concat { parts: Vec<ValueSpec>, separator: String },
+    Concat {
+        parts: Vec<ValueSpec>,
+        separator: String,
+    },
     FirstOf(Vec<ValueSpec>),
 }
 
@@ -127,9 +133,15 @@ impl ValueExpr {
         Ok(if let Some(v) = self.constant {
             ValueSpec::Const(v)
         } else if let Some(path) = self.path {
-            ValueSpec::Path { path, default: self.default }
+            ValueSpec::Path {
+                path,
+                default: self.default,
+            }
         } else if let Some(parts) = self.concat {
-            ValueSpec::Concat { parts, separator: self.separator.unwrap_or_default() }
+            ValueSpec::Concat {
+                parts,
+                separator: self.separator.unwrap_or_default(),
+            }
         } else {
             ValueSpec::FirstOf(self.first_of.unwrap_or_default())
         })
@@ -138,29 +150,39 @@ impl ValueExpr {
 
 impl ValueSpec {
     pub fn path(path: &str) -> Self {
-        ValueSpec::Path { path: path.to_string(), default: None }
+        ValueSpec::Path {
+            path: path.to_string(),
+            default: None,
+        }
     }
 }
 
 impl Serialize for ValueSpec {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let expr = match self {
-            ValueSpec::Path { path, default: None } => return s.serialize_str(path),
-            ValueSpec::Const(Value::String(v)) if !v.starts_with('$') => {
-                return s.serialize_str(v)
-            }
-            ValueSpec::Path { path, default } => {
-                ValueExpr { path: Some(path.clone()), default: default.clone(), ..Default::default() }
-            }
-            ValueSpec::Const(v) => ValueExpr { constant: Some(v.clone()), ..Default::default() },
+            ValueSpec::Path {
+                path,
+                default: None,
+            } => return s.serialize_str(path),
+            ValueSpec::Const(Value::String(v)) if !v.starts_with('$') => return s.serialize_str(v),
+            ValueSpec::Path { path, default } => ValueExpr {
+                path: Some(path.clone()),
+                default: default.clone(),
+                ..Default::default()
+            },
+            ValueSpec::Const(v) => ValueExpr {
+                constant: Some(v.clone()),
+                ..Default::default()
+            },
             ValueSpec::Concat { parts, separator } => ValueExpr {
                 concat: Some(parts.clone()),
                 separator: Some(separator.clone()),
                 ..Default::default()
             },
-            ValueSpec::FirstOf(parts) => {
-                ValueExpr { first_of: Some(parts.clone()), ..Default::default() }
-            }
+            ValueSpec::FirstOf(parts) => ValueExpr {
+                first_of: Some(parts.clone()),
+                ..Default::default()
+            },
         };
         expr.serialize(s)
     }
@@ -209,11 +231,20 @@ pub enum ConditionSpec {
     /// The value is present and not null.
     Exists(ValueSpec),
     /// The value equals a constant (JSON equality; strings compare exactly).
-    Equals { value: ValueSpec, to: Value },
+    Equals {
+        value: ValueSpec,
+        to: Value,
+    },
     /// The value equals one of the constants.
-    In { value: ValueSpec, of: Vec<Value> },
+    In {
+        value: ValueSpec,
+        of: Vec<Value>,
+    },
     /// The value is a string matching the regular expression.
-    Matches { value: ValueSpec, regex: String },
+    Matches {
+        value: ValueSpec,
+        regex: String,
+    },
     All(Vec<ConditionSpec>),
     Any(Vec<ConditionSpec>),
     Not(Box<ConditionSpec>),

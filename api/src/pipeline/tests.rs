@@ -64,21 +64,27 @@ fn full_pipeline_round_trips_through_json_and_yaml() {
 
 #[test]
 fn unknown_field_is_rejected_with_its_name() {
-    let err = parse("name: x\nidentifiers: []\nidentifers: []\n").unwrap_err().to_string();
+    let err = parse("name: x\nidentifiers: []\nidentifers: []\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("identifers"), "{err}");
 }
 
 #[test]
 fn unknown_normalization_lists_the_accepted_ones() {
-    let err = parse("name: x\nidentifiers:\n  - type: email\n    normalize: emial\n")
-        .unwrap_err();
+    let err = parse("name: x\nidentifiers:\n  - type: email\n    normalize: emial\n").unwrap_err();
     assert_eq!(err.path, "identifiers[0].normalize");
-    assert!(err.message.contains("emial") && err.message.contains("phone"), "{err}");
+    assert!(
+        err.message.contains("emial") && err.message.contains("phone"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_value_expression_says_what_is_accepted() {
     let value: serde_json::Value = serde_yaml::from_str("{pth: $.x}").unwrap();
-    let err = serde_json::from_value::<ValueSpec>(value).unwrap_err().to_string();
+    let err = serde_json::from_value::<ValueSpec>(value)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("pth"), "{err}");
 }

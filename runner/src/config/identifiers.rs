@@ -5,7 +5,9 @@ use regex::RegexSet;
 
 /// Index of an identifier type in the pipeline's list: compact and cheap to
 /// compare, it is what the engine stores instead of type names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct TypeId(pub u16);
 
 #[derive(Debug)]
@@ -27,7 +29,9 @@ pub struct IdentifierType {
 
 impl IdentifierType {
     pub fn is_blocked(&self, normalized: &str) -> bool {
-        self.blocklist.as_ref().is_some_and(|b| b.is_match(normalized))
+        self.blocklist
+            .as_ref()
+            .is_some_and(|b| b.is_match(normalized))
     }
 }
 
@@ -40,26 +44,45 @@ pub struct IdentifierTypes {
 impl IdentifierTypes {
     pub fn from_spec(specs: &[IdentifierTypeSpec]) -> Result<Self, ConfigError> {
         if specs.is_empty() {
-            return Err(ConfigError::invalid("identifiers", "list at least one identifier type"));
+            return Err(ConfigError::invalid(
+                "identifiers",
+                "list at least one identifier type",
+            ));
         }
         if specs.len() > u16::MAX as usize {
-            return Err(ConfigError::invalid("identifiers", "too many identifier types"));
+            return Err(ConfigError::invalid(
+                "identifiers",
+                "too many identifier types",
+            ));
         }
         let mut types = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
             let field = |name: &str| format!("identifiers[{i}].{name}");
             let name = spec.type_name.trim();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
                 return Err(ConfigError::invalid(
                     field("type"),
-                    format!("`{}` is not a valid type name; use letters, digits, `_` and `-`", spec.type_name),
+                    format!(
+                        "`{}` is not a valid type name; use letters, digits, `_` and `-`",
+                        spec.type_name
+                    ),
                 ));
             }
             if types.iter().any(|t: &IdentifierType| t.name == name) {
-                return Err(ConfigError::invalid(field("type"), format!("`{name}` is listed twice")));
+                return Err(ConfigError::invalid(
+                    field("type"),
+                    format!("`{name}` is listed twice"),
+                ));
             }
             if spec.exclusive_limit == Some(0) {
-                return Err(ConfigError::invalid(field("exclusiveLimit"), "must be at least 1"));
+                return Err(ConfigError::invalid(
+                    field("exclusiveLimit"),
+                    "must be at least 1",
+                ));
             }
             let normalizer = Normalizer::compile(spec.normalize, &spec.rules)
                 .map_err(|e| ConfigError::invalid(field("rules"), e.to_string()))?;
@@ -67,7 +90,10 @@ impl IdentifierTypes {
                 None
             } else {
                 Some(RegexSet::new(&spec.blocklist).map_err(|e| {
-                    ConfigError::invalid(field("blocklist"), format!("not a valid regular expression: {e}"))
+                    ConfigError::invalid(
+                        field("blocklist"),
+                        format!("not a valid regular expression: {e}"),
+                    )
                 })?)
             };
             types.push(IdentifierType {
@@ -76,14 +102,21 @@ impl IdentifierTypes {
                 link: spec.link,
                 exclusive_limit: spec.exclusive_limit,
                 blocklist,
-                priority: spec.priority.unwrap_or(if spec.exclusive_limit.is_some() { 0 } else { 100 }),
+                priority: spec.priority.unwrap_or(if spec.exclusive_limit.is_some() {
+                    0
+                } else {
+                    100
+                }),
             });
         }
         Ok(IdentifierTypes { types })
     }
 
     pub fn id(&self, name: &str) -> Option<TypeId> {
-        self.types.iter().position(|t| t.name == name).map(|i| TypeId(i as u16))
+        self.types
+            .iter()
+            .position(|t| t.name == name)
+            .map(|i| TypeId(i as u16))
     }
 
     pub fn get(&self, id: TypeId) -> &IdentifierType {
@@ -103,16 +136,24 @@ impl IdentifierTypes {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (TypeId, &IdentifierType)> {
-        self.types.iter().enumerate().map(|(i, t)| (TypeId(i as u16), t))
+        self.types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (TypeId(i as u16), t))
     }
 
     /// The names of all types, for error messages.
     pub fn names(&self) -> String {
-        self.types.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+        self.types
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Exclusive types with their limits.
     pub fn exclusive(&self) -> impl Iterator<Item = (TypeId, u32)> + '_ {
-        self.iter().filter_map(|(id, t)| t.exclusive_limit.map(|l| (id, l)))
+        self.iter()
+            .filter_map(|(id, t)| t.exclusive_limit.map(|l| (id, l)))
     }
 }

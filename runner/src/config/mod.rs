@@ -17,9 +17,15 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read pipeline file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("pipeline file {path} is not valid YAML: {source}")]
-    Yaml { path: String, source: serde_yaml::Error },
+    Yaml {
+        path: String,
+        source: serde_yaml::Error,
+    },
     #[error("environment variable `{name}` used in the pipeline file is not set (write `$${{{name}}}` for a literal)")]
     MissingVariable { name: String },
     #[error(transparent)]
@@ -30,7 +36,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid { field: field.into(), message: message.into() }
+        ConfigError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -52,8 +61,10 @@ impl Pipeline {
     /// Reads, expands `${VAR}` from the environment, and validates a pipeline file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
         Self::from_yaml(&text, &shown, &|name| std::env::var(name).ok())
     }
 
@@ -63,8 +74,11 @@ impl Pipeline {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let expanded = expand_variables(text, env)?;
-        let value: serde_json::Value = serde_yaml::from_str(&expanded)
-            .map_err(|source| ConfigError::Yaml { path: shown_path.to_string(), source })?;
+        let value: serde_json::Value =
+            serde_yaml::from_str(&expanded).map_err(|source| ConfigError::Yaml {
+                path: shown_path.to_string(),
+                source,
+            })?;
         let spec = PipelineSpec::from_value(value)?;
         Self::from_spec(&spec)
     }
@@ -91,7 +105,10 @@ impl Pipeline {
             )
         })?;
         if spec.key_groups == 0 || spec.key_groups > 32768 {
-            return Err(ConfigError::invalid("keyGroups", "must be between 1 and 32768"));
+            return Err(ConfigError::invalid(
+                "keyGroups",
+                "must be between 1 and 32768",
+            ));
         }
         let identifiers = IdentifierTypes::from_spec(&spec.identifiers)?;
         let survivorship = Survivorship::from_spec(&spec.survivorship)?;
@@ -122,7 +139,10 @@ impl Pipeline {
 
     /// The format of the input: the first source's, canonical when none is set.
     pub fn input_format(&self) -> InputFormat {
-        self.sources.first().map(SourceSpec::format).unwrap_or_default()
+        self.sources
+            .first()
+            .map(SourceSpec::format)
+            .unwrap_or_default()
     }
 }
 
@@ -141,16 +161,17 @@ fn expand_variables(
     while let Some(pos) = rest.find('$') {
         out.push_str(&rest[..pos]);
         let after = &rest[pos..];
-        if after.starts_with("$${") {
+        if let Some(literal) = after.strip_prefix("$${") {
             out.push_str("${");
-            rest = &after[3..];
+            rest = literal;
         } else if let Some(body) = after.strip_prefix("${") {
-            let end = body.find('}').ok_or_else(|| {
-                ConfigError::invalid("(file)", "`${` without a closing `}`")
-            })?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| ConfigError::invalid("(file)", "`${` without a closing `}`"))?;
             let name = &body[..end];
-            let value =
-                env(name).ok_or_else(|| ConfigError::MissingVariable { name: name.to_string() })?;
+            let value = env(name).ok_or_else(|| ConfigError::MissingVariable {
+                name: name.to_string(),
+            })?;
             out.push_str(&value);
             rest = &body[end + 1..];
         } else {

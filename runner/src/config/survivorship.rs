@@ -26,7 +26,10 @@ fn ranks(sources: &[String], field: &str) -> Result<HashMap<String, u32>, Config
     let mut map = HashMap::new();
     for (i, s) in sources.iter().enumerate() {
         if map.insert(s.clone(), i as u32).is_some() {
-            return Err(ConfigError::invalid(field, format!("source `{s}` is listed twice")));
+            return Err(ConfigError::invalid(
+                field,
+                format!("source `{s}` is listed twice"),
+            ));
         }
     }
     Ok(map)
@@ -54,10 +57,19 @@ impl Survivorship {
                 None => global.clone(),
             };
             needs_ranking(attr.policy, &source_rank, &format!("{field}.policy"))?;
-            per_attribute.insert(name.clone(), AttributePolicy { policy: attr.policy, source_rank });
+            per_attribute.insert(
+                name.clone(),
+                AttributePolicy {
+                    policy: attr.policy,
+                    source_rank,
+                },
+            );
         }
         Ok(Survivorship {
-            default: AttributePolicy { policy: spec.default, source_rank: global },
+            default: AttributePolicy {
+                policy: spec.default,
+                source_rank: global,
+            },
             per_attribute,
         })
     }

@@ -1,14 +1,18 @@
 use super::*;
 
 fn load(yaml: &str) -> Result<Pipeline, ConfigError> {
-    Pipeline::from_yaml(yaml, "pipeline.yaml", &|name| (name == "TOPIC").then(|| "events".to_string()))
+    Pipeline::from_yaml(yaml, "pipeline.yaml", &|name| {
+        (name == "TOPIC").then(|| "events".to_string())
+    })
 }
 
 #[test]
 fn variables_are_expanded_and_escapes_kept() {
     let text = expand_variables("a: ${TOPIC}\nb: $${TOPIC}\nc: $5", &|_| Some("x".into())).unwrap();
     assert_eq!(text, "a: x\nb: ${TOPIC}\nc: $5");
-    let err = load("name: ${NOPE}\nidentifiers: [{type: email}]\n").unwrap_err().to_string();
+    let err = load("name: ${NOPE}\nidentifiers: [{type: email}]\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`NOPE`"), "{err}");
 }
 
@@ -16,25 +20,65 @@ fn variables_are_expanded_and_escapes_kept() {
 fn errors_name_the_field_and_what_is_accepted() {
     let cases = [
         ("name: x\nidentifiers: []\n", "identifiers", "at least one"),
-        ("name: x\ndefaultRegion: XX\nidentifiers: [{type: email}]\n", "defaultRegion", "US"),
-        ("name: x\nidentifiers: [{type: email}, {type: email}]\n", "identifiers[1].type", "twice"),
-        ("name: x\nidentifiers: [{type: 'e mail'}]\n", "identifiers[0].type", "letters"),
-        ("name: x\nidentifiers: [{type: a, exclusiveLimit: 0}]\n", "identifiers[0].exclusiveLimit", "at least 1"),
-        ("name: x\nidentifiers: [{type: a, blocklist: ['(']}]\n", "identifiers[0].blocklist", "regular expression"),
-        ("name: x\nidentifiers: [{type: a}]\nsurvivorship: {default: sourcePriority}\n", "survivorship.default", "sourcePriority"),
-        ("name: x\nidentifiers: [{type: a}]\nsources: [{type: stdin, format: template}]\n", "sources[0].format", "template"),
-        ("name: x\nidentifiers: [{type: a, normalize: emial}]\n", "identifiers[0].normalize", "email"),
-        ("name: x\nidentifiers: [{type: a}]\nkeyGroups: 0\n", "keyGroups", "between"),
+        (
+            "name: x\ndefaultRegion: XX\nidentifiers: [{type: email}]\n",
+            "defaultRegion",
+            "US",
+        ),
+        (
+            "name: x\nidentifiers: [{type: email}, {type: email}]\n",
+            "identifiers[1].type",
+            "twice",
+        ),
+        (
+            "name: x\nidentifiers: [{type: 'e mail'}]\n",
+            "identifiers[0].type",
+            "letters",
+        ),
+        (
+            "name: x\nidentifiers: [{type: a, exclusiveLimit: 0}]\n",
+            "identifiers[0].exclusiveLimit",
+            "at least 1",
+        ),
+        (
+            "name: x\nidentifiers: [{type: a, blocklist: ['(']}]\n",
+            "identifiers[0].blocklist",
+            "regular expression",
+        ),
+        (
+            "name: x\nidentifiers: [{type: a}]\nsurvivorship: {default: sourcePriority}\n",
+            "survivorship.default",
+            "sourcePriority",
+        ),
+        (
+            "name: x\nidentifiers: [{type: a}]\nsources: [{type: stdin, format: template}]\n",
+            "sources[0].format",
+            "template",
+        ),
+        (
+            "name: x\nidentifiers: [{type: a, normalize: emial}]\n",
+            "identifiers[0].normalize",
+            "email",
+        ),
+        (
+            "name: x\nidentifiers: [{type: a}]\nkeyGroups: 0\n",
+            "keyGroups",
+            "between",
+        ),
     ];
     for (yaml, field, hint) in cases {
         let err = load(yaml).unwrap_err().to_string();
-        assert!(err.contains(field) && err.contains(hint), "{yaml}\n=> {err}");
+        assert!(
+            err.contains(field) && err.contains(hint),
+            "{yaml}\n=> {err}"
+        );
     }
 }
 
 #[test]
 fn canonical_example_is_valid() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/canonical/pipeline.yaml");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/canonical/pipeline.yaml");
     let p = Pipeline::load(&path).unwrap();
     let account = p.identifiers.id("account_id").unwrap();
     assert_eq!(p.identifiers.get(account).exclusive_limit, Some(1));

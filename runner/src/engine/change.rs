@@ -40,7 +40,17 @@ pub struct ChangeEvent {
 }
 
 impl ChangeEvent {
-    pub fn new(kind: ChangeKind, profile_id: ProfileId, related: Vec<ProfileId>, cause: RecordId) -> Self {
-        ChangeEvent { kind, profile_id, related, cause }
+    pub fn new(
+        kind: ChangeKind,
+        profile_id: ProfileId,
+        related: Vec<ProfileId>,
+        cause: RecordId,
+    ) -> Self {
+        ChangeEvent {
+            kind,
+            profile_id,
+            related,
+            cause,
+        }
     }
 }

@@ -33,7 +33,13 @@ pub struct Clustering {
 /// identifiers, also pulling in every member of a reached record's current
 /// profile, so that all affected profiles are rebuilt whole. Each profile is
 /// expanded once, so the work is linear in what is reached.
-pub fn cluster(seeds: &[RecordId], records: &Records, idents: &Idents, profiles: &Profiles, rules: &TypeRules) -> Clustering {
+pub fn cluster(
+    seeds: &[RecordId],
+    records: &Records,
+    idents: &Idents,
+    profiles: &Profiles,
+    rules: &TypeRules,
+) -> Clustering {
     // 1. Reach.
     let mut local: AHashMap<RecordId, u32> = AHashMap::default();
     let mut nodes: Vec<RecordId> = Vec::new();
@@ -41,7 +47,10 @@ pub fn cluster(seeds: &[RecordId], records: &Records, idents: &Idents, profiles:
     let mut seen_idents: AHashSet<IdentId> = AHashSet::default();
     let mut expanded: AHashSet<ProfileSlot> = AHashSet::default();
     let mut visited_idents: Vec<IdentId> = Vec::new();
-    let visit = |r: RecordId, local: &mut AHashMap<RecordId, u32>, nodes: &mut Vec<RecordId>, queue: &mut Vec<RecordId>| {
+    let visit = |r: RecordId,
+                 local: &mut AHashMap<RecordId, u32>,
+                 nodes: &mut Vec<RecordId>,
+                 queue: &mut Vec<RecordId>| {
         if records.get(r).live.is_some() && !local.contains_key(&r) {
             local.insert(r, nodes.len() as u32);
             nodes.push(r);
@@ -59,7 +68,11 @@ pub fn cluster(seeds: &[RecordId], records: &Records, idents: &Idents, profiles:
                 }
             }
         }
-        let live = records.get(r).live.as_ref().expect("only live records are queued");
+        let live = records
+            .get(r)
+            .live
+            .as_ref()
+            .expect("only live records are queued");
         for &i in live.idents.iter() {
             let ident = idents.get(i);
             if ident.evidence && seen_idents.insert(i) {
@@ -135,7 +148,11 @@ pub fn cluster(seeds: &[RecordId], records: &Records, idents: &Idents, profiles:
         });
         clusters[c].push(nodes[n as usize]);
     }
-    Clustering { clusters, visited_idents, conflicts }
+    Clustering {
+        clusters,
+        visited_idents,
+        conflicts,
+    }
 }
 
 fn find(parent: &mut [u32], mut x: u32) -> u32 {
@@ -160,5 +177,7 @@ pub fn exceeds_limits(exclusive: &[IdentId], idents: &Idents, rules: &TypeRules)
             None => per_type.push((t, 1)),
         }
     }
-    per_type.iter().any(|(t, n)| rules.limit(*t).is_some_and(|l| *n > l))
+    per_type
+        .iter()
+        .any(|(t, n)| rules.limit(*t).is_some_and(|l| *n > l))
 }

@@ -20,17 +20,25 @@ impl Engine {
     pub fn explain(&self, a: (&str, &str), b: (&str, &str)) -> Result<Explanation, LookupError> {
         let (ids_a, ids_b) = (self.find_idents(a.0, a.1)?, self.find_idents(b.0, b.1)?);
         let holders = |ids: &[IdentId]| -> Vec<RecordId> {
-            ids.iter().flat_map(|i| self.idents.get(*i).holders.iter().copied()).collect()
+            ids.iter()
+                .flat_map(|i| self.idents.get(*i).holders.iter().copied())
+                .collect()
         };
         let (ha, hb) = (holders(&ids_a), holders(&ids_b));
         let mut lines = Vec::new();
         if ha.is_empty() || hb.is_empty() {
             let missing = if ha.is_empty() { a } else { b };
             lines.push(format!("no live record holds {}:{}", missing.0, missing.1));
-            return Ok(Explanation { same_profile: false, lines });
+            return Ok(Explanation {
+                same_profile: false,
+                lines,
+            });
         }
         let profiles_of = |hs: &[RecordId]| -> Vec<ProfileSlot> {
-            let mut ps: Vec<ProfileSlot> = hs.iter().filter_map(|h| self.records.get(*h).profile).collect();
+            let mut ps: Vec<ProfileSlot> = hs
+                .iter()
+                .filter_map(|h| self.records.get(*h).profile)
+                .collect();
             ps.sort();
             ps.dedup();
             ps
@@ -39,17 +47,50 @@ impl Engine {
         if let Some(common) = pa.iter().find(|p| pb.contains(p)) {
             let id = self.profiles.get(*common).id;
             lines.push(format!("same profile {id}"));
-            let start: Vec<RecordId> = ha.iter().copied().filter(|h| self.records.get(*h).profile == Some(*common)).collect();
-            let goal: AHashSet<RecordId> = hb.iter().copied().filter(|h| self.records.get(*h).profile == Some(*common)).collect();
+            let start: Vec<RecordId> = ha
+                .iter()
+                .copied()
+                .filter(|h| self.records.get(*h).profile == Some(*common))
+                .collect();
+            let goal: AHashSet<RecordId> = hb
+                .iter()
+                .copied()
+                .filter(|h| self.records.get(*h).profile == Some(*common))
+                .collect();
             lines.extend(self.evidence_chain(&start, &goal));
-            return Ok(Explanation { same_profile: true, lines });
+            return Ok(Explanation {
+                same_profile: true,
+                lines,
+            });
         }
-        let names = |ps: &[ProfileSlot]| ps.iter().map(|p| self.profiles.get(*p).id.to_string()).collect::<Vec<_>>().join(", ");
-        lines.push(format!("different profiles: {}:{} is in {}; {}:{} is in {}", a.0, a.1, names(&pa), b.0, b.1, names(&pb)));
+        let names = |ps: &[ProfileSlot]| {
+            ps.iter()
+                .map(|p| self.profiles.get(*p).id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        lines.push(format!(
+            "different profiles: {}:{} is in {}; {}:{} is in {}",
+            a.0,
+            a.1,
+            names(&pa),
+            b.0,
+            b.1,
+            names(&pb)
+        ));
         let idents_of = |ps: &[ProfileSlot]| -> AHashSet<IdentId> {
             ps.iter()
                 .flat_map(|p| self.profiles.get(*p).members.iter())
-                .flat_map(|m| self.records.get(*m).live.as_ref().unwrap().idents.iter().copied())
+                .flat_map(|m| {
+                    self.records
+                        .get(*m)
+                        .live
+                        .as_ref()
+                        .unwrap()
+                        .idents
+                        .iter()
+                        .copied()
+                })
                 .collect()
         };
         let (ia, ib) = (idents_of(&pa), idents_of(&pb));
@@ -59,20 +100,37 @@ impl Engine {
             lines.push("they share no identifier".to_string());
         }
         for i in shared {
-            lines.push(format!("shared {}: {}", self.ident_label(i), self.why_not_evidence(i)));
+            lines.push(format!(
+                "shared {}: {}",
+                self.ident_label(i),
+                self.why_not_evidence(i)
+            ));
         }
-        Ok(Explanation { same_profile: false, lines })
+        Ok(Explanation {
+            same_profile: false,
+            lines,
+        })
     }
 
     fn ident_label(&self, i: IdentId) -> String {
         let ident = self.idents.get(i);
-        format!("{}:{}", self.pipeline.identifiers.name(ident.type_id), self.idents.value(i))
+        format!(
+            "{}:{}",
+            self.pipeline.identifiers.name(ident.type_id),
+            self.idents.value(i)
+        )
     }
 
     fn record_label(&self, r: RecordId) -> String {
         let rec = self.record_ref(r);
         match rec.relationship {
-            Some(rel) => format!("{}/{} ({} #{})", rec.source, rec.id, rel, rec.index.unwrap_or(0)),
+            Some(rel) => format!(
+                "{}/{} ({} #{})",
+                rec.source,
+                rec.id,
+                rel,
+                rec.index.unwrap_or(0)
+            ),
             None => format!("{}/{}", rec.source, rec.id),
         }
     }
@@ -90,17 +148,28 @@ impl Engine {
         if !ident.evidence {
             let mut per_type: AHashMap<&str, usize> = AHashMap::default();
             for (x, _) in &ident.exclusive_seen {
-                *per_type.entry(self.pipeline.identifiers.name(self.idents.get(*x).type_id)).or_default() += 1;
+                *per_type
+                    .entry(self.pipeline.identifiers.name(self.idents.get(*x).type_id))
+                    .or_default() += 1;
             }
             let mut parts: Vec<String> = per_type
                 .into_iter()
                 .filter_map(|(name, n)| {
-                    let limit = self.pipeline.identifiers.get(self.pipeline.identifiers.id(name)?).exclusive_limit?;
-                    (n > limit as usize).then(|| format!("{n} distinct {name} values (limit {limit})"))
+                    let limit = self
+                        .pipeline
+                        .identifiers
+                        .get(self.pipeline.identifiers.id(name)?)
+                        .exclusive_limit?;
+                    (n > limit as usize)
+                        .then(|| format!("{n} distinct {name} values (limit {limit})"))
                 })
                 .collect();
             parts.sort();
-            return format!("generic: its {} records carry {}", ident.holders.len(), parts.join(", "));
+            return format!(
+                "generic: its {} records carry {}",
+                ident.holders.len(),
+                parts.join(", ")
+            );
         }
         if ident.conflict {
             return "not used: linking through it would put more values of an exclusive type in one profile than the limit allows".to_string();
@@ -146,11 +215,20 @@ impl Engine {
         steps.reverse();
         let mut lines = Vec::new();
         if steps.is_empty() {
-            lines.push(format!("both identifiers are on record {}", self.record_label(at)));
+            lines.push(format!(
+                "both identifiers are on record {}",
+                self.record_label(at)
+            ));
         }
         for (from, via, to) in steps {
             let mut line = String::new();
-            let _ = write!(line, "{} and {} share {}", self.record_label(from), self.record_label(to), self.ident_label(via));
+            let _ = write!(
+                line,
+                "{} and {} share {}",
+                self.record_label(from),
+                self.record_label(to),
+                self.ident_label(via)
+            );
             lines.push(line);
         }
         lines

@@ -104,7 +104,14 @@ impl Idents {
     }
 
     /// The identifier, created when new. `blocked` is evaluated only then.
-    pub fn intern(&mut self, kind: Kind, t: TypeId, value: &str, blocked: impl FnOnce() -> bool, rules: &TypeRules) -> IdentId {
+    pub fn intern(
+        &mut self,
+        kind: Kind,
+        t: TypeId,
+        value: &str,
+        blocked: impl FnOnce() -> bool,
+        rules: &TypeRules,
+    ) -> IdentId {
         let hash = self.hash(kind, t, value);
         let (slots, values, hasher) = (&self.slots, &self.values, &self.hasher);
         let entry = self.table.entry(
@@ -163,7 +170,13 @@ impl Idents {
 
     /// Adds a holder; pushes onto `changed` every identifier whose evidence
     /// status flipped.
-    pub fn attach(&mut self, record: RecordId, idents: &[IdentId], rules: &TypeRules, changed: &mut Vec<IdentId>) {
+    pub fn attach(
+        &mut self,
+        record: RecordId,
+        idents: &[IdentId],
+        rules: &TypeRules,
+        changed: &mut Vec<IdentId>,
+    ) {
         let exclusive = self.exclusive_of(idents, rules);
         for &i in idents {
             let ident = &mut self.slots[i.index()];
@@ -182,7 +195,13 @@ impl Idents {
 
     /// Removes a holder; pushes onto `changed` every identifier whose evidence
     /// status flipped.
-    pub fn detach(&mut self, record: RecordId, idents: &[IdentId], rules: &TypeRules, changed: &mut Vec<IdentId>) {
+    pub fn detach(
+        &mut self,
+        record: RecordId,
+        idents: &[IdentId],
+        rules: &TypeRules,
+        changed: &mut Vec<IdentId>,
+    ) {
         let exclusive = self.exclusive_of(idents, rules);
         for &i in idents {
             let ident = &mut self.slots[i.index()];
@@ -216,7 +235,11 @@ impl Idents {
     /// Whether the holders carry more distinct values of some exclusive type
     /// than its limit.
     pub fn is_generic(&self, i: IdentId, rules: &TypeRules) -> bool {
-        let seen: SmallVec<[IdentId; 4]> = self.slots[i.index()].exclusive_seen.iter().map(|(x, _)| *x).collect();
+        let seen: SmallVec<[IdentId; 4]> = self.slots[i.index()]
+            .exclusive_seen
+            .iter()
+            .map(|(x, _)| *x)
+            .collect();
         super::clustering::exceeds_limits(&seen, self, rules)
     }
 }

@@ -125,10 +125,21 @@ impl Engine {
         let source = self.names.intern(&obs.source);
         let (rid, _) = self.records.slot_for(source, &obs.id);
         let stored = self.records.get(rid);
-        let resolution = resolve(stored.ts, stored.live.is_none(), obs.ts, obs.is_retraction(), || {
-            let stored_version = self.current_version(rid).expect("a tie with a live version");
-            (canonical_json(&stored_version, &self.pipeline), canonical_json(obs, &self.pipeline))
-        });
+        let resolution = resolve(
+            stored.ts,
+            stored.live.is_none(),
+            obs.ts,
+            obs.is_retraction(),
+            || {
+                let stored_version = self
+                    .current_version(rid)
+                    .expect("a tie with a live version");
+                (
+                    canonical_json(&stored_version, &self.pipeline),
+                    canonical_json(obs, &self.pipeline),
+                )
+            },
+        );
         if resolution == Resolution::Keep {
             return Applied::Stale;
         }
@@ -151,7 +162,8 @@ impl Engine {
                 self.records.get_mut(rid).live = Some(Box::new(live));
                 if let Some(p) = self.records.get(rid).profile {
                     let id = self.profiles.get(p).id;
-                    self.events.push(ChangeEvent::new(ChangeKind::Updated, id, Vec::new(), cause));
+                    self.events
+                        .push(ChangeEvent::new(ChangeKind::Updated, id, Vec::new(), cause));
                 }
                 return Applied::Accepted;
             }
@@ -179,7 +191,8 @@ impl Engine {
         let mut kept_children: Option<Box<[RecordId]>> = None;
         if let Some(old_live) = old {
             self.records.add_live(-1);
-            self.idents.detach(rid, &old_live.idents, &self.rules, &mut changed);
+            self.idents
+                .detach(rid, &old_live.idents, &self.rules, &mut changed);
             if grows {
                 kept_children = Some(old_live.derived);
             } else {
@@ -188,8 +201,16 @@ impl Engine {
                 }
                 released.extend_from_slice(&old_live.idents);
                 for &child in old_live.derived.iter() {
-                    let idents = self.records.get(child).live.as_ref().unwrap().idents.clone();
-                    self.idents.detach(child, &idents, &self.rules, &mut changed);
+                    let idents = self
+                        .records
+                        .get(child)
+                        .live
+                        .as_ref()
+                        .unwrap()
+                        .idents
+                        .clone();
+                    self.idents
+                        .detach(child, &idents, &self.rules, &mut changed);
                     released.extend_from_slice(&idents);
                     if let Some(p) = self.records.get(child).profile {
                         dirty.push(p);
@@ -212,7 +233,11 @@ impl Engine {
                         let child = self.records.alloc(Record {
                             source,
                             id: parent_id,
-                            derived: Some(Derived { parent: rid, rel_type, index: index as u16 }),
+                            derived: Some(Derived {
+                                parent: rid,
+                                rel_type,
+                                index: index as u16,
+                            }),
                             ts: obs.ts,
                             live: Some(Box::new(Live {
                                 kind,
@@ -222,8 +247,16 @@ impl Engine {
                             })),
                             profile: None,
                         });
-                        let child_idents = self.records.get(child).live.as_ref().unwrap().idents.clone();
-                        self.idents.attach(child, &child_idents, &self.rules, &mut changed);
+                        let child_idents = self
+                            .records
+                            .get(child)
+                            .live
+                            .as_ref()
+                            .unwrap()
+                            .idents
+                            .clone();
+                        self.idents
+                            .attach(child, &child_idents, &self.rules, &mut changed);
                         children.push(child);
                     }
                     placed.extend_from_slice(&children);
@@ -231,7 +264,8 @@ impl Engine {
                 }
             };
             live.derived = children;
-            self.idents.attach(rid, &live.idents, &self.rules, &mut changed);
+            self.idents
+                .attach(rid, &live.idents, &self.rules, &mut changed);
             self.records.get_mut(rid).live = Some(Box::new(live));
             placed.insert(0, rid);
         }
@@ -285,14 +319,31 @@ impl Engine {
         let idents = self.intern_idents(body.kind, &body.identifiers);
         let names = &mut self.names;
         let attributes = Attributes::new(
-            body.attributes.iter().filter(|(_, v)| v.as_str() != "\"\"").map(|(k, v)| (names.intern(k), v.as_str())),
+            body.attributes
+                .iter()
+                .filter(|(_, v)| v.as_str() != "\"\"")
+                .map(|(k, v)| (names.intern(k), v.as_str())),
         );
         let rels = body
             .relationships
             .iter()
-            .map(|r| (self.names.intern(&r.rel_type), r.kind, self.intern_idents(r.kind, &r.identifiers)))
+            .map(|r| {
+                (
+                    self.names.intern(&r.rel_type),
+                    r.kind,
+                    self.intern_idents(r.kind, &r.identifiers),
+                )
+            })
             .collect();
-        (Live { kind: body.kind, idents, attributes, derived: Box::new([]) }, rels)
+        (
+            Live {
+                kind: body.kind,
+                idents,
+                attributes,
+                derived: Box::new([]),
+            },
+            rels,
+        )
     }
 
     fn intern_idents(&mut self, kind: Kind, ids: &[Identifier]) -> Box<[IdentId]> {
@@ -300,7 +351,13 @@ impl Engine {
         let mut out: Vec<IdentId> = ids
             .iter()
             .map(|i| {
-                self.idents.intern(kind, i.type_id, &i.value, || types.get(i.type_id).is_blocked(&i.value), &self.rules)
+                self.idents.intern(
+                    kind,
+                    i.type_id,
+                    &i.value,
+                    || types.get(i.type_id).is_blocked(&i.value),
+                    &self.rules,
+                )
             })
             .collect();
         out.sort();
@@ -310,11 +367,16 @@ impl Engine {
 
     fn same_relationships(&self, old: &[RecordId], new: &[(NameId, Kind, Box<[IdentId]>)]) -> bool {
         old.len() == new.len()
-            && old.iter().zip(new).all(|(child, (rel_type, kind, idents))| {
-                let r = self.records.get(*child);
-                let live = r.live.as_ref().unwrap();
-                r.derived.map(|d| d.rel_type) == Some(*rel_type) && live.kind == *kind && live.idents == *idents
-            })
+            && old
+                .iter()
+                .zip(new)
+                .all(|(child, (rel_type, kind, idents))| {
+                    let r = self.records.get(*child);
+                    let live = r.live.as_ref().unwrap();
+                    r.derived.map(|d| d.rel_type) == Some(*rel_type)
+                        && live.kind == *kind
+                        && live.idents == *idents
+                })
     }
 
     /// Merges the profiles a new or grown record links to, when that provably
@@ -333,7 +395,13 @@ impl Engine {
             }
             // All placed holders of a conflict-free evidence identifier share
             // one profile; holders placed by this same change have none yet.
-            if let Some(p) = ident.holders.iter().find_map(|h| if *h == r { None } else { self.records.get(*h).profile }) {
+            if let Some(p) = ident.holders.iter().find_map(|h| {
+                if *h == r {
+                    None
+                } else {
+                    self.records.get(*h).profile
+                }
+            }) {
                 if !involved.contains(&p) {
                     involved.push(p);
                 }
@@ -354,9 +422,17 @@ impl Engine {
         let kind = live.kind;
         if involved.is_empty() {
             let id = profile_id(kind, r, &self.records, &self.names);
-            let slot = self.profiles.insert(Profile { kind, members: smallvec::smallvec![r], exclusive, conflict: false, min_member: r, id });
+            let slot = self.profiles.insert(Profile {
+                kind,
+                members: smallvec::smallvec![r],
+                exclusive,
+                conflict: false,
+                min_member: r,
+                id,
+            });
             self.records.get_mut(r).profile = Some(slot);
-            self.events.push(ChangeEvent::new(ChangeKind::Created, id, Vec::new(), cause));
+            self.events
+                .push(ChangeEvent::new(ChangeKind::Created, id, Vec::new(), cause));
             return true;
         }
         // Move the smaller profiles into the largest.
@@ -390,10 +466,16 @@ impl Engine {
         profile.id = id;
         if involved.len() > 1 {
             self.stats.merges += 1;
-            self.events.push(ChangeEvent::new(ChangeKind::Merged, id, previous, cause));
+            self.events
+                .push(ChangeEvent::new(ChangeKind::Merged, id, previous, cause));
         } else {
-            let previous = if previous[0] != id { previous } else { Vec::new() };
-            self.events.push(ChangeEvent::new(ChangeKind::Updated, id, previous, cause));
+            let previous = if previous[0] != id {
+                previous
+            } else {
+                Vec::new()
+            };
+            self.events
+                .push(ChangeEvent::new(ChangeKind::Updated, id, previous, cause));
         }
         true
     }
@@ -402,7 +484,13 @@ impl Engine {
     /// clustering, and reports what changed.
     fn canonical_path(&mut self, seeds: Vec<RecordId>, cause: RecordId) {
         self.stats.canonical_rebuilds += 1;
-        let result = clustering::cluster(&seeds, &self.records, &self.idents, &self.profiles, &self.rules);
+        let result = clustering::cluster(
+            &seeds,
+            &self.records,
+            &self.idents,
+            &self.profiles,
+            &self.rules,
+        );
         for &i in &result.visited_idents {
             self.idents.get_mut(i).conflict = false;
         }
@@ -455,10 +543,14 @@ impl Engine {
             olds_of_new.push(olds);
         }
         let touched = |records: &Records, cluster: &[RecordId]| {
-            cluster.iter().any(|m| *m == cause || records.get(*m).derived.is_some_and(|d| d.parent == cause))
+            cluster
+                .iter()
+                .any(|m| *m == cause || records.get(*m).derived.is_some_and(|d| d.parent == cause))
         };
-        let old_ids: ahash::AHashMap<ProfileSlot, ProfileId> =
-            old_slots.iter().map(|p| (*p, self.profiles.get(*p).id)).collect();
+        let old_ids: ahash::AHashMap<ProfileSlot, ProfileId> = old_slots
+            .iter()
+            .map(|p| (*p, self.profiles.get(*p).id))
+            .collect();
 
         let mut reused: AHashSet<ProfileSlot> = AHashSet::default();
         let mut new_ids: Vec<ProfileId> = Vec::with_capacity(result.clusters.len());
@@ -474,7 +566,10 @@ impl Engine {
                 }
                 let live = self.records.get(m).live.as_ref().unwrap();
                 exclusive.extend(self.idents.exclusive_of(&live.idents, &self.rules));
-                conflict |= live.idents.iter().any(|i| conflicts.contains(i) && self.idents.get(*i).evidence);
+                conflict |= live
+                    .idents
+                    .iter()
+                    .any(|i| conflicts.contains(i) && self.idents.get(*i).evidence);
             }
             exclusive.sort();
             exclusive.dedup();
@@ -500,20 +595,45 @@ impl Engine {
                     *self.profiles.get_mut(p) = profile;
                     let membership_changed = old_members != cluster.len();
                     if old_ids[&p] != id {
-                        self.events.push(ChangeEvent::new(ChangeKind::Updated, id, vec![old_ids[&p]], cause));
+                        self.events.push(ChangeEvent::new(
+                            ChangeKind::Updated,
+                            id,
+                            vec![old_ids[&p]],
+                            cause,
+                        ));
                     } else if membership_changed || touched(&self.records, cluster) {
-                        self.events.push(ChangeEvent::new(ChangeKind::Updated, id, Vec::new(), cause));
+                        self.events.push(ChangeEvent::new(
+                            ChangeKind::Updated,
+                            id,
+                            Vec::new(),
+                            cause,
+                        ));
                     }
                     p
                 }
                 None => {
                     match olds.len() {
-                        0 => self.events.push(ChangeEvent::new(ChangeKind::Created, id, Vec::new(), cause)),
-                        1 => self.events.push(ChangeEvent::new(ChangeKind::Updated, id, vec![old_ids[&olds[0]]], cause)),
+                        0 => self.events.push(ChangeEvent::new(
+                            ChangeKind::Created,
+                            id,
+                            Vec::new(),
+                            cause,
+                        )),
+                        1 => self.events.push(ChangeEvent::new(
+                            ChangeKind::Updated,
+                            id,
+                            vec![old_ids[&olds[0]]],
+                            cause,
+                        )),
                         _ => {
                             self.stats.merges += 1;
                             let previous = olds.iter().map(|p| old_ids[p]).collect();
-                            self.events.push(ChangeEvent::new(ChangeKind::Merged, id, previous, cause));
+                            self.events.push(ChangeEvent::new(
+                                ChangeKind::Merged,
+                                id,
+                                previous,
+                                cause,
+                            ));
                         }
                     }
                     self.profiles.insert(profile)
@@ -529,10 +649,20 @@ impl Engine {
             if news.len() > 1 {
                 self.stats.splits += 1;
                 let into = news.iter().map(|c| new_ids[*c]).collect();
-                self.events.push(ChangeEvent::new(ChangeKind::Split, old_ids[&p], into, cause));
+                self.events.push(ChangeEvent::new(
+                    ChangeKind::Split,
+                    old_ids[&p],
+                    into,
+                    cause,
+                ));
             }
             if news.is_empty() {
-                self.events.push(ChangeEvent::new(ChangeKind::Deleted, old_ids[&p], Vec::new(), cause));
+                self.events.push(ChangeEvent::new(
+                    ChangeKind::Deleted,
+                    old_ids[&p],
+                    Vec::new(),
+                    cause,
+                ));
             }
             if !reused.contains(&p) {
                 self.profiles.remove(p);
@@ -550,7 +680,11 @@ impl Engine {
         let body = r.live.as_ref().map(|live| Body {
             kind: live.kind,
             identifiers: self.identifiers_of(&live.idents),
-            attributes: live.attributes.iter().map(|(k, v)| (self.names.name(k).to_string(), v.to_string())).collect(),
+            attributes: live
+                .attributes
+                .iter()
+                .map(|(k, v)| (self.names.name(k).to_string(), v.to_string()))
+                .collect(),
             relationships: live
                 .derived
                 .iter()
@@ -565,7 +699,12 @@ impl Engine {
                 })
                 .collect(),
         });
-        Some(Observation { source: self.names.name(r.source).to_string(), id: self.records.id(rid).to_string(), ts: r.ts, body })
+        Some(Observation {
+            source: self.names.name(r.source).to_string(),
+            id: self.records.id(rid).to_string(),
+            ts: r.ts,
+            body,
+        })
     }
 
     fn identifiers_of(&self, idents: &[IdentId]) -> Vec<Identifier> {
@@ -573,7 +712,10 @@ impl Engine {
             .iter()
             .map(|i| {
                 let ident = self.idents.get(*i);
-                Identifier { type_id: ident.type_id, value: self.idents.value(*i).to_string() }
+                Identifier {
+                    type_id: ident.type_id,
+                    value: self.idents.value(*i).to_string(),
+                }
             })
             .collect();
         out.sort();
@@ -596,14 +738,19 @@ impl Engine {
 pub fn canonical_json(obs: &Observation, pipeline: &Pipeline) -> String {
     use serde_json::json;
     let ids = |ids: &[Identifier]| -> Vec<serde_json::Value> {
-        ids.iter().map(|i| json!([pipeline.identifiers.name(i.type_id), i.value])).collect()
+        ids.iter()
+            .map(|i| json!([pipeline.identifiers.name(i.type_id), i.value]))
+            .collect()
     };
     let body = obs.body.as_ref().map(|b| {
         json!([
             b.kind.as_str(),
             ids(&b.identifiers),
             b.attributes,
-            b.relationships.iter().map(|r| json!([r.rel_type, r.kind.as_str(), ids(&r.identifiers)])).collect::<Vec<_>>()
+            b.relationships
+                .iter()
+                .map(|r| json!([r.rel_type, r.kind.as_str(), ids(&r.identifiers)]))
+                .collect::<Vec<_>>()
         ])
     });
     json!([obs.source, obs.id, obs.ts.0, body]).to_string()

@@ -9,8 +9,8 @@ use super::identifiers::ExclusiveSet;
 use super::keys::{Names, ProfileSlot, RecordId};
 use super::records::Records;
 use super::storage::ChunkedVec;
-use smallvec::SmallVec;
 use crate::observation::Kind;
+use smallvec::SmallVec;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -51,11 +51,15 @@ pub struct Profiles {
 
 impl Profiles {
     pub fn get(&self, slot: ProfileSlot) -> &Profile {
-        self.slots[slot.index()].as_ref().expect("profile slot in use")
+        self.slots[slot.index()]
+            .as_ref()
+            .expect("profile slot in use")
     }
 
     pub fn get_mut(&mut self, slot: ProfileSlot) -> &mut Profile {
-        self.slots[slot.index()].as_mut().expect("profile slot in use")
+        self.slots[slot.index()]
+            .as_mut()
+            .expect("profile slot in use")
     }
 
     pub fn insert(&mut self, profile: Profile) -> ProfileSlot {
@@ -71,7 +75,9 @@ impl Profiles {
     pub fn remove(&mut self, slot: ProfileSlot) -> Profile {
         self.count -= 1;
         self.free.push(slot);
-        self.slots[slot.index()].take().expect("profile slot in use")
+        self.slots[slot.index()]
+            .take()
+            .expect("profile slot in use")
     }
 
     pub fn len(&self) -> usize {
@@ -124,5 +130,9 @@ pub fn profile_id(kind: Kind, min_member: RecordId, records: &Records, names: &N
         h.update(&d.index.to_be_bytes());
     }
     let hash = h.digest128();
-    ProfileId { kind, high: (hash >> 64) as u64, low: (hash >> 32) as u32 }
+    ProfileId {
+        kind,
+        high: (hash >> 64) as u64,
+        low: (hash >> 32) as u32,
+    }
 }

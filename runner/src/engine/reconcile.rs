@@ -29,13 +29,26 @@ pub struct Golden<'a> {
 }
 
 /// Golden values of all attributes of the given members, sorted by attribute name.
-pub fn reconcile<'a>(members: &[RecordId], records: &'a Records, names: &Names, policy: &Survivorship) -> Vec<Golden<'a>> {
+pub fn reconcile<'a>(
+    members: &[RecordId],
+    records: &'a Records,
+    names: &Names,
+    policy: &Survivorship,
+) -> Vec<Golden<'a>> {
     let mut all: Vec<(NameId, Candidate<'a>)> = Vec::new();
     for &m in members {
         let r = records.get(m);
         if let Some(live) = &r.live {
             for (name, value) in live.attributes.iter() {
-                all.push((name, Candidate { value, record: m, source: r.source, ts: r.ts }));
+                all.push((
+                    name,
+                    Candidate {
+                        value,
+                        record: m,
+                        source: r.source,
+                        ts: r.ts,
+                    },
+                ));
             }
         }
     }
@@ -57,14 +70,30 @@ fn recency(a: &Candidate, b: &Candidate, records: &Records, names: &Names) -> Or
         .then_with(|| cmp_record_keys(a.record, b.record, records, names))
 }
 
-fn choose<'a>(cands: &[Candidate<'a>], attribute: &str, records: &Records, names: &Names, policy: &Survivorship) -> Candidate<'a> {
+fn choose<'a>(
+    cands: &[Candidate<'a>],
+    attribute: &str,
+    records: &Records,
+    names: &Names,
+    policy: &Survivorship,
+) -> Candidate<'a> {
     let p = policy.policy(attribute);
-    let most_recent = |cs: &mut dyn Iterator<Item = &Candidate<'a>>| *cs.max_by(|a, b| recency(a, b, records, names)).unwrap();
+    let most_recent = |cs: &mut dyn Iterator<Item = &Candidate<'a>>| {
+        *cs.max_by(|a, b| recency(a, b, records, names)).unwrap()
+    };
     match p.policy {
         SurvivorshipPolicy::MostRecent => most_recent(&mut cands.iter()),
         SurvivorshipPolicy::SourcePriority => {
-            let best = cands.iter().map(|c| p.rank(names.name(c.source))).min().unwrap();
-            most_recent(&mut cands.iter().filter(|c| p.rank(names.name(c.source)) == best))
+            let best = cands
+                .iter()
+                .map(|c| p.rank(names.name(c.source)))
+                .min()
+                .unwrap();
+            most_recent(
+                &mut cands
+                    .iter()
+                    .filter(|c| p.rank(names.name(c.source)) == best),
+            )
         }
         SurvivorshipPolicy::MostFrequent => {
             let mut by_value: Vec<&Candidate<'a>> = cands.iter().collect();
@@ -76,8 +105,9 @@ fn choose<'a>(cands: &[Candidate<'a>], attribute: &str, records: &Records, names
                 .unwrap();
             best.1
         }
-        SurvivorshipPolicy::FirstNonEmpty => {
-            *cands.iter().min_by(|a, b| recency(a, b, records, names)).unwrap()
-        }
+        SurvivorshipPolicy::FirstNonEmpty => *cands
+            .iter()
+            .min_by(|a, b| recency(a, b, records, names))
+            .unwrap(),
     }
 }

@@ -19,7 +19,10 @@ pub struct ChunkedVec<T> {
 
 impl<T> Default for ChunkedVec<T> {
     fn default() -> Self {
-        ChunkedVec { chunks: Vec::new(), len: 0 }
+        ChunkedVec {
+            chunks: Vec::new(),
+            len: 0,
+        }
     }
 }
 
@@ -29,10 +32,13 @@ impl<T> ChunkedVec<T> {
     }
 
     pub fn push(&mut self, value: T) -> usize {
-        if self.len % CHUNK == 0 {
+        if self.len.is_multiple_of(CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
         }
-        self.chunks.last_mut().expect("a chunk with room").push(value);
+        self.chunks
+            .last_mut()
+            .expect("a chunk with room")
+            .push(value);
         self.len += 1;
         self.len - 1
     }
@@ -74,16 +80,27 @@ impl StrArena {
     /// in practice, the input line limit being 1 MiB) get a chunk of their own.
     pub fn push(&mut self, s: &str) -> StrRef {
         let bytes = s.as_bytes();
-        assert!(bytes.len() < (1 << LEN_BITS), "arena strings are shorter than 1 MiB");
-        let fits = self.chunks.last().is_some_and(|c| c.capacity() - c.len() >= bytes.len());
+        assert!(
+            bytes.len() < (1 << LEN_BITS),
+            "arena strings are shorter than 1 MiB"
+        );
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= bytes.len());
         if !fits {
-            self.chunks.push(Vec::with_capacity(ARENA_CHUNK.max(bytes.len())));
+            self.chunks
+                .push(Vec::with_capacity(ARENA_CHUNK.max(bytes.len())));
         }
         let chunk = self.chunks.len() - 1;
         let data = &mut self.chunks[chunk];
         let offset = data.len();
         data.extend_from_slice(bytes);
-        StrRef(((chunk as u64) << (ARENA_CHUNK_BITS + LEN_BITS)) | ((offset as u64) << LEN_BITS) | bytes.len() as u64)
+        StrRef(
+            ((chunk as u64) << (ARENA_CHUNK_BITS + LEN_BITS))
+                | ((offset as u64) << LEN_BITS)
+                | bytes.len() as u64,
+        )
     }
 
     pub fn get(&self, r: StrRef) -> &str {
@@ -115,7 +132,10 @@ mod tests {
     #[test]
     fn arena_returns_what_was_stored() {
         let mut a = StrArena::default();
-        let refs: Vec<(StrRef, String)> = (0..200_000).map(|i| format!("value-{i}-ü")).map(|s| (a.push(&s), s)).collect();
+        let refs: Vec<(StrRef, String)> = (0..200_000)
+            .map(|i| format!("value-{i}-ü"))
+            .map(|s| (a.push(&s), s))
+            .collect();
         for (r, s) in &refs {
             assert_eq!(a.get(*r), s);
         }

@@ -48,14 +48,23 @@ fn partition(e: &Engine) -> Vec<Vec<String>> {
         .export()
         .into_iter()
         .filter(|v| v.kind == "person")
-        .map(|v| v.records.iter().filter(|r| r.relationship.is_none()).map(|r| format!("{}/{}", r.source, r.id)).collect())
+        .map(|v| {
+            v.records
+                .iter()
+                .filter(|r| r.relationship.is_none())
+                .map(|r| format!("{}/{}", r.source, r.id))
+                .collect()
+        })
         .collect();
     out.sort();
     out
 }
 
 fn export_json(e: &Engine) -> String {
-    e.export().iter().map(|v| serde_json::to_string(v).unwrap() + "\n").collect()
+    e.export()
+        .iter()
+        .map(|v| serde_json::to_string(v).unwrap() + "\n")
+        .collect()
 }
 
 /// A fresh engine fed the stored versions in key order: the canonical answer
@@ -86,15 +95,28 @@ fn retracting_the_bridge_splits_the_profile_and_reports_it() {
     let p = pipeline();
     let mut e = engine_with(&[A1, A2, A3]);
     e.clear_events();
-    e.apply(&obs(&p, r#"{"source":"web","id":"2","ts":"2026-01-05T00:00:00Z","retract":true}"#));
+    e.apply(&obs(
+        &p,
+        r#"{"source":"web","id":"2","ts":"2026-01-05T00:00:00Z","retract":true}"#,
+    ));
     assert_eq!(partition(&e), vec![vec!["app/3"], vec!["crm/1"]]);
     let events: Vec<ChangeEvent> = e.drain_events().collect();
-    assert!(events.iter().any(|ev| ev.kind == ChangeKind::Split && ev.related.len() == 2), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|ev| ev.kind == ChangeKind::Split && ev.related.len() == 2),
+        "{events:?}"
+    );
 }
 
 #[test]
 fn a_retraction_arriving_first_keeps_a_tombstone() {
-    let e = engine_with(&[r#"{"source":"web","id":"2","ts":"2026-01-05T00:00:00Z","retract":true}"#, A1, A2, A3]);
+    let e = engine_with(&[
+        r#"{"source":"web","id":"2","ts":"2026-01-05T00:00:00Z","retract":true}"#,
+        A1,
+        A2,
+        A3,
+    ]);
     assert_eq!(partition(&e), vec![vec!["app/3"], vec!["crm/1"]]);
 }
 
@@ -125,7 +147,13 @@ fn two_accounts_are_never_one_person() {
     assert_eq!(partition(&e), vec![vec!["crm/1", "web/3"], vec!["crm/2"]]);
     let explanation = e.explain(("account_id", "A"), ("account_id", "B")).unwrap();
     assert!(!explanation.same_profile);
-    assert!(explanation.lines.iter().any(|l| l.contains("generic") && l.contains("2 distinct account_id")), "{explanation:?}");
+    assert!(
+        explanation
+            .lines
+            .iter()
+            .any(|l| l.contains("generic") && l.contains("2 distinct account_id")),
+        "{explanation:?}"
+    );
 }
 
 #[test]
@@ -155,8 +183,12 @@ fn blocklisted_values_never_link() {
         r#"{"source":"s","id":"2","ts":"2026-01-01T00:00:00Z","kind":"person","identifiers":[{"type":"email","value":"test@test.com "}]}"#,
     ]);
     assert_eq!(e.profile_count(), 2);
-    let explanation = e.explain(("email", "test@test.com"), ("email", "test@test.com")).unwrap();
-    assert!(explanation.same_profile || explanation.lines.iter().any(|l| l.contains("blocklisted")));
+    let explanation = e
+        .explain(("email", "test@test.com"), ("email", "test@test.com"))
+        .unwrap();
+    assert!(
+        explanation.same_profile || explanation.lines.iter().any(|l| l.contains("blocklisted"))
+    );
 }
 
 #[test]
@@ -196,7 +228,11 @@ fn relationships_connect_profiles_of_other_kinds() {
     let devices: Vec<_> = export.iter().filter(|v| v.kind == "device").collect();
     assert_eq!(devices.len(), 1, "both relationships name one device");
     let people: Vec<_> = export.iter().filter(|v| v.kind == "person").collect();
-    assert_eq!(people.len(), 2, "a shared device in a relationship does not merge people");
+    assert_eq!(
+        people.len(),
+        2,
+        "a shared device in a relationship does not merge people"
+    );
     for p in people {
         assert_eq!(p.relationships.len(), 1);
         assert_eq!(p.relationships[0].profile_id, devices[0].profile_id);
@@ -209,7 +245,10 @@ fn profile_ids_depend_only_on_members() {
     let b = engine_with(&[A3, A1, A2]);
     assert_eq!(export_json(&a), export_json(&b));
     let id = &a.export()[0].profile_id;
-    assert!(id.starts_with("person-") && id.len() == "person-".len() + 24, "{id}");
+    assert!(
+        id.starts_with("person-") && id.len() == "person-".len() + 24,
+        "{id}"
+    );
 }
 
 #[test]
@@ -220,7 +259,10 @@ fn merges_report_the_previous_ids() {
     e.clear_events();
     e.apply(&obs(&p, A2));
     let events: Vec<ChangeEvent> = e.drain_events().collect();
-    let merged = events.iter().find(|ev| ev.kind == ChangeKind::Merged).expect("a merge event");
+    let merged = events
+        .iter()
+        .find(|ev| ev.kind == ChangeKind::Merged)
+        .expect("a merge event");
     let mut previous: Vec<String> = merged.related.iter().map(|i| i.to_string()).collect();
     previous.sort();
     let mut before = before;

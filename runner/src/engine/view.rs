@@ -2,8 +2,8 @@
 //! records, with no processing times or run-specific values, so that two runs
 //! over the same set compare byte for byte.
 
-use super::keys::RecordId;
 use super::keys::ProfileSlot;
+use super::keys::RecordId;
 use super::profiles::cmp_record_keys;
 use super::reconcile::reconcile;
 use super::Engine;
@@ -82,7 +82,12 @@ impl Engine {
         let mut identifiers: Vec<IdentifierView> = Vec::new();
         let mut relationships: Vec<RelationshipView> = Vec::new();
         for &m in &members {
-            let live = self.records.get(m).live.as_ref().expect("profile members are live");
+            let live = self
+                .records
+                .get(m)
+                .live
+                .as_ref()
+                .expect("profile members are live");
             for &i in live.idents.iter() {
                 let ident = self.idents.get(i);
                 identifiers.push(IdentifierView {
@@ -108,9 +113,15 @@ impl Engine {
         relationships.dedup();
         let mut attributes = BTreeMap::new();
         let mut provenance = BTreeMap::new();
-        for g in reconcile(&members, &self.records, &self.names, &self.pipeline.survivorship) {
+        for g in reconcile(
+            &members,
+            &self.records,
+            &self.names,
+            &self.pipeline.survivorship,
+        ) {
             let name = self.names.name(g.attribute).to_string();
-            let value = RawValue::from_string(g.chosen.value.to_string()).expect("stored attribute values are JSON");
+            let value = RawValue::from_string(g.chosen.value.to_string())
+                .expect("stored attribute values are JSON");
             attributes.insert(name.clone(), value);
             let rec = self.records.get(g.chosen.record);
             provenance.insert(
@@ -122,19 +133,35 @@ impl Engine {
                 },
             );
         }
-        ProfileView { profile_id: p.id.to_string(), kind: p.kind.as_str(), records, identifiers, attributes, provenance, relationships }
+        ProfileView {
+            profile_id: p.id.to_string(),
+            kind: p.kind.as_str(),
+            records,
+            identifiers,
+            attributes,
+            provenance,
+            relationships,
+        }
     }
 
     /// Every profile, sorted by id.
     pub fn export(&self) -> Vec<ProfileView> {
-        let mut slots: Vec<(String, ProfileSlot)> = self.profiles.iter().map(|(s, p)| (p.id.to_string(), s)).collect();
+        let mut slots: Vec<(String, ProfileSlot)> = self
+            .profiles
+            .iter()
+            .map(|(s, p)| (p.id.to_string(), s))
+            .collect();
         slots.sort();
         slots.into_iter().map(|(_, s)| self.view(s)).collect()
     }
 
     /// The profiles (of any kind) holding an identifier; the value is
     /// normalized with the type's rules first.
-    pub fn lookup(&self, type_name: &str, raw_value: &str) -> Result<Vec<ProfileView>, LookupError> {
+    pub fn lookup(
+        &self,
+        type_name: &str,
+        raw_value: &str,
+    ) -> Result<Vec<ProfileView>, LookupError> {
         let ids = self.find_idents(type_name, raw_value)?;
         let mut slots: Vec<ProfileSlot> = Vec::new();
         for i in ids {
@@ -151,18 +178,30 @@ impl Engine {
         Ok(views)
     }
 
-    pub(crate) fn find_idents(&self, type_name: &str, raw_value: &str) -> Result<Vec<super::keys::IdentId>, LookupError> {
+    pub(crate) fn find_idents(
+        &self,
+        type_name: &str,
+        raw_value: &str,
+    ) -> Result<Vec<super::keys::IdentId>, LookupError> {
         let types = &self.pipeline.identifiers;
-        let t = types.id(type_name).ok_or_else(|| LookupError::UnknownType {
-            type_name: type_name.to_string(),
-            accepted: types.names(),
-        })?;
+        let t = types
+            .id(type_name)
+            .ok_or_else(|| LookupError::UnknownType {
+                type_name: type_name.to_string(),
+                accepted: types.names(),
+            })?;
         let value = types
             .get(t)
             .normalizer
             .apply(raw_value, self.pipeline.region)
-            .map_err(|e| LookupError::BadValue { type_name: type_name.to_string(), reason: e.to_string() })?;
-        Ok(crate::observation::Kind::ALL.iter().filter_map(|k| self.idents.find(*k, t, &value)).collect())
+            .map_err(|e| LookupError::BadValue {
+                type_name: type_name.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(crate::observation::Kind::ALL
+            .iter()
+            .filter_map(|k| self.idents.find(*k, t, &value))
+            .collect())
     }
 }
 

@@ -53,7 +53,12 @@ pub(super) struct LineReader<'r> {
 
 impl<'r> LineReader<'r> {
     pub(super) fn new(reader: &'r mut dyn BufRead, input: Input) -> LineReader<'r> {
-        LineReader { reader, input, line: 0, buf: Vec::with_capacity(4096) }
+        LineReader {
+            reader,
+            input,
+            line: 0,
+            buf: Vec::with_capacity(4096),
+        }
     }
 
     /// The number (from 1) of the line last returned.
@@ -66,21 +71,26 @@ impl<'r> LineReader<'r> {
         loop {
             self.buf.clear();
             self.line += 1;
-            let read = self.reader.read_until(b'\n', &mut self.buf).map_err(|error| EvaluateError::Io {
-                input: self.input,
-                line: self.line,
-                error,
-            })?;
+            let read = self
+                .reader
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|error| EvaluateError::Io {
+                    input: self.input,
+                    line: self.line,
+                    error,
+                })?;
             if read == 0 {
                 return Ok(None);
             }
             if self.buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            return serde_json::from_slice(&self.buf).map(Some).map_err(|e| EvaluateError::BadLine {
-                input: self.input,
-                line: self.line,
-                reason: without_position(&e),
+            return serde_json::from_slice(&self.buf).map(Some).map_err(|e| {
+                EvaluateError::BadLine {
+                    input: self.input,
+                    line: self.line,
+                    reason: without_position(&e),
+                }
             });
         }
     }

@@ -83,14 +83,30 @@ pub enum EvaluateError {
         error: std::io::Error,
     },
     #[error("{input} line {line}: {reason}; expected {}", input.example())]
-    BadLine { input: Input, line: u64, reason: String },
-    #[error("truth line {line}: record ({record_source}, {id}) was already listed on line {first}")]
-    DuplicateTruthRecord { line: u64, first: u64, record_source: String, id: String },
+    BadLine {
+        input: Input,
+        line: u64,
+        reason: String,
+    },
+    #[error(
+        "truth line {line}: record ({record_source}, {id}) was already listed on line {first}"
+    )]
+    DuplicateTruthRecord {
+        line: u64,
+        first: u64,
+        record_source: String,
+        id: String,
+    },
     #[error(
         "export line {line}: record ({record_source}, {id}) is already in the profile on line {first}; \
          profiles must partition the records"
     )]
-    DuplicateExportRecord { line: u64, first: u64, record_source: String, id: String },
+    DuplicateExportRecord {
+        line: u64,
+        first: u64,
+        record_source: String,
+        id: String,
+    },
 }
 
 /// What the truth says about one record.
@@ -104,7 +120,10 @@ struct TruthEntry {
 }
 
 /// Scores `export` against `truth`. Both are JSON lines; empty lines are skipped.
-pub fn pairwise(export: &mut dyn BufRead, truth: &mut dyn BufRead) -> Result<PairwiseScores, EvaluateError> {
+pub fn pairwise(
+    export: &mut dyn BufRead,
+    truth: &mut dyn BufRead,
+) -> Result<PairwiseScores, EvaluateError> {
     let mut records: HashMap<String, TruthEntry, ahash::RandomState> = HashMap::default();
     let mut entity_ids: HashMap<String, u32, ahash::RandomState> = HashMap::default();
     let mut key = String::new();
@@ -126,14 +145,20 @@ pub fn pairwise(export: &mut dyn BufRead, truth: &mut dyn BufRead) -> Result<Pai
         }
         let next_id = entity_ids.len() as u32;
         let entity = *entity_ids.entry(line.entity).or_insert(next_id);
-        let entry = TruthEntry { entity, person: line.kind == "person", truth_line: number, export_line: 0 };
+        let entry = TruthEntry {
+            entity,
+            person: line.kind == "person",
+            truth_line: number,
+            export_line: 0,
+        };
         records.insert(key.clone(), entry);
     }
     drop(entity_ids);
 
     // Scored records per entity, for the true pairs.
     let mut per_entity: HashMap<u32, u64, ahash::RandomState> = HashMap::default();
-    let (mut predicted_pairs, mut correct_pairs, mut scored, mut multi_account) = (0u64, 0u64, 0u64, 0u64);
+    let (mut predicted_pairs, mut correct_pairs, mut scored, mut multi_account) =
+        (0u64, 0u64, 0u64, 0u64);
     let mut cells: Vec<u32> = Vec::new();
     let mut lines = LineReader::new(export, Input::Export);
     while let Some(profile) = lines.next_json::<ExportLine>()? {
@@ -141,7 +166,9 @@ pub fn pairwise(export: &mut dyn BufRead, truth: &mut dyn BufRead) -> Result<Pai
         cells.clear();
         for record in profile.records.iter().filter(|r| r.relationship.is_none()) {
             record_key(&mut key, &record.source, &record.id);
-            let Some(entry) = records.get_mut(key.as_str()) else { continue };
+            let Some(entry) = records.get_mut(key.as_str()) else {
+                continue;
+            };
             if entry.export_line != 0 {
                 return Err(EvaluateError::DuplicateExportRecord {
                     line: number,
@@ -163,8 +190,12 @@ pub fn pairwise(export: &mut dyn BufRead, truth: &mut dyn BufRead) -> Result<Pai
         predicted_pairs += pairs(cells.len() as u64);
         scored += cells.len() as u64;
 
-        let mut accounts: Vec<&str> =
-            profile.identifiers.iter().filter(|i| i.id_type == "account_id").map(|i| i.value.as_str()).collect();
+        let mut accounts: Vec<&str> = profile
+            .identifiers
+            .iter()
+            .filter(|i| i.id_type == "account_id")
+            .map(|i| i.value.as_str())
+            .collect();
         accounts.sort_unstable();
         accounts.dedup();
         if accounts.len() > 1 {
@@ -172,7 +203,13 @@ pub fn pairwise(export: &mut dyn BufRead, truth: &mut dyn BufRead) -> Result<Pai
         }
     }
     let true_pairs = per_entity.values().map(|&n| pairs(n)).sum();
-    Ok(scores(true_pairs, predicted_pairs, correct_pairs, scored, multi_account))
+    Ok(scores(
+        true_pairs,
+        predicted_pairs,
+        correct_pairs,
+        scored,
+        multi_account,
+    ))
 }
 
 fn scores(
@@ -182,10 +219,20 @@ fn scores(
     records: u64,
     multi_account: u64,
 ) -> PairwiseScores {
-    let ratio = |num: u64, den: u64| if den == 0 { 1.0 } else { num as f64 / den as f64 };
+    let ratio = |num: u64, den: u64| {
+        if den == 0 {
+            1.0
+        } else {
+            num as f64 / den as f64
+        }
+    };
     let precision = ratio(correct_pairs, predicted_pairs);
     let recall = ratio(correct_pairs, true_pairs);
-    let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
     PairwiseScores {
         precision,
         recall,

@@ -15,8 +15,14 @@ fn score(export: &str, truth: &str) -> Result<PairwiseScores, EvaluateError> {
 }
 
 fn profile(records: &[(&str, &str)], accounts: &[&str]) -> String {
-    let records: Vec<String> = records.iter().map(|(s, i)| format!(r#"{{"source":"{s}","id":"{i}"}}"#)).collect();
-    let ids: Vec<String> = accounts.iter().map(|a| format!(r#"{{"type":"account_id","value":"{a}"}}"#)).collect();
+    let records: Vec<String> = records
+        .iter()
+        .map(|(s, i)| format!(r#"{{"source":"{s}","id":"{i}"}}"#))
+        .collect();
+    let ids: Vec<String> = accounts
+        .iter()
+        .map(|a| format!(r#"{{"type":"account_id","value":"{a}"}}"#))
+        .collect();
     format!(
         r#"{{"profile_id":"p","kind":"person","records":[{}],"identifiers":[{}],"attributes":{{}},"relationships":[]}}"#,
         records.join(","),
@@ -30,7 +36,10 @@ fn perfect_partition_scores_one() {
         + &profile(&[("crm", "c-3"), ("web", "w-2")], &["a2"])
         + &profile(&[("crm", "o-1")], &[]);
     let s = score(&export, TRUTH).expect("scores");
-    assert_eq!((s.true_pairs, s.predicted_pairs, s.correct_pairs, s.records), (4, 4, 4, 5));
+    assert_eq!(
+        (s.true_pairs, s.predicted_pairs, s.correct_pairs, s.records),
+        (4, 4, 4, 5)
+    );
     assert_eq!((s.precision, s.recall, s.f1), (1.0, 1.0, 1.0));
     assert_eq!(s.profiles_with_multiple_accounts, 0);
 }
@@ -38,10 +47,21 @@ fn perfect_partition_scores_one() {
 #[test]
 fn over_merge_costs_precision() {
     // Everything in one profile: 10 predicted pairs, 4 of them right.
-    let export =
-        profile(&[("crm", "c-1"), ("crm", "c-2"), ("web", "w-1"), ("crm", "c-3"), ("web", "w-2")], &["a1", "a2"]);
+    let export = profile(
+        &[
+            ("crm", "c-1"),
+            ("crm", "c-2"),
+            ("web", "w-1"),
+            ("crm", "c-3"),
+            ("web", "w-2"),
+        ],
+        &["a1", "a2"],
+    );
     let s = score(&export, TRUTH).expect("scores");
-    assert_eq!((s.true_pairs, s.predicted_pairs, s.correct_pairs), (4, 10, 4));
+    assert_eq!(
+        (s.true_pairs, s.predicted_pairs, s.correct_pairs),
+        (4, 10, 4)
+    );
     assert_eq!((s.precision, s.recall), (0.4, 1.0));
     assert!((s.f1 - 2.0 * 0.4 / 1.4).abs() < 1e-12);
     assert_eq!(s.profiles_with_multiple_accounts, 1);
@@ -54,19 +74,35 @@ fn under_merge_costs_recall() {
         + &profile(&[("web", "w-1")], &[])
         + &profile(&[("crm", "c-3"), ("web", "w-2")], &["a2", "a2"]);
     let s = score(&export, TRUTH).expect("scores");
-    assert_eq!((s.true_pairs, s.predicted_pairs, s.correct_pairs), (4, 2, 2));
+    assert_eq!(
+        (s.true_pairs, s.predicted_pairs, s.correct_pairs),
+        (4, 2, 2)
+    );
     assert_eq!((s.precision, s.recall), (1.0, 0.5));
     assert!((s.f1 - 2.0 / 3.0).abs() < 1e-12);
-    assert_eq!(s.profiles_with_multiple_accounts, 0, "one account listed twice is one account");
+    assert_eq!(
+        s.profiles_with_multiple_accounts, 0,
+        "one account listed twice is one account"
+    );
 }
 
 #[test]
 fn records_missing_on_either_side_are_not_scored() {
     // w-2 is not exported; x-9 is not in the truth; o-1 is no person.
-    let export = profile(&[("crm", "c-1"), ("crm", "c-2"), ("web", "w-1"), ("crm", "x-9")], &[])
-        + &profile(&[("crm", "c-3"), ("crm", "o-1")], &[]);
+    let export = profile(
+        &[
+            ("crm", "c-1"),
+            ("crm", "c-2"),
+            ("web", "w-1"),
+            ("crm", "x-9"),
+        ],
+        &[],
+    ) + &profile(&[("crm", "c-3"), ("crm", "o-1")], &[]);
     let s = score(&export, TRUTH).expect("scores");
-    assert_eq!((s.true_pairs, s.predicted_pairs, s.correct_pairs, s.records), (3, 3, 3, 4));
+    assert_eq!(
+        (s.true_pairs, s.predicted_pairs, s.correct_pairs, s.records),
+        (3, 3, 3, 4)
+    );
     assert_eq!(s.f1, 1.0);
 }
 
@@ -76,7 +112,10 @@ fn nothing_to_score_is_perfect() {
     assert_eq!((s.precision, s.recall, s.f1, s.records), (1.0, 1.0, 1.0, 0));
     let singletons = profile(&[("crm", "c-1")], &[]) + &profile(&[("crm", "c-3")], &[]);
     let s = score(&singletons, TRUTH).expect("scores");
-    assert_eq!((s.true_pairs, s.predicted_pairs, s.precision, s.recall), (0, 0, 1.0, 1.0));
+    assert_eq!(
+        (s.true_pairs, s.predicted_pairs, s.precision, s.recall),
+        (0, 0, 1.0, 1.0)
+    );
 }
 
 #[test]
@@ -93,28 +132,77 @@ fn unknown_fields_blank_lines_and_retracted_truth_are_tolerated() {
 
 #[test]
 fn a_bad_line_is_named_by_number() {
-    let export = profile(&[("crm", "c-1")], &[]) + "\n" + r#"{"profile_id":"p2","kind":"person"}"# + "\n";
+    let export =
+        profile(&[("crm", "c-1")], &[]) + "\n" + r#"{"profile_id":"p2","kind":"person"}"# + "\n";
     let err = score(&export, TRUTH).expect_err("missing records");
-    assert!(matches!(err, EvaluateError::BadLine { input: Input::Export, line: 3, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            EvaluateError::BadLine {
+                input: Input::Export,
+                line: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let message = err.to_string();
-    assert!(message.starts_with("export line 3: missing field `records`"), "{message}");
-    assert!(message.contains(r#""records": [{"source": "crm""#), "{message}");
+    assert!(
+        message.starts_with("export line 3: missing field `records`"),
+        "{message}"
+    );
+    assert!(
+        message.contains(r#""records": [{"source": "crm""#),
+        "{message}"
+    );
 
     let truth = TRUTH.to_string() + "{not json\n";
     let err = score("", &truth).expect_err("bad truth");
-    assert!(matches!(err, EvaluateError::BadLine { input: Input::Truth, line: 7, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            EvaluateError::BadLine {
+                input: Input::Truth,
+                line: 7,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(!err.to_string().contains("at line 1"), "{err}");
 }
 
 #[test]
 fn duplicates_are_refused() {
-    let truth = TRUTH.to_string() + r#"{"source":"crm","id":"c-2","kind":"person","entity":"person-2"}"# + "\n";
+    let truth = TRUTH.to_string()
+        + r#"{"source":"crm","id":"c-2","kind":"person","entity":"person-2"}"#
+        + "\n";
     let err = score("", &truth).expect_err("duplicate truth");
-    assert!(matches!(err, EvaluateError::DuplicateTruthRecord { line: 7, first: 2, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            EvaluateError::DuplicateTruthRecord {
+                line: 7,
+                first: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     let export = profile(&[("crm", "c-1"), ("crm", "c-2")], &[]) + &profile(&[("crm", "c-2")], &[]);
     let err = score(&export, TRUTH).expect_err("record in two profiles");
-    assert!(matches!(err, EvaluateError::DuplicateExportRecord { line: 2, first: 1, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            EvaluateError::DuplicateExportRecord {
+                line: 2,
+                first: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("(crm, c-2)"), "{err}");
 }
 
@@ -125,7 +213,10 @@ fn pairs_come_from_cells_not_enumeration() {
     let mut truth = String::new();
     let mut records = Vec::with_capacity(n as usize);
     for i in 0..n {
-        truth.push_str(&format!(r#"{{"source":"s","id":"{i}","kind":"person","entity":"e{}"}}"#, i % 2));
+        truth.push_str(&format!(
+            r#"{{"source":"s","id":"{i}","kind":"person","entity":"e{}"}}"#,
+            i % 2
+        ));
         truth.push('\n');
         records.push(format!(r#"{{"source":"s","id":"{i}"}}"#));
     }

@@ -109,7 +109,10 @@ pub(super) struct TruthWriter<'w> {
 
 impl<'w> TruthWriter<'w> {
     pub(super) fn new(out: &'w mut dyn Write) -> TruthWriter<'w> {
-        TruthWriter { out: BufWriter::with_capacity(1 << 16, out), line: Vec::with_capacity(128) }
+        TruthWriter {
+            out: BufWriter::with_capacity(1 << 16, out),
+            line: Vec::with_capacity(128),
+        }
     }
 
     /// `{"source":…,"id":…,"kind":…,"entity":…}`; the id is `prefix` and `number`.

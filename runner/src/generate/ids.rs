@@ -129,8 +129,9 @@ impl Salts {
 /// Area codes of the national numbers; exchanges 200-999 and 10 000 lines
 /// under each make 8M numbers per area code.
 const AREA_CODES: [u16; 40] = [
-    206, 212, 213, 214, 303, 305, 312, 313, 314, 404, 412, 415, 502, 503, 504, 512, 602, 612, 615, 617, 702, 704, 713,
-    718, 801, 804, 808, 813, 816, 818, 901, 904, 907, 912, 916, 919, 949, 952, 971, 972,
+    206, 212, 213, 214, 303, 305, 312, 313, 314, 404, 412, 415, 502, 503, 504, 512, 602, 612, 615,
+    617, 702, 704, 713, 718, 801, 804, 808, 813, 816, 818, 901, 904, 907, 912, 916, 919, 949, 952,
+    971, 972,
 ];
 pub(super) const PHONE_CAPACITY: u64 = AREA_CODES.len() as u64 * 800 * 10_000;
 
@@ -141,8 +142,19 @@ fn national_number(key: u64) -> String {
     format!("{area}{:03}{:04}", 200 + rest / 10_000, rest % 10_000)
 }
 
-const HOME_DOMAINS: [&str; 5] = ["example.com", "example.net", "example.org", "mail.example", "inbox.example"];
-const WORK_DOMAINS: [&str; 4] = ["corp.example", "acme.example", "initech.example", "globex.example"];
+const HOME_DOMAINS: [&str; 5] = [
+    "example.com",
+    "example.net",
+    "example.org",
+    "mail.example",
+    "inbox.example",
+];
+const WORK_DOMAINS: [&str; 4] = [
+    "corp.example",
+    "acme.example",
+    "initech.example",
+    "globex.example",
+];
 
 /// `given.surname.n@home-domain` for the first email, `givensurnamen@work-domain`
 /// for the second: the number (see [`Salts::email_number`]) keeps them unique,
@@ -150,9 +162,15 @@ const WORK_DOMAINS: [&str; 4] = ["corp.example", "acme.example", "initech.exampl
 pub(super) fn email(given: &str, surname: &str, number: u32, i: u64, domain_roll: u64) -> String {
     let (g, s) = (given.to_ascii_lowercase(), surname.to_ascii_lowercase());
     if i == 0 {
-        format!("{g}.{s}.{number}@{}", HOME_DOMAINS[(domain_roll % HOME_DOMAINS.len() as u64) as usize])
+        format!(
+            "{g}.{s}.{number}@{}",
+            HOME_DOMAINS[(domain_roll % HOME_DOMAINS.len() as u64) as usize]
+        )
     } else {
-        format!("{g}{s}{number}@{}", WORK_DOMAINS[(domain_roll % WORK_DOMAINS.len() as u64) as usize])
+        format!(
+            "{g}{s}{number}@{}",
+            WORK_DOMAINS[(domain_roll % WORK_DOMAINS.len() as u64) as usize]
+        )
     }
 }
 
@@ -167,7 +185,12 @@ pub(super) enum Junk {
 }
 
 impl Junk {
-    pub(super) const ALL: [Junk; 4] = [Junk::TestEmail, Junk::ZeroPhone, Junk::NoEmail, Junk::NullDevice];
+    pub(super) const ALL: [Junk; 4] = [
+        Junk::TestEmail,
+        Junk::ZeroPhone,
+        Junk::NoEmail,
+        Junk::NullDevice,
+    ];
 
     pub(super) fn id_type(self) -> IdType {
         match self {
@@ -180,10 +203,23 @@ impl Junk {
     /// The ways the value is written; all normalize to the same value.
     pub(super) fn spellings(self) -> &'static [&'static str] {
         match self {
-            Junk::TestEmail => &["test@test.com", "TEST@test.com", " Test@Test.com ", "test@TEST.COM"],
-            Junk::ZeroPhone => &["0000000000", "000-000-0000", "(000) 000-0000", "+1 000 000 0000"],
+            Junk::TestEmail => &[
+                "test@test.com",
+                "TEST@test.com",
+                " Test@Test.com ",
+                "test@TEST.COM",
+            ],
+            Junk::ZeroPhone => &[
+                "0000000000",
+                "000-000-0000",
+                "(000) 000-0000",
+                "+1 000 000 0000",
+            ],
             Junk::NoEmail => &["noemail@none.com", "NoEmail@none.com", " noemail@NONE.com"],
-            Junk::NullDevice => &["00000000-0000-0000-0000-000000000000", " 00000000-0000-0000-0000-000000000000 "],
+            Junk::NullDevice => &[
+                "00000000-0000-0000-0000-000000000000",
+                " 00000000-0000-0000-0000-000000000000 ",
+            ],
         }
     }
 }

@@ -116,7 +116,9 @@ pub enum GenerateError {
     Io(#[from] std::io::Error),
     #[error("writing the truth file: {0}")]
     Truth(#[source] std::io::Error),
-    #[error("--people {people}: at most {max} people can be generated (identifier values would repeat)")]
+    #[error(
+        "--people {people}: at most {max} people can be generated (identifier values would repeat)"
+    )]
     TooManyPeople { people: u64, max: u64 },
 }
 
@@ -134,7 +136,10 @@ pub fn generate(
     truth: Option<&mut dyn Write>,
 ) -> Result<GenerateStats, GenerateError> {
     if opts.people > MAX_PEOPLE {
-        return Err(GenerateError::TooManyPeople { people: opts.people, max: MAX_PEOPLE });
+        return Err(GenerateError::TooManyPeople {
+            people: opts.people,
+            max: MAX_PEOPLE,
+        });
     }
     let mut lines = shuffle::Lines::with_capacity_for(opts.people);
     let mut truth = truth.map(emit::TruthWriter::new);
@@ -144,5 +149,9 @@ pub fn generate(
     }
     let observations = lines.len() as u64;
     lines.shuffle_into(opts.seed, out)?;
-    Ok(GenerateStats { people: opts.people, observations, records })
+    Ok(GenerateStats {
+        people: opts.people,
+        observations,
+        records,
+    })
 }

@@ -51,11 +51,12 @@ const GIVEN_NAMES: [(&str, Option<&str>); 40] = [
 ];
 
 const SURNAMES: [&str; 48] = [
-    "Lee", "Smith", "Garcia", "Chen", "Johnson", "Patel", "Nguyen", "Kim", "Brown", "Martinez", "Davis", "Lopez",
-    "Wilson", "Anderson", "Taylor", "Thomas", "Moore", "Jackson", "Martin", "White", "Harris", "Clark", "Lewis",
-    "Walker", "Hall", "Young", "Allen", "King", "Wright", "Scott", "Green", "Baker", "Adams", "Nelson", "Hill",
-    "Campbell", "Mitchell", "Roberts", "Carter", "Phillips", "Evans", "Turner", "Torres", "Parker", "Collins",
-    "Edwards", "Stewart", "Sanchez",
+    "Lee", "Smith", "Garcia", "Chen", "Johnson", "Patel", "Nguyen", "Kim", "Brown", "Martinez",
+    "Davis", "Lopez", "Wilson", "Anderson", "Taylor", "Thomas", "Moore", "Jackson", "Martin",
+    "White", "Harris", "Clark", "Lewis", "Walker", "Hall", "Young", "Allen", "King", "Wright",
+    "Scott", "Green", "Baker", "Adams", "Nelson", "Hill", "Campbell", "Mitchell", "Roberts",
+    "Carter", "Phillips", "Evans", "Turner", "Torres", "Parker", "Collins", "Edwards", "Stewart",
+    "Sanchez",
 ];
 
 pub(super) const CITIES: [&str; 24] = [
@@ -128,7 +129,12 @@ pub(super) struct Person {
 impl Person {
     /// Draws person `index` from its stream; the generator is returned so that
     /// the person's records continue the same stream.
-    pub(super) fn draw(seed: u64, salts: &Salts, index: u64, household: Option<Household>) -> (Person, ChaCha8Rng) {
+    pub(super) fn draw(
+        seed: u64,
+        salts: &Salts,
+        index: u64,
+        household: Option<Household>,
+    ) -> (Person, ChaCha8Rng) {
         let mut rng = dice::stream(seed, index);
         let (given, nickname) = rng.pick(&GIVEN_NAMES);
         let surname = rng.pick(&SURNAMES);
@@ -153,20 +159,38 @@ impl Person {
         for i in 0..emails {
             owned.push(Owned {
                 ty: IdType::Email,
-                value: ids::email(given, surname, salts.email_number(index), i, domain_rolls[i as usize]),
+                value: ids::email(
+                    given,
+                    surname,
+                    salts.email_number(index),
+                    i,
+                    domain_rolls[i as usize],
+                ),
             });
         }
         for i in 0..phones {
-            owned.push(Owned { ty: IdType::Phone, value: salts.phone(index, i) });
+            owned.push(Owned {
+                ty: IdType::Phone,
+                value: salts.phone(index, i),
+            });
         }
         if has_account {
-            owned.push(Owned { ty: IdType::AccountId, value: salts.account(index) });
+            owned.push(Owned {
+                ty: IdType::AccountId,
+                value: salts.account(index),
+            });
         }
         for i in 0..devices {
-            owned.push(Owned { ty: IdType::DeviceId, value: salts.own_device(index, i) });
+            owned.push(Owned {
+                ty: IdType::DeviceId,
+                value: salts.own_device(index, i),
+            });
         }
         for i in 0..cookies {
-            owned.push(Owned { ty: IdType::Cookie, value: salts.cookie(index, i) });
+            owned.push(Owned {
+                ty: IdType::Cookie,
+                value: salts.cookie(index, i),
+            });
         }
         let person = Person {
             index,
@@ -218,18 +242,30 @@ pub(super) struct Households {
 
 impl Households {
     pub(super) fn new(people: u64) -> Households {
-        Households { people, current: None, remaining: 0 }
+        Households {
+            people,
+            current: None,
+            remaining: 0,
+        }
     }
 
     /// The household of the next person, who is `index`. People must be asked
     /// about in order.
-    pub(super) fn next(&mut self, index: u64, structure: &mut ChaCha8Rng, salts: &Salts) -> Option<Household> {
+    pub(super) fn next(
+        &mut self,
+        index: u64,
+        structure: &mut ChaCha8Rng,
+        salts: &Salts,
+    ) -> Option<Household> {
         if self.remaining == 0 {
             self.current = None;
             if structure.chance(0.03) {
                 let size = structure.between(2, 5).min(self.people - index);
                 if size >= 2 {
-                    self.current = Some(Household { first_member: index, tablet: salts.tablet(index) });
+                    self.current = Some(Household {
+                        first_member: index,
+                        tablet: salts.tablet(index),
+                    });
                     self.remaining = size;
                 }
             }

@@ -21,8 +21,13 @@ pub(super) enum Source {
 }
 
 impl Source {
-    const WEIGHTS: [(Source, u32); 5] =
-        [(Source::Crm, 25), (Source::Web, 25), (Source::App, 20), (Source::Billing, 15), (Source::Support, 15)];
+    const WEIGHTS: [(Source, u32); 5] = [
+        (Source::Crm, 25),
+        (Source::Web, 25),
+        (Source::App, 20),
+        (Source::Billing, 15),
+        (Source::Support, 15),
+    ];
 
     pub(super) fn name(self) -> &'static str {
         match self {
@@ -149,7 +154,12 @@ const CHANNELS: [&str; 5] = ["newsletter", "search", "social", "direct", "partne
 
 /// A person's attributes as a source knows them at `ts`: cities and plans
 /// follow the person's changes, so the most recent value is the right one.
-fn person_attributes<R: RngCore>(p: &Person, source: Source, ts: i64, rng: &mut R) -> Vec<(&'static str, Attr)> {
+fn person_attributes<R: RngCore>(
+    p: &Person,
+    source: Source,
+    ts: i64,
+    rng: &mut R,
+) -> Vec<(&'static str, Attr)> {
     match source {
         Source::Crm => vec![
             ("given_name", Attr::Text(p.given)),
@@ -159,7 +169,10 @@ fn person_attributes<R: RngCore>(p: &Person, source: Source, ts: i64, rng: &mut 
         Source::Web => vec![("channel", Attr::Text(rng.pick(&CHANNELS)))],
         Source::App => {
             let release = (((ts - EPOCH) / (20 * DAY)) as usize).min(APP_VERSIONS.len() - 1);
-            vec![("app_version", Attr::Text(APP_VERSIONS[release])), ("os", Attr::Text(rng.pick(&["ios", "android"])))]
+            vec![
+                ("app_version", Attr::Text(APP_VERSIONS[release])),
+                ("os", Attr::Text(rng.pick(&["ios", "android"]))),
+            ]
         }
         Source::Billing => vec![
             ("plan", Attr::Text(p.plan_at(ts))),
@@ -171,8 +184,16 @@ fn person_attributes<R: RngCore>(p: &Person, source: Source, ts: i64, rng: &mut 
                 Some(nick) if rng.chance(0.5) => nick,
                 _ => p.given,
             };
-            let city = if rng.chance(0.2) { Attr::Null } else { Attr::Text(p.city_at(ts)) };
-            vec![("given_name", Attr::Text(given)), ("surname", Attr::Text(p.surname)), ("city", city)]
+            let city = if rng.chance(0.2) {
+                Attr::Null
+            } else {
+                Attr::Text(p.city_at(ts))
+            };
+            vec![
+                ("given_name", Attr::Text(given)),
+                ("surname", Attr::Text(p.surname)),
+                ("city", city),
+            ]
         }
     }
 }
@@ -208,13 +229,18 @@ impl Context<'_> {
 /// The records of one person, drawn from the person's stream.
 fn plan_person<R: RngCore>(p: &Person, rng: &mut R, ctx: &Context<'_>) -> Vec<Record> {
     let record_count = rng.weighted(&[(2u64, 25), (3, 35), (4, 25), (5, 15)]);
-    let organization =
-        if ctx.organizations > 0 && rng.chance(0.10) { Some(rng.below(ctx.organizations)) } else { None };
+    let organization = if ctx.organizations > 0 && rng.chance(0.10) {
+        Some(rng.below(ctx.organizations))
+    } else {
+        None
+    };
     let mut covered = vec![false; p.owned.len()];
     let mut records: Vec<Record> = Vec::with_capacity(record_count as usize + 2);
     for k in 0..record_count {
         let source = rng.weighted(&Source::WEIGHTS);
-        let allowed: Vec<usize> = (0..p.owned.len()).filter(|&i| source.carries(p.owned[i].ty)).collect();
+        let allowed: Vec<usize> = (0..p.owned.len())
+            .filter(|&i| source.carries(p.owned[i].ty))
+            .collect();
         let mut own: Vec<usize> = Vec::with_capacity(4);
         if k == 0 {
             own.push(0);
@@ -251,7 +277,12 @@ fn plan_person<R: RngCore>(p: &Person, rng: &mut R, ctx: &Context<'_>) -> Vec<Re
                 _ => continue,
             };
             if rng.chance(rate) {
-                relationships.push(Relationship { rel_type, kind, ty, slot: Slot::Own(i) });
+                relationships.push(Relationship {
+                    rel_type,
+                    kind,
+                    ty,
+                    slot: Slot::Own(i),
+                });
             }
         }
         if let (Source::Crm, Some(org)) = (source, organization) {
@@ -266,10 +297,17 @@ fn plan_person<R: RngCore>(p: &Person, rng: &mut R, ctx: &Context<'_>) -> Vec<Re
         let version_count = rng.weighted(&[(1u64, 62), (2, 30), (3, 8)]);
         let versions = version_times(rng, version_count)
             .into_iter()
-            .map(|ts| Version { ts, attributes: person_attributes(p, source, ts, rng) })
+            .map(|ts| Version {
+                ts,
+                attributes: person_attributes(p, source, ts, rng),
+            })
             .collect();
-        let typo = (version_count >= 2 && ctx.people >= 2 && rng.chance(0.01))
-            .then(|| Slot::Other(IdType::Email, ctx.first_email_of(ctx.other_person(rng, p.index))));
+        let typo = (version_count >= 2 && ctx.people >= 2 && rng.chance(0.01)).then(|| {
+            Slot::Other(
+                IdType::Email,
+                ctx.first_email_of(ctx.other_person(rng, p.index)),
+            )
+        });
         records.push(Record {
             source,
             entity: Entity::Person(p.index),
@@ -288,7 +326,9 @@ fn plan_person<R: RngCore>(p: &Person, rng: &mut R, ctx: &Context<'_>) -> Vec<Re
             last.retract_at = Some(retraction_after(rng, last.last_ts()));
         }
     }
-    let live: Vec<usize> = (0..records.len()).filter(|&r| records[r].retract_at.is_none()).collect();
+    let live: Vec<usize> = (0..records.len())
+        .filter(|&r| records[r].retract_at.is_none())
+        .collect();
 
     if let Some(account) = p.account() {
         if rng.chance(0.04) {
@@ -304,15 +344,27 @@ fn plan_person<R: RngCore>(p: &Person, rng: &mut R, ctx: &Context<'_>) -> Vec<Re
     }
 
     if let (Some(_), Some(account)) = (&p.household, p.account()) {
-        let r = live.iter().copied().find(|&r| records[r].source == Source::App).unwrap_or(live[0]);
-        let tablet_use = Relationship { rel_type: "uses", kind: "device", ty: IdType::DeviceId, slot: Slot::Tablet };
+        let r = live
+            .iter()
+            .copied()
+            .find(|&r| records[r].source == Source::App)
+            .unwrap_or(live[0]);
+        let tablet_use = Relationship {
+            rel_type: "uses",
+            kind: "device",
+            ty: IdType::DeviceId,
+            slot: Slot::Tablet,
+        };
         records[r].add(Slot::Own(account));
         records[r].add(Slot::Tablet);
         records[r].relationships.push(tablet_use.clone());
         if rng.chance(0.5) {
             let versions = version_times(rng, 1)
                 .into_iter()
-                .map(|ts| Version { ts, attributes: person_attributes(p, Source::App, ts, rng) })
+                .map(|ts| Version {
+                    ts,
+                    attributes: person_attributes(p, Source::App, ts, rng),
+                })
                 .collect();
             records.push(Record {
                 source: Source::App,
@@ -342,8 +394,15 @@ fn bridge<R: RngCore>(p: &Person, records: &[Record], rng: &mut R, ctx: &Context
         .flat_map(|r| &r.ids)
         .find(|s| matches!(s, Slot::Own(i) if p.owned[*i].ty == IdType::Phone));
     let mine = live_phone.cloned().unwrap_or(Slot::Own(0));
-    let theirs = Slot::Other(IdType::Email, ctx.first_email_of(ctx.other_person(rng, p.index)));
-    let source = if rng.chance(0.5) { Source::Support } else { Source::Crm };
+    let theirs = Slot::Other(
+        IdType::Email,
+        ctx.first_email_of(ctx.other_person(rng, p.index)),
+    );
+    let source = if rng.chance(0.5) {
+        Source::Support
+    } else {
+        Source::Crm
+    };
     let ts = version_times(rng, 1)[0];
     Record {
         source,
@@ -353,7 +412,10 @@ fn bridge<R: RngCore>(p: &Person, records: &[Record], rng: &mut R, ctx: &Context
         relationships: Vec::new(),
         versions: vec![Version {
             ts,
-            attributes: vec![("given_name", Attr::Text(p.given)), ("surname", Attr::Text(rng.pick(&["Doe", "Roe"])))],
+            attributes: vec![
+                ("given_name", Attr::Text(p.given)),
+                ("surname", Attr::Text(rng.pick(&["Doe", "Roe"]))),
+            ],
         }],
         retract_at: Some(retraction_after(rng, ts)),
     }
@@ -446,7 +508,9 @@ impl Writer<'_, '_> {
             buf.extend_from_slice(b"\",\"identifiers\":[");
             let mut ids: Vec<&Slot> = record.ids.iter().collect();
             if let (0, Some(typo)) = (v, &record.typo) {
-                let first_email = ids.iter().position(|s| slot_type(s, owned) == IdType::Email);
+                let first_email = ids
+                    .iter()
+                    .position(|s| slot_type(s, owned) == IdType::Email);
                 match first_email {
                     Some(at) => ids[at] = typo,
                     None => ids.push(typo),
@@ -499,7 +563,14 @@ impl Writer<'_, '_> {
             self.lines.end_line();
         } else if let (Some(entity), Some(truth)) = (entity, self.truth.as_deref_mut()) {
             let source = record.source;
-            truth.record(source.name(), source.prefix(), number, kind, entity_prefix, entity)?;
+            truth.record(
+                source.name(),
+                source.prefix(),
+                number,
+                kind,
+                entity_prefix,
+                entity,
+            )?;
         }
         Ok(())
     }
@@ -517,7 +588,14 @@ impl Writer<'_, '_> {
     }
 
     /// `{"type":…,"value":…}`, the value spelled in a variant.
-    fn identifier<R: RngCore>(&mut self, ty: IdType, slot: &Slot, owned: &[Owned], tablet: Option<&str>, rng: &mut R) {
+    fn identifier<R: RngCore>(
+        &mut self,
+        ty: IdType,
+        slot: &Slot,
+        owned: &[Owned],
+        tablet: Option<&str>,
+        rng: &mut R,
+    ) {
         match slot {
             Slot::Own(i) => spell(ty, &owned[*i].value, rng, &mut self.spelling),
             // A tablet slot only exists on household members' records.
@@ -554,9 +632,24 @@ pub(super) fn build(
     truth: Option<&mut TruthWriter<'_>>,
 ) -> Result<u64, GenerateError> {
     let salts = Salts::new(opts.seed);
-    let organizations = if opts.people == 0 { 0 } else { (opts.people / 500).max(1) };
-    let ctx = Context { seed: opts.seed, people: opts.people, organizations, salts: &salts };
-    let mut writer = Writer { lines, truth, next_number: [0; 5], records: 0, spelling: String::with_capacity(64) };
+    let organizations = if opts.people == 0 {
+        0
+    } else {
+        (opts.people / 500).max(1)
+    };
+    let ctx = Context {
+        seed: opts.seed,
+        people: opts.people,
+        organizations,
+        salts: &salts,
+    };
+    let mut writer = Writer {
+        lines,
+        truth,
+        next_number: [0; 5],
+        records: 0,
+        spelling: String::with_capacity(64),
+    };
     let mut structure = dice::stream(opts.seed, dice::STREAM_STRUCTURE);
 
     for org in 0..organizations {

@@ -21,7 +21,11 @@ impl Lines {
     /// touched are ever resident, so a generous guess costs nothing.
     pub(super) fn with_capacity_for(people: u64) -> Lines {
         let lines = (people as usize).saturating_mul(5);
-        Lines { data: Vec::with_capacity(lines.saturating_mul(240)), index: Vec::with_capacity(lines), line_start: 0 }
+        Lines {
+            data: Vec::with_capacity(lines.saturating_mul(240)),
+            index: Vec::with_capacity(lines),
+            line_start: 0,
+        }
     }
 
     /// The buffer the current line is appended to.

@@ -15,7 +15,12 @@ struct Run {
 
 fn run(people: u64, seed: u64) -> Run {
     let (mut out, mut truth) = (Vec::new(), Vec::new());
-    let stats = generate(&GenerateOptions { people, seed }, &mut out, Some(&mut truth)).expect("generate");
+    let stats = generate(
+        &GenerateOptions { people, seed },
+        &mut out,
+        Some(&mut truth),
+    )
+    .expect("generate");
     Run { out, truth, stats }
 }
 
@@ -29,7 +34,9 @@ fn json_lines(bytes: &[u8]) -> Vec<Value> {
 }
 
 fn text<'v>(v: &'v Value, field: &str) -> &'v str {
-    v[field].as_str().unwrap_or_else(|| panic!("`{field}` is not a string in {v}"))
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("`{field}` is not a string in {v}"))
 }
 
 type Key = (String, String);
@@ -55,7 +62,12 @@ fn normalize(ty: &str, raw: &str) -> String {
     }
 }
 
-const JUNK: [&str; 4] = ["test@test.com", "noemail@none.com", "+10000000000", "00000000-0000-0000-0000-000000000000"];
+const JUNK: [&str; 4] = [
+    "test@test.com",
+    "noemail@none.com",
+    "+10000000000",
+    "00000000-0000-0000-0000-000000000000",
+];
 
 type Ident = (String, String);
 
@@ -64,7 +76,12 @@ fn identifiers(version: &Value) -> Vec<Ident> {
         .as_array()
         .expect("identifiers")
         .iter()
-        .map(|i| (text(i, "type").to_string(), normalize(text(i, "type"), text(i, "value"))))
+        .map(|i| {
+            (
+                text(i, "type").to_string(),
+                normalize(text(i, "type"), text(i, "value")),
+            )
+        })
         .collect()
 }
 
@@ -79,7 +96,12 @@ struct RecordState {
 
 impl RecordState {
     fn latest(&self) -> &Value {
-        &self.versions.iter().max_by(|a, b| a.0.cmp(&b.0)).expect("a version").2
+        &self
+            .versions
+            .iter()
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .expect("a version")
+            .2
     }
 
     fn live(&self) -> bool {
@@ -98,7 +120,11 @@ fn states(lines: &[Value]) -> BTreeMap<Key, RecordState> {
         let state = states.entry(key(line)).or_default();
         let ts = text(line, "ts").to_string();
         if line.get("retract").is_some() {
-            assert!(state.retraction.is_none(), "two retractions of {:?}", key(line));
+            assert!(
+                state.retraction.is_none(),
+                "two retractions of {:?}",
+                key(line)
+            );
             state.retraction = Some((ts, pos));
         } else {
             state.versions.push((ts, pos, line.clone()));
@@ -120,7 +146,10 @@ fn truth_map(truth: &[Value]) -> BTreeMap<Key, String> {
 fn same_seed_same_bytes_other_seed_other_bytes() {
     let a = run(1500, 7);
     let b = run(1500, 7);
-    assert!(a.out == b.out, "observations differ between runs of one seed");
+    assert!(
+        a.out == b.out,
+        "observations differ between runs of one seed"
+    );
     assert!(a.truth == b.truth, "truth differs between runs of one seed");
     assert_eq!(a.stats, b.stats);
     let c = run(1500, 8);
@@ -136,19 +165,32 @@ fn size_is_about_five_observations_per_person() {
     assert_eq!(r.stats.observations, lines.len() as u64);
     assert_eq!(r.stats.records, states(&lines).len() as u64);
     let per_person = r.stats.observations as f64 / 5000.0;
-    assert!((4.5..5.5).contains(&per_person), "{per_person} observations per person");
+    assert!(
+        (4.5..5.5).contains(&per_person),
+        "{per_person} observations per person"
+    );
 }
 
 #[test]
 fn no_people_no_lines() {
     let r = run(0, 3);
     assert!(r.out.is_empty() && r.truth.is_empty());
-    assert_eq!(r.stats, GenerateStats { people: 0, observations: 0, records: 0 });
+    assert_eq!(
+        r.stats,
+        GenerateStats {
+            people: 0,
+            observations: 0,
+            records: 0
+        }
+    );
 }
 
 #[test]
 fn too_many_people_is_refused() {
-    let opts = GenerateOptions { people: MAX_PEOPLE + 1, seed: 0 };
+    let opts = GenerateOptions {
+        people: MAX_PEOPLE + 1,
+        seed: 0,
+    };
     let err = generate(&opts, &mut Vec::new(), None).expect_err("refused");
     assert!(matches!(err, GenerateError::TooManyPeople { .. }), "{err}");
     assert!(err.to_string().contains("--people"));
@@ -165,29 +207,60 @@ fn every_line_is_a_canonical_observation() {
             assert!(!text(line, field).is_empty(), "{at}");
         }
         let ts = text(line, "ts");
-        assert!(ts.len() == 20 && ts.starts_with("2026-") && ts.ends_with('Z') && &ts[10..11] == "T", "{at}");
+        assert!(
+            ts.len() == 20 && ts.starts_with("2026-") && ts.ends_with('Z') && &ts[10..11] == "T",
+            "{at}"
+        );
         if object.contains_key("retract") {
             assert_eq!(line["retract"], Value::Bool(true), "{at}");
             assert_eq!(object.len(), 4, "{at}");
             continue;
         }
-        assert!(matches!(text(line, "kind"), "person" | "organization"), "{at}");
+        assert!(
+            matches!(text(line, "kind"), "person" | "organization"),
+            "{at}"
+        );
         let ids = line["identifiers"].as_array().expect("identifiers");
         assert!(!ids.is_empty(), "{at}");
         for id in ids {
             assert!(types.contains(&text(id, "type")), "{at}");
             normalize(text(id, "type"), text(id, "value"));
         }
-        let accounts: BTreeSet<String> =
-            identifiers(line).into_iter().filter(|(t, _)| t == "account_id").map(|(_, v)| v).collect();
-        assert!(accounts.len() <= 1, "more accounts than the exclusive limit: {at}");
+        let accounts: BTreeSet<String> = identifiers(line)
+            .into_iter()
+            .filter(|(t, _)| t == "account_id")
+            .map(|(_, v)| v)
+            .collect();
+        assert!(
+            accounts.len() <= 1,
+            "more accounts than the exclusive limit: {at}"
+        );
         assert!(line["attributes"].is_object(), "{at}");
-        for rel in line.get("relationships").and_then(Value::as_array).into_iter().flatten() {
-            assert!(matches!(text(rel, "type"), "uses" | "owns" | "member_of"), "{at}");
-            assert!(matches!(text(rel, "kind"), "device" | "account" | "organization"), "{at}");
+        for rel in line
+            .get("relationships")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                matches!(text(rel, "type"), "uses" | "owns" | "member_of"),
+                "{at}"
+            );
+            assert!(
+                matches!(text(rel, "kind"), "device" | "account" | "organization"),
+                "{at}"
+            );
             assert_eq!(rel["identifiers"].as_array().map(Vec::len), Some(1), "{at}");
         }
-        let allowed = ["source", "id", "ts", "kind", "identifiers", "attributes", "relationships"];
+        let allowed = [
+            "source",
+            "id",
+            "ts",
+            "kind",
+            "identifiers",
+            "attributes",
+            "relationships",
+        ];
         assert!(object.keys().all(|k| allowed.contains(&k.as_str())), "{at}");
     }
 }
@@ -198,15 +271,27 @@ fn truth_covers_every_live_record_exactly_once() {
     let states = states(&json_lines(&r.out));
     let truth = json_lines(&r.truth);
     let truth_keys = truth_map(&truth);
-    let live: BTreeSet<&Key> = states.iter().filter(|(_, s)| s.live()).map(|(k, _)| k).collect();
+    let live: BTreeSet<&Key> = states
+        .iter()
+        .filter(|(_, s)| s.live())
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(live, truth_keys.keys().collect::<BTreeSet<_>>());
     for t in &truth {
         let state = &states[&key(t)];
         assert_eq!(text(state.latest(), "kind"), text(t, "kind"));
-        let prefix = if text(t, "kind") == "person" { "person-" } else { "org-" };
+        let prefix = if text(t, "kind") == "person" {
+            "person-"
+        } else {
+            "org-"
+        };
         assert!(text(t, "entity").starts_with(prefix), "{t}");
     }
-    let people: BTreeSet<&str> = truth.iter().map(|t| text(t, "entity")).filter(|e| e.starts_with("person-")).collect();
+    let people: BTreeSet<&str> = truth
+        .iter()
+        .map(|t| text(t, "entity"))
+        .filter(|e| e.starts_with("person-"))
+        .collect();
     assert_eq!(people.len(), 4000, "every person keeps a live record");
 }
 
@@ -218,7 +303,10 @@ fn live_records(r: &Run) -> (BTreeMap<Key, RecordState>, BTreeMap<Key, String>) 
 }
 
 /// Which entities hold each identifier on a live record.
-fn holders(states: &BTreeMap<Key, RecordState>, truth: &BTreeMap<Key, String>) -> BTreeMap<Ident, BTreeSet<String>> {
+fn holders(
+    states: &BTreeMap<Key, RecordState>,
+    truth: &BTreeMap<Key, String>,
+) -> BTreeMap<Ident, BTreeSet<String>> {
     let mut holders: BTreeMap<Ident, BTreeSet<String>> = BTreeMap::new();
     for (k, entity) in truth {
         for ident in identifiers(states[k].latest()) {
@@ -238,9 +326,17 @@ fn only_junk_and_household_tablets_are_shared_between_entities() {
     for k in truth.keys() {
         let ids = identifiers(states[k].latest());
         for (_, device) in ids.iter().filter(|(t, _)| t == "device_id") {
-            let accounts = ids.iter().filter(|(t, _)| t == "account_id").map(|(_, v)| v.clone());
-            let (device, _) = holders.get_key_value(&("device_id".to_string(), device.clone())).expect("held");
-            accounts_beside.entry(device.1.as_str()).or_default().extend(accounts);
+            let accounts = ids
+                .iter()
+                .filter(|(t, _)| t == "account_id")
+                .map(|(_, v)| v.clone());
+            let (device, _) = holders
+                .get_key_value(&("device_id".to_string(), device.clone()))
+                .expect("held");
+            accounts_beside
+                .entry(device.1.as_str())
+                .or_default()
+                .extend(accounts);
         }
     }
     let mut tablets = 0;
@@ -251,9 +347,16 @@ fn only_junk_and_household_tablets_are_shared_between_entities() {
         assert_eq!(ty, "device_id", "{value} is held by {entities:?}");
         tablets += 1;
         // A household: every member holds their own account beside the tablet.
-        assert_eq!(accounts_beside[value.as_str()].len(), entities.len(), "tablet {value}");
+        assert_eq!(
+            accounts_beside[value.as_str()].len(),
+            entities.len(),
+            "tablet {value}"
+        );
     }
-    assert!(tablets >= 20, "only {tablets} household tablets among 6000 people");
+    assert!(
+        tablets >= 20,
+        "only {tablets} household tablets among 6000 people"
+    );
     for junk in JUNK {
         let kind = if junk.contains('@') {
             "email"
@@ -262,7 +365,9 @@ fn only_junk_and_household_tablets_are_shared_between_entities() {
         } else {
             "device_id"
         };
-        let users = holders.get(&(kind.to_string(), junk.to_string())).map_or(0, BTreeSet::len);
+        let users = holders
+            .get(&(kind.to_string(), junk.to_string()))
+            .map_or(0, BTreeSet::len);
         assert!(users >= 5, "junk {junk} is used by {users} people only");
     }
     // Accounts are exclusive: never two per entity, never shared.
@@ -270,7 +375,10 @@ fn only_junk_and_household_tablets_are_shared_between_entities() {
     for ((ty, value), entities) in &holders {
         if ty == "account_id" {
             assert_eq!(entities.len(), 1, "account {value} shared by {entities:?}");
-            per_entity.entry(entities.iter().next().expect("one")).or_default().insert(value);
+            per_entity
+                .entry(entities.iter().next().expect("one"))
+                .or_default()
+                .insert(value);
         }
     }
     assert!(per_entity.values().all(|a| a.len() == 1));
@@ -284,7 +392,10 @@ fn each_entity_is_connected_by_its_own_identifiers() {
     let mut by_entity: BTreeMap<&String, Vec<Vec<Ident>>> = BTreeMap::new();
     for (k, entity) in &truth {
         // Evidence an engine may use: identifiers no other entity holds.
-        let own: Vec<Ident> = identifiers(states[k].latest()).into_iter().filter(|i| holders[i].len() == 1).collect();
+        let own: Vec<Ident> = identifiers(states[k].latest())
+            .into_iter()
+            .filter(|i| holders[i].len() == 1)
+            .collect();
         by_entity.entry(entity).or_default().push(own);
     }
     for (entity, records) in by_entity {
@@ -303,7 +414,10 @@ fn each_entity_is_connected_by_its_own_identifiers() {
                 }
             }
         }
-        assert!(joined.iter().all(|&j| j), "{entity}: records are not connected");
+        assert!(
+            joined.iter().all(|&j| j),
+            "{entity}: records are not connected"
+        );
     }
 }
 
@@ -330,7 +444,10 @@ fn bridges_join_two_people_and_are_retracted() {
             _ => deletions += 1,
         }
     }
-    assert!((30..=100).contains(&bridges), "{bridges} bridges among 6000 people");
+    assert!(
+        (30..=100).contains(&bridges),
+        "{bridges} bridges among 6000 people"
+    );
     assert!(deletions > 20, "{deletions} deleted records");
 }
 
@@ -358,28 +475,64 @@ fn updates_and_retractions_arrive_out_of_order() {
             }
         }
     }
-    assert!(early_retractions >= 5, "{early_retractions} retractions before their version");
-    assert!(stale_after_newer >= 100, "{stale_after_newer} stale versions after newer ones");
-    assert!(attribute_changes >= 100, "{attribute_changes} attribute changes");
+    assert!(
+        early_retractions >= 5,
+        "{early_retractions} retractions before their version"
+    );
+    assert!(
+        stale_after_newer >= 100,
+        "{stale_after_newer} stale versions after newer ones"
+    );
+    assert!(
+        attribute_changes >= 100,
+        "{attribute_changes} attribute changes"
+    );
 }
 
 #[test]
 fn identifiers_come_in_formatting_variants() {
     let r = run(1000, 10);
     let mut raw_by_value: BTreeMap<Ident, BTreeSet<String>> = BTreeMap::new();
-    for line in json_lines(&r.out).iter().filter(|l| l.get("identifiers").is_some()) {
+    for line in json_lines(&r.out)
+        .iter()
+        .filter(|l| l.get("identifiers").is_some())
+    {
         for id in line["identifiers"].as_array().expect("identifiers") {
             let (ty, raw) = (text(id, "type"), text(id, "value"));
-            raw_by_value.entry((ty.to_string(), normalize(ty, raw))).or_default().insert(raw.to_string());
+            raw_by_value
+                .entry((ty.to_string(), normalize(ty, raw)))
+                .or_default()
+                .insert(raw.to_string());
         }
     }
     let all_raw: Vec<&String> = raw_by_value.values().flatten().collect();
-    assert!(all_raw.iter().any(|r| r.starts_with("+1 (") && r.contains(") ")), "no `+1 (415) 555-0100` phones");
-    assert!(all_raw.iter().any(|r| r.len() == 12 && r.as_bytes()[3] == b'-' && !r.contains('@')), "no 415-555-0100");
-    assert!(all_raw.iter().any(|r| r.starts_with("1 ")), "no `1 415 555 0100` phones");
-    assert!(all_raw.iter().any(|r| r.starts_with(' ') && r.contains('@') && r.chars().any(|c| c.is_ascii_uppercase())));
-    let varied = raw_by_value.iter().filter(|(_, spellings)| spellings.len() > 1).count();
-    assert!(varied > 200, "only {varied} values appear in more than one spelling");
+    assert!(
+        all_raw
+            .iter()
+            .any(|r| r.starts_with("+1 (") && r.contains(") ")),
+        "no `+1 (415) 555-0100` phones"
+    );
+    assert!(
+        all_raw
+            .iter()
+            .any(|r| r.len() == 12 && r.as_bytes()[3] == b'-' && !r.contains('@')),
+        "no 415-555-0100"
+    );
+    assert!(
+        all_raw.iter().any(|r| r.starts_with("1 ")),
+        "no `1 415 555 0100` phones"
+    );
+    assert!(all_raw.iter().any(|r| r.starts_with(' ')
+        && r.contains('@')
+        && r.chars().any(|c| c.is_ascii_uppercase())));
+    let varied = raw_by_value
+        .iter()
+        .filter(|(_, spellings)| spellings.len() > 1)
+        .count();
+    assert!(
+        varied > 200,
+        "only {varied} values appear in more than one spelling"
+    );
 }
 
 #[test]
@@ -394,7 +547,11 @@ fn every_variant_normalizes_to_the_canonical_value() {
         (IdType::Cookie, "ck-00aa"),
     ];
     for (ty, canonical) in cases {
-        let expected = if ty == IdType::Phone { "+14155550100".to_string() } else { canonical.to_string() };
+        let expected = if ty == IdType::Phone {
+            "+14155550100".to_string()
+        } else {
+            canonical.to_string()
+        };
         let mut seen = BTreeSet::new();
         for _ in 0..400 {
             spell(ty, canonical, &mut rng, &mut out);
@@ -413,11 +570,17 @@ fn phones_and_email_numbers_never_repeat() {
     for person in (0..60_000).chain(MAX_PEOPLE - 1000..MAX_PEOPLE) {
         for i in 0..2 {
             let phone = salts.phone(person, i);
-            assert!(phone.len() == 10 && phone.bytes().all(|b| b.is_ascii_digit()), "{phone}");
+            assert!(
+                phone.len() == 10 && phone.bytes().all(|b| b.is_ascii_digit()),
+                "{phone}"
+            );
             assert_ne!(&phone[3..6], "000", "exchanges start at 200");
             assert!(phones.insert(phone), "phone of {person} repeats");
         }
-        assert!(numbers.insert(salts.email_number(person)), "email number of {person} repeats");
+        assert!(
+            numbers.insert(salts.email_number(person)),
+            "email number of {person} repeats"
+        );
     }
 }
 
@@ -429,12 +592,18 @@ fn timestamps_are_rfc3339_utc() {
         (EPOCH + 59 * 86_400 - 1, "2026-02-28T23:59:59Z"),
         (EPOCH + 59 * 86_400, "2026-03-01T00:00:00Z"),
         (EPOCH + 365 * 86_400, "2027-01-01T00:00:00Z"),
-        (EPOCH + (365 + 365 + 31 + 28) * 86_400, "2028-02-29T00:00:00Z"),
+        (
+            EPOCH + (365 + 365 + 31 + 28) * 86_400,
+            "2028-02-29T00:00:00Z",
+        ),
     ];
     for (unix, expected) in cases {
         let mut buf = Vec::new();
         json_ts(&mut buf, unix);
-        assert_eq!(String::from_utf8(buf).expect("utf-8"), format!("\"{expected}\""));
+        assert_eq!(
+            String::from_utf8(buf).expect("utf-8"),
+            format!("\"{expected}\"")
+        );
     }
 }
 
@@ -445,7 +614,10 @@ fn bounded_draws_stay_in_range_and_cover_it() {
     for _ in 0..7000 {
         counts[rng.below(7) as usize] += 1;
     }
-    assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+    assert!(
+        counts.iter().all(|&c| (800..1200).contains(&c)),
+        "{counts:?}"
+    );
     assert_eq!(rng.below(1), 0);
     assert_eq!(rng.weighted(&[("never", 0), ("always", 3)]), "always");
 }
@@ -454,7 +626,15 @@ fn bounded_draws_stay_in_range_and_cover_it() {
 fn truth_is_optional_and_does_not_change_the_observations() {
     let with = run(500, 11);
     let mut out = Vec::new();
-    let stats = generate(&GenerateOptions { people: 500, seed: 11 }, &mut out, None).expect("generate");
+    let stats = generate(
+        &GenerateOptions {
+            people: 500,
+            seed: 11,
+        },
+        &mut out,
+        None,
+    )
+    .expect("generate");
     assert!(out == with.out);
     assert_eq!(stats, with.stats);
 }
@@ -467,6 +647,14 @@ fn time_300k() {
     let start = std::time::Instant::now();
     let mut out = std::io::BufWriter::new(std::io::sink());
     let mut truth = std::io::BufWriter::new(std::io::sink());
-    let stats = generate(&GenerateOptions { people: 300_000, seed: 1 }, &mut out, Some(&mut truth)).expect("generate");
+    let stats = generate(
+        &GenerateOptions {
+            people: 300_000,
+            seed: 1,
+        },
+        &mut out,
+        Some(&mut truth),
+    )
+    .expect("generate");
     println!("{stats:?} in {:.2?}", start.elapsed());
 }

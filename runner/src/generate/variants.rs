@@ -28,7 +28,9 @@ fn email(canonical: &str, style: u64, out: &mut String) {
         // " Ann.Lee.17@Example.COM ": words capitalized, top-level domain shouted.
         0 => {
             out.push(' ');
-            let tld_start = canonical.rfind('.').filter(|&dot| dot > canonical.find('@').unwrap_or(0));
+            let tld_start = canonical
+                .rfind('.')
+                .filter(|&dot| dot > canonical.find('@').unwrap_or(0));
             let mut word_start = true;
             for (i, c) in canonical.char_indices() {
                 if tld_start.is_some_and(|t| i > t) || word_start {

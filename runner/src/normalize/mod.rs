@@ -13,7 +13,9 @@ use regex::Regex;
 pub enum NormalizeError {
     #[error("is empty after normalization")]
     Empty,
-    #[error("is not a phone number (expected digits, optionally with a leading + and a country code)")]
+    #[error(
+        "is not a phone number (expected digits, optionally with a leading + and a country code)"
+    )]
     NotAPhone,
     #[error("is not an email address (expected one @ with text on both sides)")]
     NotAnEmail,
@@ -39,7 +41,10 @@ pub struct Normalizer {
 }
 
 impl Normalizer {
-    pub fn compile(preset: NormalizePreset, rules: &[NormalizeRule]) -> Result<Self, NormalizeError> {
+    pub fn compile(
+        preset: NormalizePreset,
+        rules: &[NormalizeRule],
+    ) -> Result<Self, NormalizeError> {
         let rules = rules
             .iter()
             .map(|r| {
@@ -50,7 +55,8 @@ impl Normalizer {
                     NormalizeRule::DigitsOnly => Rule::DigitsOnly,
                     NormalizeRule::StripPrefix(p) => Rule::StripPrefix(p.clone()),
                     NormalizeRule::RegexReplace(r) => Rule::RegexReplace(
-                        Regex::new(&r.pattern).map_err(|_| NormalizeError::BadRegex(r.pattern.clone()))?,
+                        Regex::new(&r.pattern)
+                            .map_err(|_| NormalizeError::BadRegex(r.pattern.clone()))?,
                         r.replacement.clone(),
                     ),
                 })
@@ -63,7 +69,9 @@ impl Normalizer {
     pub fn apply(&self, raw: &str, region: Region) -> Result<String, NormalizeError> {
         let mut value = match self.preset {
             NormalizePreset::Email => email(raw)?,
-            NormalizePreset::Phone => phone::to_e164(raw, region).ok_or(NormalizeError::NotAPhone)?,
+            NormalizePreset::Phone => {
+                phone::to_e164(raw, region).ok_or(NormalizeError::NotAPhone)?
+            }
             NormalizePreset::Lowercase => lowercase(raw.trim()),
             NormalizePreset::Trim => raw.trim().to_string(),
             NormalizePreset::None => raw.to_string(),
@@ -74,7 +82,10 @@ impl Normalizer {
                 Rule::Lowercase => lowercase(&value),
                 Rule::Uppercase => value.to_uppercase(),
                 Rule::DigitsOnly => value.chars().filter(char::is_ascii_digit).collect(),
-                Rule::StripPrefix(p) => value.strip_prefix(p.as_str()).map(str::to_string).unwrap_or(value),
+                Rule::StripPrefix(p) => value
+                    .strip_prefix(p.as_str())
+                    .map(str::to_string)
+                    .unwrap_or(value),
                 Rule::RegexReplace(re, with) => re.replace_all(&value, with.as_str()).into_owned(),
             };
         }
@@ -101,7 +112,11 @@ fn email(raw: &str) -> Result<String, NormalizeError> {
         return Err(NormalizeError::Empty);
     }
     match v.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@') => Ok(v),
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+        {
+            Ok(v)
+        }
         _ => Err(NormalizeError::NotAnEmail),
     }
 }

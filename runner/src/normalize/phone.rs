@@ -57,7 +57,14 @@ const fn plan(
     min_len: u8,
     max_len: u8,
 ) -> Plan {
-    Plan { iso, calling_code, trunk_prefix, international_prefixes, min_len, max_len }
+    Plan {
+        iso,
+        calling_code,
+        trunk_prefix,
+        international_prefixes,
+        min_len,
+        max_len,
+    }
 }
 
 /// `00` is the ITU-recommended international prefix.
@@ -111,7 +118,14 @@ pub(super) static PLANS: [Plan; 51] = [
     // East Asia and Oceania.
     plan("CN", "86", "0", ITU, 9, 11),
     plan("JP", "81", "0", &["010"], 9, 10),
-    plan("KR", "82", "0", &["001", "002", "005", "006", "008", "00"], 8, 10),
+    plan(
+        "KR",
+        "82",
+        "0",
+        &["001", "002", "005", "006", "008", "00"],
+        8,
+        10,
+    ),
     plan("SG", "65", "", &["001", "002", "008", "00"], 8, 8),
     plan("HK", "852", "", &["001", "00"], 8, 8),
     plan("TW", "886", "0", &["002", "00"], 8, 9),
@@ -149,7 +163,11 @@ impl Region {
     /// `UK` is read as `GB`: it is reserved by ISO for that purpose and people write it.
     pub fn parse(iso: &str) -> Option<Region> {
         let iso = iso.trim();
-        let iso = if iso.eq_ignore_ascii_case("UK") { "GB" } else { iso };
+        let iso = if iso.eq_ignore_ascii_case("UK") {
+            "GB"
+        } else {
+            iso
+        };
         let index = PLANS.iter().position(|p| p.iso.eq_ignore_ascii_case(iso))?;
         u8::try_from(index).ok().map(Region)
     }
@@ -223,7 +241,10 @@ fn scan(s: &str, buf: &mut [u8; MAX_INPUT_DIGITS]) -> Option<(usize, bool)> {
 fn is_extension(rest: &str) -> bool {
     let b = rest.as_bytes();
     let markers: [&[u8]; 5] = [b"extension", b"ext", b";ext", b"x", b"#"];
-    let Some(marker) = markers.into_iter().find(|m| b.len() >= m.len() && b[..m.len()].eq_ignore_ascii_case(m)) else {
+    let Some(marker) = markers
+        .into_iter()
+        .find(|m| b.len() >= m.len() && b[..m.len()].eq_ignore_ascii_case(m))
+    else {
         return false;
     };
     let mut tail = &b[marker.len()..];
@@ -236,7 +257,10 @@ fn is_extension(rest: &str) -> bool {
 
 /// Digits that start with a country calling code.
 fn international(digits: &[u8]) -> Option<String> {
-    match PLANS.iter().find(|p| digits.starts_with(p.calling_code.as_bytes())) {
+    match PLANS
+        .iter()
+        .find(|p| digits.starts_with(p.calling_code.as_bytes()))
+    {
         Some(plan) => {
             let nsn = without_stray_trunk(&digits[plan.calling_code.len()..], plan);
             fits(nsn, plan).then(|| e164(plan.calling_code, nsn))

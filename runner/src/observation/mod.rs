@@ -14,7 +14,9 @@ use crate::config::TypeId;
 use std::fmt;
 
 /// The kind of entity a record describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Kind {
     Person,
     Organization,
@@ -23,7 +25,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Person, Kind::Organization, Kind::Device, Kind::Account];
+    pub const ALL: [Kind; 4] = [
+        Kind::Person,
+        Kind::Organization,
+        Kind::Device,
+        Kind::Account,
+    ];
 
     pub fn parse(s: &str) -> Option<Kind> {
         match s {
@@ -52,7 +59,9 @@ impl fmt::Display for Kind {
 }
 
 /// A normalized identifier.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Identifier {
     pub type_id: TypeId,
     pub value: String,

@@ -1,4 +1,6 @@
-use super::{Body, Identifier, Kind, Observation, Relationship, Timestamp, WireIdentifier, WireObservation};
+use super::{
+    Body, Identifier, Kind, Observation, Relationship, Timestamp, WireIdentifier, WireObservation,
+};
 use crate::config::Pipeline;
 use std::fmt;
 
@@ -21,14 +23,27 @@ pub enum Rejection {
     Empty(&'static str),
     #[error("field `ts`: not an RFC 3339 timestamp such as 2026-01-05T10:00:00Z")]
     BadTimestamp,
-    #[error("field `{field}`: unknown kind `{kind}`; accepted: person, organization, device, account")]
+    #[error(
+        "field `{field}`: unknown kind `{kind}`; accepted: person, organization, device, account"
+    )]
     UnknownKind { field: String, kind: String },
-    #[error("field `{field}`: unknown identifier type `{type_name}`; this pipeline accepts: {accepted}")]
-    UnknownIdentifierType { field: String, type_name: String, accepted: String },
+    #[error(
+        "field `{field}`: unknown identifier type `{type_name}`; this pipeline accepts: {accepted}"
+    )]
+    UnknownIdentifierType {
+        field: String,
+        type_name: String,
+        accepted: String,
+    },
     #[error("field `{field}`: {reason}")]
     BadIdentifier { field: String, reason: String },
     #[error("field `{field}`: holds {count} distinct `{type_name}` values, more than its exclusive limit {limit}")]
-    ExclusiveLimit { field: String, type_name: String, count: usize, limit: u32 },
+    ExclusiveLimit {
+        field: String,
+        type_name: String,
+        count: usize,
+        limit: u32,
+    },
     #[error("template: {0}")]
     Template(String),
 }
@@ -88,11 +103,18 @@ impl WireObservation<'_> {
         let ts = required(self.ts, "ts")?;
         let ts = Timestamp::parse_rfc3339(ts.trim()).ok_or(Rejection::BadTimestamp)?;
         if self.retract {
-            return Ok(Observation { source, id, ts, body: None });
+            return Ok(Observation {
+                source,
+                id,
+                ts,
+                body: None,
+            });
         }
         let kind_text = required(self.kind, "kind")?;
-        let kind = Kind::parse(&kind_text)
-            .ok_or_else(|| Rejection::UnknownKind { field: "kind".into(), kind: clip(&kind_text) })?;
+        let kind = Kind::parse(&kind_text).ok_or_else(|| Rejection::UnknownKind {
+            field: "kind".into(),
+            kind: clip(&kind_text),
+        })?;
         let identifiers = normalize_all(&self.identifiers, "identifiers", pipeline)?;
         check_exclusive_limits(&identifiers, "identifiers", pipeline)?;
         let mut attributes: Vec<(String, String)> = self
@@ -107,7 +129,10 @@ impl WireObservation<'_> {
         for (i, rel) in self.relationships.iter().enumerate() {
             let field = Field("relationships", i).to_string();
             if rel.rel_type.trim().is_empty() {
-                return Err(Rejection::BadIdentifier { field: format!("{field}.type"), reason: "must not be empty".into() });
+                return Err(Rejection::BadIdentifier {
+                    field: format!("{field}.type"),
+                    reason: "must not be empty".into(),
+                });
             }
             let rel_kind = Kind::parse(&rel.kind).ok_or_else(|| Rejection::UnknownKind {
                 field: format!("{field}.kind"),
@@ -117,19 +142,37 @@ impl WireObservation<'_> {
             if ids.is_empty() {
                 return Err(Rejection::BadIdentifier {
                     field: format!("{field}.identifiers"),
-                    reason: "a relationship needs at least one identifier of the related entity".into(),
+                    reason: "a relationship needs at least one identifier of the related entity"
+                        .into(),
                 });
             }
             check_exclusive_limits(&ids, &format!("{field}.identifiers"), pipeline)?;
-            relationships.push(Relationship { rel_type: rel.rel_type.trim().to_string(), kind: rel_kind, identifiers: ids });
+            relationships.push(Relationship {
+                rel_type: rel.rel_type.trim().to_string(),
+                kind: rel_kind,
+                identifiers: ids,
+            });
         }
         relationships.sort();
         relationships.dedup();
-        Ok(Observation { source, id, ts, body: Some(Body { kind, identifiers, attributes, relationships }) })
+        Ok(Observation {
+            source,
+            id,
+            ts,
+            body: Some(Body {
+                kind,
+                identifiers,
+                attributes,
+                relationships,
+            }),
+        })
     }
 }
 
-fn required(value: Option<std::borrow::Cow<'_, str>>, field: &'static str) -> Result<String, Rejection> {
+fn required(
+    value: Option<std::borrow::Cow<'_, str>>,
+    field: &'static str,
+) -> Result<String, Rejection> {
     match value {
         None => Err(Rejection::Missing(field)),
         Some(v) if v.trim().is_empty() => Err(Rejection::Empty(field)),
@@ -149,16 +192,21 @@ fn normalize_all(
 ) -> Result<Vec<Identifier>, Rejection> {
     let mut out = Vec::with_capacity(wire.len());
     for (i, w) in wire.iter().enumerate() {
-        let type_id = pipeline.identifiers.id(&w.type_name).ok_or_else(|| Rejection::UnknownIdentifierType {
-            field: format!("{}.type", Field(field, i)),
-            type_name: clip(&w.type_name),
-            accepted: pipeline.identifiers.names(),
+        let type_id = pipeline.identifiers.id(&w.type_name).ok_or_else(|| {
+            Rejection::UnknownIdentifierType {
+                field: format!("{}.type", Field(field, i)),
+                type_name: clip(&w.type_name),
+                accepted: pipeline.identifiers.names(),
+            }
         })?;
         let spec = pipeline.identifiers.get(type_id);
-        let value = spec.normalizer.apply(&w.value, pipeline.region).map_err(|e| Rejection::BadIdentifier {
-            field: format!("{}.value", Field(field, i)),
-            reason: format!("{} value {e}", spec.name),
-        })?;
+        let value = spec
+            .normalizer
+            .apply(&w.value, pipeline.region)
+            .map_err(|e| Rejection::BadIdentifier {
+                field: format!("{}.value", Field(field, i)),
+                reason: format!("{} value {e}", spec.name),
+            })?;
         out.push(Identifier { type_id, value });
     }
     out.sort();
@@ -166,7 +214,11 @@ fn normalize_all(
     Ok(out)
 }
 
-fn check_exclusive_limits(ids: &[Identifier], field: &str, pipeline: &Pipeline) -> Result<(), Rejection> {
+fn check_exclusive_limits(
+    ids: &[Identifier],
+    field: &str,
+    pipeline: &Pipeline,
+) -> Result<(), Rejection> {
     for (type_id, limit) in pipeline.identifiers.exclusive() {
         let count = ids.iter().filter(|i| i.type_id == type_id).count();
         if count > limit as usize {

@@ -4,7 +4,9 @@
 use std::fmt;
 
 /// Nanoseconds since the Unix epoch, UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -25,7 +27,12 @@ impl Timestamp {
             }
             Some(v)
         };
-        if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        if b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't' | b' ')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return None;
         }
         let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
@@ -63,13 +70,20 @@ impl Timestamp {
                     return None;
                 }
                 let o = h * 3600 + m * 60;
-                if *sign == b'+' { o } else { -o }
+                if *sign == b'+' {
+                    o
+                } else {
+                    -o
+                }
             }
             _ => return None,
         };
         let days = days_from_civil(year, month, day);
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
-        seconds.checked_mul(1_000_000_000)?.checked_add(nanos).map(Timestamp)
+        seconds
+            .checked_mul(1_000_000_000)?
+            .checked_add(nanos)
+            .map(Timestamp)
     }
 }
 
@@ -81,7 +95,13 @@ impl fmt::Display for Timestamp {
         let days = seconds.div_euclid(86_400);
         let rem = seconds.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)?;
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )?;
         if nanos != 0 {
             let mut frac = format!("{nanos:09}");
             while frac.ends_with('0') {
@@ -126,7 +146,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 #[cfg(test)]

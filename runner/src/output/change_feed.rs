@@ -24,7 +24,11 @@ pub struct ChangeFeed {
 
 impl ChangeFeed {
     pub fn open(path: &Path) -> Result<Self, OutputError> {
-        Ok(ChangeFeed { out: JsonLines::open(path)?, line: Vec::with_capacity(256), written: 0 })
+        Ok(ChangeFeed {
+            out: JsonLines::open(path)?,
+            line: Vec::with_capacity(256),
+            written: 0,
+        })
     }
 
     pub fn enabled(&self) -> bool {
@@ -41,7 +45,11 @@ impl ChangeFeed {
         line.extend_from_slice(b"\",\"profile_id\":");
         write_id(line, event.profile_id);
         if !event.related.is_empty() {
-            line.extend_from_slice(if event.kind == ChangeKind::Split { b",\"new_ids\":[" } else { b",\"previous_ids\":[" });
+            line.extend_from_slice(if event.kind == ChangeKind::Split {
+                b",\"new_ids\":["
+            } else {
+                b",\"previous_ids\":["
+            });
             for (i, id) in event.related.iter().enumerate() {
                 if i > 0 {
                     line.push(b',');
@@ -106,10 +114,19 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_like_serde_json() {
-        for s in ["plain", "quote\"back\\slash", "tab\tnew\nline\r", "\u{1}\u{1f}", "ünï €"] {
+        for s in [
+            "plain",
+            "quote\"back\\slash",
+            "tab\tnew\nline\r",
+            "\u{1}\u{1f}",
+            "ünï €",
+        ] {
             let mut out = Vec::new();
             write_json_string(&mut out, s);
-            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(s).unwrap());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
         }
     }
 }

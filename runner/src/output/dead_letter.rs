@@ -28,10 +28,19 @@ pub struct DeadLetters {
 
 impl DeadLetters {
     pub fn open(path: &Path) -> Result<Self, OutputError> {
-        Ok(DeadLetters { out: JsonLines::open(path)?, counts: BTreeMap::new() })
+        Ok(DeadLetters {
+            out: JsonLines::open(path)?,
+            counts: BTreeMap::new(),
+        })
     }
 
-    pub fn write(&mut self, input: &str, line: u64, raw: &[u8], why: &Rejection) -> Result<(), OutputError> {
+    pub fn write(
+        &mut self,
+        input: &str,
+        line: u64,
+        raw: &[u8],
+        why: &Rejection,
+    ) -> Result<(), OutputError> {
         *self.counts.entry(why.category()).or_default() += 1;
         let text = std::str::from_utf8(raw).ok();
         self.out.write(&DeadLetter {
@@ -40,7 +49,11 @@ impl DeadLetters {
             category: why.category(),
             reason: why.to_string(),
             raw: text,
-            raw_hex: if text.is_none() { Some(raw.iter().map(|b| format!("{b:02x}")).collect()) } else { None },
+            raw_hex: if text.is_none() {
+                Some(raw.iter().map(|b| format!("{b:02x}")).collect())
+            } else {
+                None
+            },
         })
     }
 

@@ -14,9 +14,15 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     #[error("cannot open output {path}: {source}")]
-    Open { path: String, source: std::io::Error },
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot write output {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// An append-only JSON-lines file, or a sink that discards.
@@ -30,17 +36,29 @@ impl JsonLines {
     pub fn open(path: &Path) -> Result<Self, OutputError> {
         let shown = path.display().to_string();
         if shown == "-" {
-            return Ok(JsonLines { path: shown, out: None });
+            return Ok(JsonLines {
+                path: shown,
+                out: None,
+            });
         }
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| OutputError::Open { path: shown.clone(), source })?;
+            std::fs::create_dir_all(parent).map_err(|source| OutputError::Open {
+                path: shown.clone(),
+                source,
+            })?;
         }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|source| OutputError::Open { path: shown.clone(), source })?;
-        Ok(JsonLines { path: shown, out: Some(BufWriter::with_capacity(1 << 20, file)) })
+            .map_err(|source| OutputError::Open {
+                path: shown.clone(),
+                source,
+            })?;
+        Ok(JsonLines {
+            path: shown,
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
+        })
     }
 
     pub fn enabled(&self) -> bool {
@@ -49,9 +67,14 @@ impl JsonLines {
 
     pub fn write(&mut self, value: &impl serde::Serialize) -> Result<(), OutputError> {
         if let Some(out) = &mut self.out {
-            serde_json::to_writer(&mut *out, value)
-                .map_err(|e| OutputError::Write { path: self.path.clone(), source: e.into() })?;
-            out.write_all(b"\n").map_err(|source| OutputError::Write { path: self.path.clone(), source })?;
+            serde_json::to_writer(&mut *out, value).map_err(|e| OutputError::Write {
+                path: self.path.clone(),
+                source: e.into(),
+            })?;
+            out.write_all(b"\n").map_err(|source| OutputError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -61,14 +84,20 @@ impl JsonLines {
         if let Some(out) = &mut self.out {
             out.write_all(line)
                 .and_then(|_| out.write_all(b"\n"))
-                .map_err(|source| OutputError::Write { path: self.path.clone(), source })?;
+                .map_err(|source| OutputError::Write {
+                    path: self.path.clone(),
+                    source,
+                })?;
         }
         Ok(())
     }
 
     pub fn flush(&mut self) -> Result<(), OutputError> {
         if let Some(out) = &mut self.out {
-            out.flush().map_err(|source| OutputError::Write { path: self.path.clone(), source })?;
+            out.flush().map_err(|source| OutputError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
         }
         Ok(())
     }

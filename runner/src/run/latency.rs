@@ -14,7 +14,10 @@ pub struct LatencyHistogram {
 
 impl Default for LatencyHistogram {
     fn default() -> Self {
-        LatencyHistogram { counts: Box::new([0; BUCKETS]), total: 0 }
+        LatencyHistogram {
+            counts: Box::new([0; BUCKETS]),
+            total: 0,
+        }
     }
 }
 
@@ -92,8 +95,14 @@ mod tests {
             h.record(Duration::from_millis(5));
         }
         let p99 = h.quantile(0.99);
-        assert!(p99 >= Duration::from_micros(10) && p99 < Duration::from_micros(11), "{p99:?}");
+        assert!(
+            p99 >= Duration::from_micros(10) && p99 < Duration::from_micros(11),
+            "{p99:?}"
+        );
         let p999 = h.quantile(0.999);
-        assert!(p999 >= Duration::from_millis(5) && p999 < Duration::from_micros(5200), "{p999:?}");
+        assert!(
+            p999 >= Duration::from_millis(5) && p999 < Duration::from_micros(5200),
+            "{p999:?}"
+        );
     }
 }

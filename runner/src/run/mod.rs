@@ -30,7 +30,10 @@ pub enum RunError {
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error("cannot read input {path}: {source}")]
-    Input { path: String, source: std::io::Error },
+    Input {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Where input comes from when the command line says so.
@@ -78,7 +81,11 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                 engine.apply(v);
             }
             engine.clear_events();
-            tracing::info!(versions = versions.len(), profiles = engine.profile_count(), "state restored");
+            tracing::info!(
+                versions = versions.len(),
+                profiles = engine.profile_count(),
+                "state restored"
+            );
             Some(store)
         }
         None => None,
@@ -188,11 +195,16 @@ fn round3(x: f64) -> f64 {
 
 /// The pipeline as JSON, saved into the state for `export`, `lookup`, `explain`.
 fn pipeline_json(path: &Path) -> Result<String, RunError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     let expanded = crate::config::expand_env(&text)?;
-    let value: serde_json::Value = serde_yaml::from_str(&expanded)
-        .map_err(|source| ConfigError::Yaml { path: path.display().to_string(), source })?;
+    let value: serde_json::Value =
+        serde_yaml::from_str(&expanded).map_err(|source| ConfigError::Yaml {
+            path: path.display().to_string(),
+            source,
+        })?;
     Ok(serde_json::to_string_pretty(&value).expect("JSON values serialize"))
 }
 
@@ -234,7 +246,10 @@ fn decode(
     let mut skipped = 0u64;
     let mut busy = std::time::Duration::ZERO;
     loop {
-        let line = lines.next_line().map_err(|source| RunError::Input { path: input_name.to_string(), source })?;
+        let line = lines.next_line().map_err(|source| RunError::Input {
+            path: input_name.to_string(),
+            source,
+        })?;
         let Some(line) = line else { break };
         let read_at = Instant::now();
         let parsed = if line.too_long {
@@ -251,7 +266,11 @@ fn decode(
                 if encode_frames {
                     crate::store::encode_version(&observation, &mut frame);
                 }
-                batch.push(Decoded { observation, frame, decode_time: read_at.elapsed() });
+                batch.push(Decoded {
+                    observation,
+                    frame,
+                    decode_time: read_at.elapsed(),
+                });
                 busy += read_at.elapsed();
                 if batch.len() == DECODE_BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(DECODE_BATCH));
@@ -268,30 +287,52 @@ fn decode(
         let _ = batches.send(batch);
     }
     dead.flush()?;
-    Ok(DecodeTotals { dead_letters: dead.total(), skipped, busy })
+    Ok(DecodeTotals {
+        dead_letters: dead.total(),
+        skipped,
+        busy,
+    })
 }
 
-fn open_input(opts: &RunOptions, pipeline: &Pipeline) -> Result<(String, Box<dyn BufRead + Send>), RunError> {
-    let arg = opts.input.clone().or_else(|| match pipeline.sources.first() {
-        Some(SourceSpec::File { path, .. }) => Some(InputArg::File(PathBuf::from(path))),
-        Some(SourceSpec::Stdin { .. }) | None => Some(InputArg::Stdin),
-    });
+fn open_input(
+    opts: &RunOptions,
+    pipeline: &Pipeline,
+) -> Result<(String, Box<dyn BufRead + Send>), RunError> {
+    let arg = opts
+        .input
+        .clone()
+        .or_else(|| match pipeline.sources.first() {
+            Some(SourceSpec::File { path, .. }) => Some(InputArg::File(PathBuf::from(path))),
+            Some(SourceSpec::Stdin { .. }) | None => Some(InputArg::Stdin),
+        });
     match arg {
         Some(InputArg::File(path)) if path.as_os_str() != "-" => {
             let shown = path.display().to_string();
-            let file = std::fs::File::open(&path).map_err(|source| RunError::Input { path: shown.clone(), source })?;
+            let file = std::fs::File::open(&path).map_err(|source| RunError::Input {
+                path: shown.clone(),
+                source,
+            })?;
             Ok((shown, Box::new(BufReader::with_capacity(1 << 20, file))))
         }
-        _ => Ok(("stdin".to_string(), Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())))),
+        _ => Ok((
+            "stdin".to_string(),
+            Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
+        )),
     }
 }
 
 /// Maps a raw event with the template, then validates it like a canonical line.
-fn map_line(bytes: &[u8], pipeline: &Pipeline) -> Result<Option<crate::observation::Observation>, Rejection> {
+fn map_line(
+    bytes: &[u8],
+    pipeline: &Pipeline,
+) -> Result<Option<crate::observation::Observation>, Rejection> {
     let text = std::str::from_utf8(bytes).map_err(|_| Rejection::InvalidUtf8)?;
     let event: serde_json::Value =
         serde_json::from_str(text).map_err(|e| Rejection::Malformed(e.to_string()))?;
-    let template = pipeline.template.as_ref().expect("validated: template sources have a template");
+    let template = pipeline
+        .template
+        .as_ref()
+        .expect("validated: template sources have a template");
     let mapped: Option<WireObservation<'static>> = template.map(&event)?;
     mapped.map(|w| w.validate(pipeline)).transpose()
 }
@@ -301,9 +342,11 @@ pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)

@@ -21,7 +21,12 @@ pub struct Line<'a> {
 
 impl<R: BufRead> LineReader<R> {
     pub fn new(inner: R, limit: usize) -> Self {
-        LineReader { inner, limit, buf: Vec::with_capacity(4096), number: 0 }
+        LineReader {
+            inner,
+            limit,
+            buf: Vec::with_capacity(4096),
+            number: 0,
+        }
     }
 
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
@@ -59,7 +64,11 @@ impl<R: BufRead> LineReader<R> {
             self.buf.pop();
         }
         self.number += 1;
-        Ok(Some(Line { number: self.number, bytes: &self.buf, too_long }))
+        Ok(Some(Line {
+            number: self.number,
+            bytes: &self.buf,
+            too_long,
+        }))
     }
 }
 

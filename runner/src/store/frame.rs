@@ -9,7 +9,8 @@ use std::io::{self, Read, Write};
 pub fn encode_frame<T: Serialize>(value: &T, out: &mut Vec<u8>) -> io::Result<()> {
     out.clear();
     out.extend_from_slice(&[0; 8]);
-    let encoded = postcard::to_extend(value, std::mem::take(out)).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let encoded = postcard::to_extend(value, std::mem::take(out))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     *out = encoded;
     let len = (out.len() - 8) as u32;
     let crc = crc32fast::hash(&out[8..]);
@@ -25,7 +26,10 @@ pub struct FrameWriter<W: Write> {
 
 impl<W: Write> FrameWriter<W> {
     pub fn new(inner: W) -> Self {
-        FrameWriter { inner, buf: Vec::with_capacity(512) }
+        FrameWriter {
+            inner,
+            buf: Vec::with_capacity(512),
+        }
     }
 
     /// Writes one frame; returns its size in bytes.
@@ -55,7 +59,12 @@ pub struct FrameReader<R: Read> {
 
 impl<R: Read> FrameReader<R> {
     pub fn new(inner: R) -> Self {
-        FrameReader { inner, buf: Vec::new(), valid: 0, torn: false }
+        FrameReader {
+            inner,
+            buf: Vec::new(),
+            valid: 0,
+            torn: false,
+        }
     }
 
     /// The next value; `None` at the end or at the first damaged frame.

@@ -17,7 +17,12 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn new(key_groups: u32, identifier_types: Vec<String>) -> Self {
-        Manifest { format: FORMAT, key_groups, snapshot: None, identifier_types }
+        Manifest {
+            format: FORMAT,
+            key_groups,
+            snapshot: None,
+            identifier_types,
+        }
     }
 
     /// The generation the current log belongs to.
@@ -30,8 +35,10 @@ impl Manifest {
         if !path.exists() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| StoreError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let m: Manifest = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
             path: dir.display().to_string(),
             message: format!("MANIFEST is not readable: {e}"),
@@ -39,7 +46,10 @@ impl Manifest {
         if m.format > FORMAT {
             return Err(StoreError::Corrupt {
                 path: dir.display().to_string(),
-                message: format!("state format {} is newer than this runner (format {FORMAT})", m.format),
+                message: format!(
+                    "state format {} is newer than this runner (format {FORMAT})",
+                    m.format
+                ),
             });
         }
         Ok(Some(m))

@@ -30,11 +30,18 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("state directory {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("state directory {path}: {message}")]
     Corrupt { path: String, message: String },
     #[error("state directory {path} was written with {stored} key groups; the pipeline says {configured}, and key groups can never change for a state")]
-    KeyGroups { path: String, stored: u32, configured: u32 },
+    KeyGroups {
+        path: String,
+        stored: u32,
+        configured: u32,
+    },
     #[error("state directory {path} holds identifier type `{type_name}`, which the pipeline no longer lists")]
     MissingType { path: String, type_name: String },
     #[error("state directory {path} has no pipeline.json: run a pipeline on it first")]
@@ -62,28 +69,49 @@ pub struct Store {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.display().to_string(), source }
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl Store {
     /// Opens (or creates) a state directory for `pipeline` and returns every
     /// stored version, to be applied to a fresh engine.
-    pub fn open(dir: &Path, pipeline: &Pipeline, spec_json: &str) -> Result<(Store, Vec<Observation>), StoreError> {
+    pub fn open(
+        dir: &Path,
+        pipeline: &Pipeline,
+        spec_json: &str,
+    ) -> Result<(Store, Vec<Observation>), StoreError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let shown = dir.display().to_string();
-        let type_names: Vec<String> = pipeline.identifiers.iter().map(|(_, t)| t.name.clone()).collect();
+        let type_names: Vec<String> = pipeline
+            .identifiers
+            .iter()
+            .map(|(_, t)| t.name.clone())
+            .collect();
         let manifest = match Manifest::read(dir)? {
             Some(m) => m,
             None => Manifest::new(pipeline.key_groups, type_names.clone()),
         };
         if manifest.key_groups != pipeline.key_groups {
-            return Err(StoreError::KeyGroups { path: shown, stored: manifest.key_groups, configured: pipeline.key_groups });
+            return Err(StoreError::KeyGroups {
+                path: shown,
+                stored: manifest.key_groups,
+                configured: pipeline.key_groups,
+            });
         }
         let type_map = manifest
             .identifier_types
             .iter()
             .map(|name| {
-                pipeline.identifiers.id(name).ok_or_else(|| StoreError::MissingType { path: shown.clone(), type_name: name.clone() })
+                pipeline
+                    .identifiers
+                    .id(name)
+                    .ok_or_else(|| StoreError::MissingType {
+                        path: shown.clone(),
+                        type_name: name.clone(),
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
 
@@ -92,7 +120,12 @@ impl Store {
         for v in &mut versions {
             remap_types(v, &type_map);
         }
-        let file = OpenOptions::new().create(true).write(true).truncate(false).open(&log_path).map_err(io(&log_path))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&log_path)
+            .map_err(io(&log_path))?;
         file.set_len(valid_len).map_err(io(&log_path))?;
         let mut file = file;
         std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).map_err(io(&log_path))?;
@@ -103,7 +136,11 @@ impl Store {
                 manifest.identifier_types.push(name);
             }
         }
-        let type_map = manifest.identifier_types.iter().map(|n| pipeline.identifiers.id(n).expect("checked above")).collect();
+        let type_map = manifest
+            .identifier_types
+            .iter()
+            .map(|n| pipeline.identifiers.id(n).expect("checked above"))
+            .collect();
         manifest.write(dir)?;
         write_atomically(&dir.join("pipeline.json"), spec_json.as_bytes())?;
         Ok((
@@ -122,12 +159,20 @@ impl Store {
     /// `lookup` and `explain`).
     pub fn read(dir: &Path, pipeline: &Pipeline) -> Result<Vec<Observation>, StoreError> {
         let shown = dir.display().to_string();
-        let manifest = Manifest::read(dir)?.ok_or_else(|| StoreError::NoPipeline { path: shown.clone() })?;
+        let manifest = Manifest::read(dir)?.ok_or_else(|| StoreError::NoPipeline {
+            path: shown.clone(),
+        })?;
         let type_map = manifest
             .identifier_types
             .iter()
             .map(|name| {
-                pipeline.identifiers.id(name).ok_or_else(|| StoreError::MissingType { path: shown.clone(), type_name: name.clone() })
+                pipeline
+                    .identifiers
+                    .id(name)
+                    .ok_or_else(|| StoreError::MissingType {
+                        path: shown.clone(),
+                        type_name: name.clone(),
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let (mut versions, _) = read_versions(dir, &manifest)?;
@@ -141,7 +186,9 @@ impl Store {
     pub fn saved_pipeline(dir: &Path) -> Result<String, StoreError> {
         let path = dir.join("pipeline.json");
         if !path.exists() {
-            return Err(StoreError::NoPipeline { path: dir.display().to_string() });
+            return Err(StoreError::NoPipeline {
+                path: dir.display().to_string(),
+            });
         }
         fs::read_to_string(&path).map_err(io(&path))
     }
@@ -149,7 +196,11 @@ impl Store {
     /// Appends an accepted version to the write-ahead log.
     pub fn append(&mut self, version: &Observation) -> Result<(), StoreError> {
         // Most states were written by the same pipeline: no copy is needed then.
-        let identity = self.type_map.iter().enumerate().all(|(i, t)| t.0 as usize == i);
+        let identity = self
+            .type_map
+            .iter()
+            .enumerate()
+            .all(|(i, t)| t.0 as usize == i);
         let n = if identity {
             self.log.write(version)
         } else {
@@ -165,7 +216,10 @@ impl Store {
     /// Whether versions can be encoded without this store (see [`encode_version`]):
     /// true when the state's identifier types are the pipeline's, in order.
     pub fn accepts_encoded(&self) -> bool {
-        self.type_map.iter().enumerate().all(|(i, t)| t.0 as usize == i)
+        self.type_map
+            .iter()
+            .enumerate()
+            .all(|(i, t)| t.0 as usize == i)
     }
 
     /// Appends a version encoded by [`encode_version`]; only valid when
@@ -191,7 +245,10 @@ impl Store {
 
     /// Writes a new snapshot of `versions` and starts an empty log; the
     /// previous generation is removed once the manifest points at the new one.
-    pub fn snapshot<'a>(&mut self, versions: impl Iterator<Item = Observation> + 'a) -> Result<(), StoreError> {
+    pub fn snapshot<'a>(
+        &mut self,
+        versions: impl Iterator<Item = Observation> + 'a,
+    ) -> Result<(), StoreError> {
         self.sync()?;
         let next = self.manifest.generation() + 1;
         let snap = self.dir.join(format!("snapshot-{next}"));
@@ -204,7 +261,9 @@ impl Store {
         let mut writers = (0..groups)
             .map(|k| {
                 let path = tmp.join(format!("kg-{k}.bin"));
-                File::create(&path).map(|f| FrameWriter::new(BufWriter::with_capacity(64 << 10, f))).map_err(io(&path))
+                File::create(&path)
+                    .map(|f| FrameWriter::new(BufWriter::with_capacity(64 << 10, f)))
+                    .map_err(io(&path))
             })
             .collect::<Result<Vec<_>, _>>()?;
         for mut v in versions {
@@ -242,15 +301,18 @@ fn read_versions(dir: &Path, manifest: &Manifest) -> Result<(Vec<Observation>, u
     if let Some(g) = manifest.snapshot {
         let snap = dir.join(format!("snapshot-{g}"));
         for k in 0..manifest.key_groups {
-        let path = snap.join(format!("kg-{k}.bin"));
-        let file = File::open(&path).map_err(io(&path))?;
-        let mut reader = FrameReader::new(BufReader::new(file));
-        while let Some(obs) = reader.next::<Observation>().map_err(io(&path))? {
-            versions.push(obs);
-        }
-        if reader.torn() {
-            return Err(StoreError::Corrupt { path: shown, message: format!("snapshot file {} is damaged", path.display()) });
-        }
+            let path = snap.join(format!("kg-{k}.bin"));
+            let file = File::open(&path).map_err(io(&path))?;
+            let mut reader = FrameReader::new(BufReader::new(file));
+            while let Some(obs) = reader.next::<Observation>().map_err(io(&path))? {
+                versions.push(obs);
+            }
+            if reader.torn() {
+                return Err(StoreError::Corrupt {
+                    path: shown,
+                    message: format!("snapshot file {} is damaged", path.display()),
+                });
+            }
         }
     }
     let log_path = dir.join(format!("log-{}.bin", manifest.generation()));
@@ -259,11 +321,11 @@ fn read_versions(dir: &Path, manifest: &Manifest) -> Result<(Vec<Observation>, u
         let file = File::open(&log_path).map_err(io(&log_path))?;
         let mut reader = FrameReader::new(BufReader::new(file));
         while let Some(obs) = reader.next::<Observation>().map_err(io(&log_path))? {
-        versions.push(obs);
+            versions.push(obs);
         }
         valid_len = reader.valid_bytes();
         if reader.torn() {
-        tracing::warn!(path = %log_path.display(), valid_bytes = valid_len, "cutting a torn tail off the write-ahead log");
+            tracing::warn!(path = %log_path.display(), valid_bytes = valid_len, "cutting a torn tail off the write-ahead log");
         }
     }
     Ok((versions, valid_len))
@@ -271,7 +333,11 @@ fn read_versions(dir: &Path, manifest: &Manifest) -> Result<(Vec<Observation>, u
 
 fn remap_types(v: &mut Observation, map: &[TypeId]) {
     if let Some(body) = &mut v.body {
-        for i in body.identifiers.iter_mut().chain(body.relationships.iter_mut().flat_map(|r| r.identifiers.iter_mut())) {
+        for i in body.identifiers.iter_mut().chain(
+            body.relationships
+                .iter_mut()
+                .flat_map(|r| r.identifiers.iter_mut()),
+        ) {
             i.type_id = map[i.type_id.0 as usize];
         }
         body.identifiers.sort();
@@ -283,8 +349,16 @@ fn remap_types(v: &mut Observation, map: &[TypeId]) {
 
 fn unmap_types(v: &mut Observation, map: &[TypeId]) {
     if let Some(body) = &mut v.body {
-        for i in body.identifiers.iter_mut().chain(body.relationships.iter_mut().flat_map(|r| r.identifiers.iter_mut())) {
-            i.type_id = TypeId(map.iter().position(|t| *t == i.type_id).expect("every pipeline type is in the manifest") as u16);
+        for i in body.identifiers.iter_mut().chain(
+            body.relationships
+                .iter_mut()
+                .flat_map(|r| r.identifiers.iter_mut()),
+        ) {
+            i.type_id = TypeId(
+                map.iter()
+                    .position(|t| *t == i.type_id)
+                    .expect("every pipeline type is in the manifest") as u16,
+            );
         }
     }
 }

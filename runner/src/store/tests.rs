@@ -1,6 +1,5 @@
 use super::*;
 use crate::observation::parse_line;
-use std::io::Write as _;
 
 const PIPELINE: &str = "name: t\nidentifiers:\n  - type: email\n    normalize: email\n  - type: phone\n    normalize: phone\nkeyGroups: 8\n";
 
@@ -41,8 +40,14 @@ fn versions_survive_reopen_through_log_and_snapshot() {
     let (_, mut found) = Store::open(dir.path(), &p, "{}").unwrap();
     found.sort_by_key(|v| v.id.parse::<u32>().unwrap());
     assert_eq!(found, all);
-    assert!(dir.path().join("snapshot-1/kg-7.bin").exists(), "one file per key group");
-    assert!(!dir.path().join("log-0.bin").exists(), "the folded log is removed");
+    assert!(
+        dir.path().join("snapshot-1/kg-7.bin").exists(),
+        "one file per key group"
+    );
+    assert!(
+        !dir.path().join("log-0.bin").exists(),
+        "the folded log is removed"
+    );
 }
 
 #[test]
@@ -67,7 +72,10 @@ fn a_torn_log_tail_is_cut_and_appending_goes_on() {
     store.sync().unwrap();
     drop(store);
     let (_, found) = Store::open(dir.path(), &p, "{}").unwrap();
-    assert_eq!(found.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["0", "1", "2", "3"]);
+    assert_eq!(
+        found.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
+        ["0", "1", "2", "3"]
+    );
 }
 
 #[test]
@@ -82,7 +90,11 @@ fn identifier_types_are_stored_by_name() {
     let reordered = pipeline("name: t\nidentifiers:\n  - type: cookie\n  - type: phone\n    normalize: phone\n  - type: email\n    normalize: email\nkeyGroups: 8\n");
     let (_, found) = Store::open(dir.path(), &reordered, "{}").unwrap();
     let body = found[0].body.as_ref().unwrap();
-    let names: Vec<&str> = body.identifiers.iter().map(|i| reordered.identifiers.name(i.type_id)).collect();
+    let names: Vec<&str> = body
+        .identifiers
+        .iter()
+        .map(|i| reordered.identifiers.name(i.type_id))
+        .collect();
     assert_eq!(names, ["phone", "email"]);
     assert_eq!(body.identifiers[1].value, "p1@x.io");
 }
@@ -93,10 +105,16 @@ fn key_groups_and_removed_types_are_refused_by_name() {
     let p = pipeline(PIPELINE);
     drop(Store::open(dir.path(), &p, "{}").unwrap());
     let other_groups = pipeline(&PIPELINE.replace("keyGroups: 8", "keyGroups: 16"));
-    let err = Store::open(dir.path(), &other_groups, "{}").err().unwrap().to_string();
+    let err = Store::open(dir.path(), &other_groups, "{}")
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("8 key groups") && err.contains("16"), "{err}");
     let fewer = pipeline("name: t\nidentifiers:\n  - type: email\nkeyGroups: 8\n");
-    let err = Store::open(dir.path(), &fewer, "{}").err().unwrap().to_string();
+    let err = Store::open(dir.path(), &fewer, "{}")
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("`phone`"), "{err}");
 }
 

@@ -16,9 +16,15 @@ use std::borrow::Cow;
 /// null counts as absent, so that `"phone": null` and no `phone` mean the same.
 #[derive(Debug)]
 pub(super) enum Expr {
-    Path { path: JsonPath, default: Option<Value> },
+    Path {
+        path: JsonPath,
+        default: Option<Value>,
+    },
     Const(Value),
-    Concat { parts: Vec<Expr>, separator: String },
+    Concat {
+        parts: Vec<Expr>,
+        separator: String,
+    },
     FirstOf(Vec<Expr>),
 }
 
@@ -35,15 +41,24 @@ impl Expr {
         Ok(match spec {
             ValueSpec::Path { path, default } => {
                 let parsed = JsonPath::parse(path).map_err(|e| {
-                    ConfigError::invalid(field, format!("`{path}` is not a valid JSON path: {e}; {SYNTAX}"))
+                    ConfigError::invalid(
+                        field,
+                        format!("`{path}` is not a valid JSON path: {e}; {SYNTAX}"),
+                    )
                 })?;
                 // A null default is no default: null is absence.
-                Expr::Path { path: parsed, default: default.clone().filter(|d| !d.is_null()) }
+                Expr::Path {
+                    path: parsed,
+                    default: default.clone().filter(|d| !d.is_null()),
+                }
             }
             ValueSpec::Const(v) => Expr::Const(v.clone()),
             ValueSpec::Concat { parts, separator } => {
                 if parts.is_empty() {
-                    return Err(ConfigError::invalid(field, "`concat` needs at least one part"));
+                    return Err(ConfigError::invalid(
+                        field,
+                        "`concat` needs at least one part",
+                    ));
                 }
                 let parts = parts
                     .iter()
@@ -54,18 +69,27 @@ impl Expr {
                             if !is_scalar(v) {
                                 return Err(ConfigError::invalid(
                                     part_field,
-                                    format!("a concat part must be a string, number or boolean, not {}", type_name(v)),
+                                    format!(
+                                        "a concat part must be a string, number or boolean, not {}",
+                                        type_name(v)
+                                    ),
                                 ));
                             }
                         }
                         Expr::compile(p, &part_field)
                     })
                     .collect::<Result<_, _>>()?;
-                Expr::Concat { parts, separator: separator.clone() }
+                Expr::Concat {
+                    parts,
+                    separator: separator.clone(),
+                }
             }
             ValueSpec::FirstOf(options) => {
                 if options.is_empty() {
-                    return Err(ConfigError::invalid(field, "`firstOf` needs at least one value"));
+                    return Err(ConfigError::invalid(
+                        field,
+                        "`firstOf` needs at least one value",
+                    ));
                 }
                 let options = options
                     .iter()
@@ -97,7 +121,9 @@ impl Expr {
             Expr::Concat { parts, separator } => {
                 let mut out = String::new();
                 for (i, part) in parts.iter().enumerate() {
-                    let Some(v) = part.eval(event)? else { return Ok(None) };
+                    let Some(v) = part.eval(event)? else {
+                        return Ok(None);
+                    };
                     if i > 0 {
                         out.push_str(separator);
                     }
@@ -105,7 +131,12 @@ impl Expr {
                         Value::String(s) => out.push_str(s),
                         Value::Number(n) => out.push_str(&n.to_string()),
                         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-                        other => return Err(Problem::NotScalar { at: part.describe(), found: type_name(other) }),
+                        other => {
+                            return Err(Problem::NotScalar {
+                                at: part.describe(),
+                                found: type_name(other),
+                            })
+                        }
                     }
                 }
                 Some(Cow::Owned(Value::String(out)))
@@ -194,24 +225,42 @@ impl Condition {
         };
         let list = |items: &[ConditionSpec], name: &str| -> Result<Vec<Condition>, ConfigError> {
             if items.is_empty() {
-                return Err(ConfigError::invalid(format!("{field}.{name}"), "list at least one condition"));
+                return Err(ConfigError::invalid(
+                    format!("{field}.{name}"),
+                    "list at least one condition",
+                ));
             }
-            items.iter().enumerate().map(|(i, c)| Condition::compile(c, &format!("{field}.{name}[{i}]"))).collect()
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Condition::compile(c, &format!("{field}.{name}[{i}]")))
+                .collect()
         };
         Ok(match spec {
-            ConditionSpec::Exists(v) => Condition::Exists(Expr::compile(v, &format!("{field}.exists"))?),
+            ConditionSpec::Exists(v) => {
+                Condition::Exists(Expr::compile(v, &format!("{field}.exists"))?)
+            }
             ConditionSpec::Equals { value, to } => {
                 never_null(to, format!("{field}.equals.to"))?;
-                Condition::Equals(Expr::compile(value, &format!("{field}.equals.value"))?, to.clone())
+                Condition::Equals(
+                    Expr::compile(value, &format!("{field}.equals.value"))?,
+                    to.clone(),
+                )
             }
             ConditionSpec::In { value, of } => {
                 if of.is_empty() {
-                    return Err(ConfigError::invalid(format!("{field}.in.of"), "list at least one value"));
+                    return Err(ConfigError::invalid(
+                        format!("{field}.in.of"),
+                        "list at least one value",
+                    ));
                 }
                 for (i, v) in of.iter().enumerate() {
                     never_null(v, format!("{field}.in.of[{i}]"))?;
                 }
-                Condition::In(Expr::compile(value, &format!("{field}.in.value"))?, of.clone())
+                Condition::In(
+                    Expr::compile(value, &format!("{field}.in.value"))?,
+                    of.clone(),
+                )
             }
             ConditionSpec::Matches { value, regex } => {
                 let compiled = Regex::new(regex).map_err(|e| {
@@ -220,11 +269,17 @@ impl Condition {
                         format!("not a valid regular expression: {e}"),
                     )
                 })?;
-                Condition::Matches(Expr::compile(value, &format!("{field}.matches.value"))?, compiled)
+                Condition::Matches(
+                    Expr::compile(value, &format!("{field}.matches.value"))?,
+                    compiled,
+                )
             }
             ConditionSpec::All(items) => Condition::All(list(items, "all")?),
             ConditionSpec::Any(items) => Condition::Any(list(items, "any")?),
-            ConditionSpec::Not(inner) => Condition::Not(Box::new(Condition::compile(inner, &format!("{field}.not"))?)),
+            ConditionSpec::Not(inner) => Condition::Not(Box::new(Condition::compile(
+                inner,
+                &format!("{field}.not"),
+            )?)),
         })
     }
 
@@ -232,9 +287,13 @@ impl Condition {
         Ok(match self {
             Condition::Exists(v) => v.eval(event)?.is_some(),
             Condition::Equals(v, to) => v.eval(event)?.is_some_and(|v| json_eq(&v, to)),
-            Condition::In(v, of) => v.eval(event)?.is_some_and(|v| of.iter().any(|o| json_eq(&v, o))),
+            Condition::In(v, of) => v
+                .eval(event)?
+                .is_some_and(|v| of.iter().any(|o| json_eq(&v, o))),
             // Only strings are matched: a number is not silently turned into text.
-            Condition::Matches(v, re) => v.eval(event)?.is_some_and(|v| v.as_str().is_some_and(|s| re.is_match(s))),
+            Condition::Matches(v, re) => v
+                .eval(event)?
+                .is_some_and(|v| v.as_str().is_some_and(|s| re.is_match(s))),
             Condition::All(items) => {
                 for c in items {
                     if !c.eval(event)? {
@@ -260,14 +319,20 @@ impl Condition {
 /// key order; a number never equals its string form.
 fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
-            (Some(x), Some(y), _, _) => x == y,
-            (_, _, Some(x), Some(y)) => x == y,
-            _ => x.as_f64() == y.as_f64(),
-        },
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_eq(x, y)),
+        (Value::Number(x), Value::Number(y)) => {
+            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y), _, _) => x == y,
+                (_, _, Some(x), Some(y)) => x == y,
+                _ => x.as_f64() == y.as_f64(),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_eq(x, y))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }

@@ -33,7 +33,8 @@ use crate::config::{ConfigError, IdentifierTypes};
 use crate::observation::{Kind, Rejection, WireIdentifier, WireObservation, WireRelationship};
 use expr::{into_text, is_scalar, scalar_text, type_name, Condition, Expr, Problem};
 use kith_api::pipeline::{
-    ConditionSpec, EventMappingSpec, IdentifierMappingSpec, RelationshipMappingSpec, TemplateSpec, ValueSpec,
+    ConditionSpec, EventMappingSpec, IdentifierMappingSpec, RelationshipMappingSpec, TemplateSpec,
+    ValueSpec,
 };
 use serde_json::Value;
 use std::borrow::Cow;
@@ -87,7 +88,11 @@ enum TemplateError {
     )]
     UnknownEventType { shown: String, mapped: String },
     #[error("event \"{event}\": field {field}: {problem}")]
-    Field { event: String, field: String, problem: Problem },
+    Field {
+        event: String,
+        field: String,
+        problem: Problem,
+    },
 }
 
 impl From<TemplateError> for Rejection {
@@ -143,18 +148,32 @@ impl Template {
     /// Errors name the field, such as `template.events.signup.identifiers[0].value`.
     pub fn compile(spec: &TemplateSpec, types: &IdentifierTypes) -> Result<Self, ConfigError> {
         if spec.events.is_empty() {
-            return Err(ConfigError::invalid("template.events", "map at least one event type"));
+            return Err(ConfigError::invalid(
+                "template.events",
+                "map at least one event type",
+            ));
         }
         let event_type = Expr::compile(&spec.event_type, "template.eventType")?;
         let mut events = BTreeMap::new();
         for (name, event) in &spec.events {
             let field = format!("template.events.{name}");
             if name.trim().is_empty() {
-                return Err(ConfigError::invalid(field, "an event type name must not be empty"));
+                return Err(ConfigError::invalid(
+                    field,
+                    "an event type name must not be empty",
+                ));
             }
-            events.insert(name.clone(), EventMapping::compile(name, event, &field, types)?);
+            events.insert(
+                name.clone(),
+                EventMapping::compile(name, event, &field, types)?,
+            );
         }
-        let mapped_types = spec.events.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+        let mapped_types = spec
+            .events
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
         if let Some(constant) = event_type.constant() {
             // A constant type is legitimate for a single-type stream, but it
             // must name a mapping or every event would be refused.
@@ -162,11 +181,18 @@ impl Template {
             if !known {
                 return Err(ConfigError::invalid(
                     "template.eventType",
-                    format!("a constant event type must be one of the mapped types: {mapped_types}"),
+                    format!(
+                        "a constant event type must be one of the mapped types: {mapped_types}"
+                    ),
                 ));
             }
         }
-        Ok(Template { event_type, events, skip_unknown_events: spec.skip_unknown_events, mapped_types })
+        Ok(Template {
+            event_type,
+            events,
+            skip_unknown_events: spec.skip_unknown_events,
+            mapped_types,
+        })
     }
 
     /// Maps one raw event: `Ok(None)` when it is skipped (see
@@ -213,7 +239,8 @@ impl Template {
 fn show_event_type(t: &str) -> String {
     let looks_like_a_name = t.len() <= 64
         && t.chars().any(|c| c.is_ascii_alphabetic())
-        && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/'));
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/'));
     if looks_like_a_name {
         format!("\"{t}\"")
     } else {
@@ -222,16 +249,23 @@ fn show_event_type(t: &str) -> String {
 }
 
 impl EventMapping {
-    fn compile(name: &str, spec: &EventMappingSpec, field: &str, types: &IdentifierTypes) -> Result<Self, ConfigError> {
+    fn compile(
+        name: &str,
+        spec: &EventMappingSpec,
+        field: &str,
+        types: &IdentifierTypes,
+    ) -> Result<Self, ConfigError> {
         let at = |sub: &str| format!("{field}.{sub}");
-        let condition =
-            |c: &Option<ConditionSpec>, sub: &str| c.as_ref().map(|c| Condition::compile(c, &at(sub))).transpose();
+        let condition = |c: &Option<ConditionSpec>, sub: &str| {
+            c.as_ref()
+                .map(|c| Condition::compile(c, &at(sub)))
+                .transpose()
+        };
         let kind = match Expr::compile(&spec.kind, &at("kind"))? {
             Expr::Const(v) => {
-                let kind = v
-                    .as_str()
-                    .and_then(Kind::parse)
-                    .ok_or_else(|| ConfigError::invalid(at("kind"), format!("not a known kind; accepted: {KINDS}")))?;
+                let kind = v.as_str().and_then(Kind::parse).ok_or_else(|| {
+                    ConfigError::invalid(at("kind"), format!("not a known kind; accepted: {KINDS}"))
+                })?;
                 KindExpr::Known(kind)
             }
             other => KindExpr::FromEvent(other),
@@ -239,9 +273,15 @@ impl EventMapping {
         let mut attributes = Vec::with_capacity(spec.attributes.len());
         for (attr, value) in &spec.attributes {
             if attr.trim().is_empty() {
-                return Err(ConfigError::invalid(at("attributes"), "an attribute name must not be empty"));
+                return Err(ConfigError::invalid(
+                    at("attributes"),
+                    "an attribute name must not be empty",
+                ));
             }
-            attributes.push((attr.clone(), Expr::compile(value, &at(&format!("attributes.{attr}")))?));
+            attributes.push((
+                attr.clone(),
+                Expr::compile(value, &at(&format!("attributes.{attr}")))?,
+            ));
         }
         Ok(EventMapping {
             name: name.to_string(),
@@ -257,7 +297,9 @@ impl EventMapping {
                 .relationships
                 .iter()
                 .enumerate()
-                .map(|(i, r)| RelationshipMapping::compile(r, field, &format!("relationships[{i}]"), types))
+                .map(|(i, r)| {
+                    RelationshipMapping::compile(r, field, &format!("relationships[{i}]"), types)
+                })
                 .collect::<Result<_, _>>()?,
         })
     }
@@ -278,9 +320,15 @@ impl EventMapping {
                 None => Ok(None),
                 Some(v) => {
                     let found = type_name(&v);
-                    into_text(v)
-                        .map(|s| Some(Cow::Owned(s)))
-                        .ok_or_else(|| fail(field, Problem::NotScalar { at: expr.describe(), found }))
+                    into_text(v).map(|s| Some(Cow::Owned(s))).ok_or_else(|| {
+                        fail(
+                            field,
+                            Problem::NotScalar {
+                                at: expr.describe(),
+                                found,
+                            },
+                        )
+                    })
                 }
             }
         };
@@ -301,11 +349,15 @@ impl EventMapping {
             KindExpr::FromEvent(expr) => text(expr, "kind")?,
         };
         for mapping in &self.identifiers {
-            mapping.push_into(event, &mut wire.identifiers).map_err(|(field, p)| fail(&field, p))?;
+            mapping
+                .push_into(event, &mut wire.identifiers)
+                .map_err(|(field, p)| fail(&field, p))?;
         }
         let mut attributes = serde_json::Map::new();
         for (name, expr) in &self.attributes {
-            let value = expr.eval(event).map_err(|p| fail(&format!("attributes.{name}"), p))?;
+            let value = expr
+                .eval(event)
+                .map_err(|p| fail(&format!("attributes.{name}"), p))?;
             if let Some(value) = value {
                 attributes.insert(name.clone(), value.into_owned());
             }
@@ -331,7 +383,10 @@ fn text_field(spec: &ValueSpec, field: &str) -> Result<Expr, ConfigError> {
         if !usable {
             return Err(ConfigError::invalid(
                 field,
-                format!("a constant here must be a non-empty string, number or boolean, not {}", type_name(v)),
+                format!(
+                    "a constant here must be a non-empty string, number or boolean, not {}",
+                    type_name(v)
+                ),
             ));
         }
     }
@@ -381,9 +436,16 @@ type FieldProblem = (String, Problem);
 impl IdentifierMapping {
     /// Appends this mapping's identifiers for `event` (none, one, or one per
     /// array element).
-    fn push_into(&self, event: &Value, out: &mut Vec<WireIdentifier<'static>>) -> Result<(), FieldProblem> {
+    fn push_into(
+        &self,
+        event: &Value,
+        out: &mut Vec<WireIdentifier<'static>>,
+    ) -> Result<(), FieldProblem> {
         if let Some(when) = &self.when {
-            if !when.eval(event).map_err(|p| (format!("{}.when", self.field), p))? {
+            if !when
+                .eval(event)
+                .map_err(|p| (format!("{}.when", self.field), p))?
+            {
                 return Ok(());
             }
         }
@@ -391,8 +453,10 @@ impl IdentifierMapping {
         let Some(value) = self.value.eval(event).map_err(|p| (value_field(), p))? else {
             return Ok(());
         };
-        let identifier =
-            |text: String| WireIdentifier { type_name: Cow::Owned(self.type_name.clone()), value: Cow::Owned(text) };
+        let identifier = |text: String| WireIdentifier {
+            type_name: Cow::Owned(self.type_name.clone()),
+            value: Cow::Owned(text),
+        };
         if let Value::Array(items) = &*value {
             out.reserve(items.len());
             for (i, item) in items.iter().enumerate() {
@@ -401,15 +465,28 @@ impl IdentifierMapping {
                 }
                 let text = scalar_text(item).ok_or_else(|| {
                     let at = format!("{}, element {i},", self.value.describe());
-                    (value_field(), Problem::NotScalar { at, found: type_name(item) })
+                    (
+                        value_field(),
+                        Problem::NotScalar {
+                            at,
+                            found: type_name(item),
+                        },
+                    )
                 })?;
                 out.push(identifier(text.into_owned()));
             }
             return Ok(());
         }
         let found = type_name(&value);
-        let text =
-            into_text(value).ok_or_else(|| (value_field(), Problem::NotScalar { at: self.value.describe(), found }))?;
+        let text = into_text(value).ok_or_else(|| {
+            (
+                value_field(),
+                Problem::NotScalar {
+                    at: self.value.describe(),
+                    found,
+                },
+            )
+        })?;
         out.push(identifier(text));
         Ok(())
     }
@@ -424,13 +501,22 @@ impl RelationshipMapping {
     ) -> Result<Self, ConfigError> {
         let at = |sub: &str| format!("{event_field}.{field}.{sub}");
         if spec.type_name.trim().is_empty() {
-            return Err(ConfigError::invalid(at("type"), "a relationship type such as `uses` or `owns` is required"));
+            return Err(ConfigError::invalid(
+                at("type"),
+                "a relationship type such as `uses` or `owns` is required",
+            ));
         }
         let kind = Kind::parse(&spec.kind).ok_or_else(|| {
-            ConfigError::invalid(at("kind"), format!("`{}` is not a known kind; accepted: {KINDS}", spec.kind))
+            ConfigError::invalid(
+                at("kind"),
+                format!("`{}` is not a known kind; accepted: {KINDS}", spec.kind),
+            )
         })?;
         if spec.identifiers.is_empty() {
-            return Err(ConfigError::invalid(at("identifiers"), "list at least one identifier of the related entity"));
+            return Err(ConfigError::invalid(
+                at("identifiers"),
+                "list at least one identifier of the related entity",
+            ));
         }
         Ok(RelationshipMapping {
             field: field.to_string(),
@@ -449,7 +535,11 @@ impl RelationshipMapping {
                 m
             })
             .collect(),
-            when: spec.when.as_ref().map(|c| Condition::compile(c, &at("when"))).transpose()?,
+            when: spec
+                .when
+                .as_ref()
+                .map(|c| Condition::compile(c, &at("when")))
+                .transpose()?,
         })
     }
 
@@ -457,7 +547,10 @@ impl RelationshipMapping {
     /// its identifiers is present.
     fn map(&self, event: &Value) -> Result<Option<WireRelationship<'static>>, FieldProblem> {
         if let Some(when) = &self.when {
-            if !when.eval(event).map_err(|p| (format!("{}.when", self.field), p))? {
+            if !when
+                .eval(event)
+                .map_err(|p| (format!("{}.when", self.field), p))?
+            {
                 return Ok(None);
             }
         }

@@ -57,15 +57,21 @@ impl JsonPath {
             match b[i] {
                 b'.' => {
                     let start = i + 1;
-                    let end = text[start..].find(['.', '[']).map_or(text.len(), |n| start + n);
+                    let end = text[start..]
+                        .find(['.', '['])
+                        .map_or(text.len(), |n| start + n);
                     let name = &text[start..end];
                     if name.is_empty() {
                         return Err(PathError::EmptyName(column(i)));
                     }
-                    if let Some((at, found)) =
-                        name.char_indices().find(|(_, c)| matches!(c, ']' | '"' | '\'') || c.is_whitespace())
+                    if let Some((at, found)) = name
+                        .char_indices()
+                        .find(|(_, c)| matches!(c, ']' | '"' | '\'') || c.is_whitespace())
                     {
-                        return Err(PathError::Unexpected { at: column(start + at), found });
+                        return Err(PathError::Unexpected {
+                            at: column(start + at),
+                            found,
+                        });
                     }
                     steps.push(Step::Key(name.to_string()));
                     i = end;
@@ -77,11 +83,17 @@ impl JsonPath {
                 }
                 _ => {
                     let found = text[i..].chars().next().unwrap_or('?');
-                    return Err(PathError::Unexpected { at: column(i), found });
+                    return Err(PathError::Unexpected {
+                        at: column(i),
+                        found,
+                    });
                 }
             }
         }
-        Ok(JsonPath { text: text.to_string(), steps })
+        Ok(JsonPath {
+            text: text.to_string(),
+            steps,
+        })
     }
 
     /// The value at this path, if every step applies.
@@ -100,7 +112,11 @@ impl JsonPath {
 
 /// Parses `[0]`, `["name"]` or `['name']` starting at the `[` at byte `open`;
 /// returns the step and the byte after the closing `]`.
-fn parse_bracket(text: &str, open: usize, column: &dyn Fn(usize) -> usize) -> Result<(Step, usize), PathError> {
+fn parse_bracket(
+    text: &str,
+    open: usize,
+    column: &dyn Fn(usize) -> usize,
+) -> Result<(Step, usize), PathError> {
     let inner = open + 1;
     match text.as_bytes().get(inner) {
         Some(&quote @ (b'"' | b'\'')) => {
@@ -117,7 +133,12 @@ fn parse_bracket(text: &str, open: usize, column: &dyn Fn(usize) -> usize) -> Re
                 if c == '\\' {
                     match chars.next() {
                         Some((_, e)) if e == '\\' || e == char::from(quote) => name.push(e),
-                        Some((_, found)) => return Err(PathError::BadEscape { at: column(at), found }),
+                        Some((_, found)) => {
+                            return Err(PathError::BadEscape {
+                                at: column(at),
+                                found,
+                            })
+                        }
                         None => break,
                     }
                 } else {
@@ -127,7 +148,9 @@ fn parse_bracket(text: &str, open: usize, column: &dyn Fn(usize) -> usize) -> Re
             Err(PathError::Unclosed(column(open)))
         }
         Some(b'0'..=b'9') => {
-            let digits_end = text[inner..].find(|c: char| !c.is_ascii_digit()).map_or(text.len(), |n| inner + n);
+            let digits_end = text[inner..]
+                .find(|c: char| !c.is_ascii_digit())
+                .map_or(text.len(), |n| inner + n);
             if text.as_bytes().get(digits_end) != Some(&b']') {
                 return Err(if digits_end == text.len() {
                     PathError::Unclosed(column(open))
@@ -135,7 +158,9 @@ fn parse_bracket(text: &str, open: usize, column: &dyn Fn(usize) -> usize) -> Re
                     PathError::BadBracket(column(open))
                 });
             }
-            let index = text[inner..digits_end].parse().map_err(|_| PathError::BadBracket(column(open)))?;
+            let index = text[inner..digits_end]
+                .parse()
+                .map_err(|_| PathError::BadBracket(column(open)))?;
             Ok((Step::Index(index), digits_end + 1))
         }
         None => Err(PathError::Unclosed(column(open))),

@@ -54,7 +54,10 @@ fn rejection(t: &Template, event: Value) -> String {
 }
 
 fn ids(wire: &WireObservation<'_>) -> Vec<(String, String)> {
-    wire.identifiers.iter().map(|i| (i.type_name.to_string(), i.value.to_string())).collect()
+    wire.identifiers
+        .iter()
+        .map(|i| (i.type_name.to_string(), i.value.to_string()))
+        .collect()
 }
 
 fn pair(t: &str, v: &str) -> (String, String) {
@@ -101,7 +104,11 @@ fn paths_parse_into_steps() {
     assert_eq!(get(r#"$.user["first name"]"#), Some(json!("Ann")));
     assert_eq!(get(r#"$["user"]['it\'s']"#), Some(json!(1)));
     assert_eq!(get(r#"$.user["q\""]"#), Some(json!(2)));
-    assert_eq!(get("$.0"), Some(json!("zero")), "a dotted name is always a key");
+    assert_eq!(
+        get("$.0"),
+        Some(json!("zero")),
+        "a dotted name is always a key"
+    );
     assert_eq!(get("$.user.emails[2]"), None, "past the end");
     assert_eq!(get("$.user.emails.first"), None, "a key on an array");
     assert_eq!(get("$.user[0]"), None, "an index on an object");
@@ -116,9 +123,16 @@ fn bad_paths_say_where() {
     assert_eq!(err("$."), PathError::EmptyName(2));
     assert_eq!(err("$..a"), PathError::EmptyName(2));
     assert_eq!(err("$user"), PathError::Unexpected { at: 2, found: 'u' });
-    assert_eq!(err("$.first name"), PathError::Unexpected { at: 8, found: ' ' });
+    assert_eq!(
+        err("$.first name"),
+        PathError::Unexpected { at: 8, found: ' ' }
+    );
     assert_eq!(err("$.a]"), PathError::Unexpected { at: 4, found: ']' });
-    assert_eq!(err("$.é]"), PathError::Unexpected { at: 4, found: ']' }, "positions count characters");
+    assert_eq!(
+        err("$.é]"),
+        PathError::Unexpected { at: 4, found: ']' },
+        "positions count characters"
+    );
     assert_eq!(err("$[x]"), PathError::BadBracket(2));
     assert_eq!(err("$[]"), PathError::BadBracket(2));
     assert_eq!(err("$[-1]"), PathError::BadBracket(2));
@@ -128,7 +142,10 @@ fn bad_paths_say_where() {
     assert_eq!(err("$["), PathError::Unclosed(2));
     assert_eq!(err(r#"$["a"#), PathError::Unclosed(2));
     assert_eq!(err(r#"$["a"x"#), PathError::Unclosed(2));
-    assert_eq!(err(r#"$["a\n"]"#), PathError::BadEscape { at: 5, found: 'n' });
+    assert_eq!(
+        err(r#"$["a\n"]"#),
+        PathError::BadEscape { at: 5, found: 'n' }
+    );
 }
 
 // ---------------------------------------------------------------- compile errors
@@ -137,26 +154,41 @@ fn bad_paths_say_where() {
 fn a_bad_path_names_the_field_and_the_syntax() {
     let (field, message) = compile_error(&SIGNUP.replace("$.user.email}", "$.user..email}"));
     assert_eq!(field, "template.events.signup.identifiers[0].value");
-    assert!(message.contains("$.user..email") && message.contains("[index]"), "{message}");
+    assert!(
+        message.contains("$.user..email") && message.contains("[index]"),
+        "{message}"
+    );
 }
 
 #[test]
 fn an_unknown_identifier_type_lists_the_accepted_ones() {
     let (field, message) = compile_error(&SIGNUP.replace("{type: phone", "{type: mobile"));
     assert_eq!(field, "template.events.signup.identifiers[1].type");
-    assert!(message.contains("mobile") && message.contains("user_id, email, phone"), "{message}");
+    assert!(
+        message.contains("mobile") && message.contains("user_id, email, phone"),
+        "{message}"
+    );
     let (field, _) = compile_error(&SIGNUP.replace("{type: device_id", "{type: device"));
-    assert_eq!(field, "template.events.signup.relationships[0].identifiers[0].type");
+    assert_eq!(
+        field,
+        "template.events.signup.relationships[0].identifiers[0].type"
+    );
 }
 
 #[test]
 fn kinds_are_checked() {
     let (field, message) = compile_error(&SIGNUP.replace("kind: person", "kind: human"));
     assert_eq!(field, "template.events.signup.kind");
-    assert!(message.contains("person, organization, device, account"), "{message}");
+    assert!(
+        message.contains("person, organization, device, account"),
+        "{message}"
+    );
     let (field, message) = compile_error(&SIGNUP.replace("kind: device", "kind: gadget"));
     assert_eq!(field, "template.events.signup.relationships[0].kind");
-    assert!(message.contains("gadget") && message.contains("account"), "{message}");
+    assert!(
+        message.contains("gadget") && message.contains("account"),
+        "{message}"
+    );
     // A kind read from the event is checked by the observation validation.
     compile(&SIGNUP.replace("kind: person", "kind: $.kind")).unwrap();
 }
@@ -168,13 +200,21 @@ fn regexes_compile_at_load() {
         "    when: {all: [{exists: $.user}, {not: {matches: {value: $.user.email, regex: '(unclosed'}}}]}\n    source: web",
     );
     let (field, message) = compile_error(&yaml);
-    assert_eq!(field, "template.events.signup.when.all[1].not.matches.regex");
+    assert_eq!(
+        field,
+        "template.events.signup.when.all[1].not.matches.regex"
+    );
     assert!(message.contains("regular expression"), "{message}");
 }
 
 #[test]
 fn conditions_that_can_never_hold_are_refused() {
-    let with_when = |when: &str| SIGNUP.replace("    source: web", &format!("    when: {when}\n    source: web"));
+    let with_when = |when: &str| {
+        SIGNUP.replace(
+            "    source: web",
+            &format!("    when: {when}\n    source: web"),
+        )
+    };
     let (field, message) = compile_error(&with_when("{equals: {value: $.plan, to: null}}"));
     assert_eq!(field, "template.events.signup.when.equals.to");
     assert!(message.contains("absent"), "{message}");
@@ -194,14 +234,24 @@ fn constants_must_fit_their_field() {
     assert_eq!(field, "template.events.signup.source");
     let (field, _) = compile_error(&SIGNUP.replace("ts: $.occurred_at", "ts: {const: [2026]}"));
     assert_eq!(field, "template.events.signup.ts");
-    let (field, message) =
-        compile_error(&SIGNUP.replace("$.user.first_name, $.user.last_name", "$.user.first_name, {const: [1]}"));
-    assert_eq!(field, "template.events.signup.attributes.full_name.concat[1]");
+    let (field, message) = compile_error(&SIGNUP.replace(
+        "$.user.first_name, $.user.last_name",
+        "$.user.first_name, {const: [1]}",
+    ));
+    assert_eq!(
+        field,
+        "template.events.signup.attributes.full_name.concat[1]"
+    );
     assert!(message.contains("an array"), "{message}");
-    let (field, _) =
-        compile_error(&SIGNUP.replace("{type: phone, value: $.user.phone}", "{type: phone, value: {const: {}}}"));
+    let (field, _) = compile_error(&SIGNUP.replace(
+        "{type: phone, value: $.user.phone}",
+        "{type: phone, value: {const: {}}}",
+    ));
     assert_eq!(field, "template.events.signup.identifiers[1].value");
-    let (field, _) = compile_error(&SIGNUP.replace("{path: $.user.plan, default: free}", "{firstOf: [$.x, '$.y[z]']}"));
+    let (field, _) = compile_error(&SIGNUP.replace(
+        "{path: $.user.plan, default: free}",
+        "{firstOf: [$.x, '$.y[z]']}",
+    ));
     assert_eq!(field, "template.events.signup.attributes.plan.firstOf[1]");
 }
 
@@ -224,14 +274,18 @@ fn the_template_needs_events_and_a_usable_event_type() {
 fn relationships_need_a_type_and_identifiers() {
     let (field, _) = compile_error(&SIGNUP.replace("type: uses", "type: ' '"));
     assert_eq!(field, "template.events.signup.relationships[0].type");
-    let (field, _) =
-        compile_error(&SIGNUP.replace("identifiers: [{type: device_id, value: $.device.id}]", "identifiers: []"));
+    let (field, _) = compile_error(&SIGNUP.replace(
+        "identifiers: [{type: device_id, value: $.device.id}]",
+        "identifiers: []",
+    ));
     assert_eq!(field, "template.events.signup.relationships[0].identifiers");
 }
 
 #[test]
 fn event_names_with_dots_appear_as_written() {
-    let yaml = SIGNUP.replace("  signup:", "  user.signed_up:").replace("kind: person", "kind: people");
+    let yaml = SIGNUP
+        .replace("  signup:", "  user.signed_up:")
+        .replace("kind: person", "kind: people");
     let (field, _) = compile_error(&yaml);
     assert_eq!(field, "template.events.user.signed_up.kind");
 }
@@ -259,13 +313,27 @@ fn a_full_event_maps_every_field() {
     assert_eq!(wire.kind.as_deref(), Some("person"));
     assert!(!wire.retract);
     // Raw values: normalization is the validation's job.
-    assert_eq!(ids(&wire), vec![pair("email", " Ann.Lee@Example.com"), pair("phone", "(415) 555-0100")]);
+    assert_eq!(
+        ids(&wire),
+        vec![
+            pair("email", " Ann.Lee@Example.com"),
+            pair("phone", "(415) 555-0100")
+        ]
+    );
     let attributes = wire.attributes.as_ref().unwrap();
     assert_eq!(attributes["given_name"], json!("Ann"));
     assert_eq!(attributes["plan"], json!("free"), "the path's default");
     assert_eq!(attributes["full_name"], json!("Ann Lee"));
-    assert_eq!(attributes["channel"], json!("blog"), "the first present of firstOf");
-    assert_eq!(attributes["profile"], json!({"newsletter": true}), "attributes keep any JSON value");
+    assert_eq!(
+        attributes["channel"],
+        json!("blog"),
+        "the first present of firstOf"
+    );
+    assert_eq!(
+        attributes["profile"],
+        json!({"newsletter": true}),
+        "attributes keep any JSON value"
+    );
     assert_eq!(wire.relationships.len(), 1);
     let rel = &wire.relationships[0];
     assert_eq!((&*rel.rel_type, &*rel.kind), ("uses", "device"));
@@ -282,7 +350,11 @@ fn scalars_become_text() {
     event["user"]["last_name"] = json!(2.5);
     let wire = observation(&t, event);
     assert_eq!(wire.id.as_deref(), Some("17"));
-    assert_eq!(wire.ts.as_deref(), Some("true"), "the validation refuses it as a timestamp");
+    assert_eq!(
+        wire.ts.as_deref(),
+        Some("true"),
+        "the validation refuses it as a timestamp"
+    );
     assert_eq!(ids(&wire)[1], pair("phone", "4155550100"));
     assert_eq!(wire.attributes.unwrap()["full_name"], json!("Ann 2.5"));
 }
@@ -292,15 +364,25 @@ fn absent_and_null_values_are_left_out() {
     let t = template(SIGNUP);
     let event = json!({"type": "signup", "user": {"email": null, "phone": "4155550100", "plan": null}, "device": {}});
     let wire = observation(&t, event);
-    assert_eq!(wire.id, None, "missing: the validation says `missing field id`");
+    assert_eq!(
+        wire.id, None,
+        "missing: the validation says `missing field id`"
+    );
     assert_eq!(wire.ts, None);
     assert_eq!(ids(&wire), vec![pair("phone", "4155550100")]);
     let attributes = wire.attributes.unwrap();
     assert_eq!(attributes.get("given_name"), None);
-    assert_eq!(attributes.get("full_name"), None, "a concat with an absent part is absent");
+    assert_eq!(
+        attributes.get("full_name"),
+        None,
+        "a concat with an absent part is absent"
+    );
     assert_eq!(attributes["plan"], json!("free"), "null takes the default");
     assert_eq!(attributes["channel"], json!("direct"));
-    assert!(wire.relationships.is_empty(), "a relationship without identifiers is left out");
+    assert!(
+        wire.relationships.is_empty(),
+        "a relationship without identifiers is left out"
+    );
 }
 
 #[test]
@@ -312,7 +394,11 @@ fn arrays_are_several_identifiers() {
     let wire = observation(&t, event);
     assert_eq!(
         ids(&wire),
-        vec![pair("phone", "(415) 555-0100"), pair("email", "ann@example.com"), pair("email", "ann.lee@work.example")]
+        vec![
+            pair("phone", "(415) 555-0100"),
+            pair("email", "ann@example.com"),
+            pair("email", "ann.lee@work.example")
+        ]
     );
 }
 
@@ -332,20 +418,25 @@ fn non_scalar_values_are_errors_that_never_quote_the_event() {
     event["user"]["phone"] = json!({"number": "secret"});
     let message = rejection(&t, event);
     assert!(
-        message.starts_with("event \"signup\": field identifiers[1].value: path $.user.phone holds an object"),
+        message.starts_with(
+            "event \"signup\": field identifiers[1].value: path $.user.phone holds an object"
+        ),
         "{message}"
     );
     assert!(!message.contains("secret"), "{message}");
 
     let mut event = signup_event();
     event["occurred_at"] = json!(["2026-03-01"]);
-    assert!(rejection(&t, event).starts_with("event \"signup\": field ts: path $.occurred_at holds an array"));
+    assert!(rejection(&t, event)
+        .starts_with("event \"signup\": field ts: path $.occurred_at holds an array"));
 
     let mut event = signup_event();
     event["user"]["last_name"] = json!({"secret": 1});
     let message = rejection(&t, event);
     assert!(
-        message.starts_with("event \"signup\": field attributes.full_name: path $.user.last_name holds an object"),
+        message.starts_with(
+            "event \"signup\": field attributes.full_name: path $.user.last_name holds an object"
+        ),
         "{message}"
     );
 
@@ -357,14 +448,19 @@ fn non_scalar_values_are_errors_that_never_quote_the_event() {
 
 #[test]
 fn retract_makes_a_retraction_and_maps_nothing_else() {
-    let yaml =
-        SIGNUP.replace("    kind: person", "    kind: person\n    retract: {equals: {value: $.action, to: delete}}");
+    let yaml = SIGNUP.replace(
+        "    kind: person",
+        "    kind: person\n    retract: {equals: {value: $.action, to: delete}}",
+    );
     let t = template(&yaml);
     let mut event = signup_event();
     event["action"] = json!("delete");
     let wire = observation(&t, event);
     assert!(wire.retract);
-    assert_eq!((wire.source.as_deref(), wire.id.as_deref()), (Some("web"), Some("u-1001")));
+    assert_eq!(
+        (wire.source.as_deref(), wire.id.as_deref()),
+        (Some("web"), Some("u-1001"))
+    );
     assert!(wire.ts.is_some());
     assert!(wire.kind.is_none() && wire.identifiers.is_empty() && wire.attributes.is_none());
     let wire = observation(&t, signup_event());
@@ -385,21 +481,39 @@ fn when_false_skips_the_event_and_identifier_conditions_filter() {
 "#,
     );
     let t = template(&yaml);
-    let skipped = t.map_with_skip_reason(&json!({"type": "signup", "outcome": "failure"})).unwrap();
-    assert!(matches!(skipped, Mapped::Skipped(SkipReason::NotSelected)), "{skipped:?}");
-    assert_eq!(t.map(&json!({"type": "signup", "outcome": "failure"})).unwrap().map(|_| ()), None);
+    let skipped = t
+        .map_with_skip_reason(&json!({"type": "signup", "outcome": "failure"}))
+        .unwrap();
+    assert!(
+        matches!(skipped, Mapped::Skipped(SkipReason::NotSelected)),
+        "{skipped:?}"
+    );
+    assert_eq!(
+        t.map(&json!({"type": "signup", "outcome": "failure"}))
+            .unwrap()
+            .map(|_| ()),
+        None
+    );
     assert_eq!(SkipReason::NotSelected.as_str(), "when_false");
 
-    let wire = observation(&t, json!({"type": "signup", "email": "a@b.c", "phone": "1", "country": "US"}));
+    let wire = observation(
+        &t,
+        json!({"type": "signup", "email": "a@b.c", "phone": "1", "country": "US"}),
+    );
     assert_eq!(ids(&wire), vec![pair("email", "a@b.c"), pair("phone", "1")]);
-    let wire = observation(&t, json!({"type": "signup", "email": "no-at-sign", "phone": "1", "country": "FR"}));
+    let wire = observation(
+        &t,
+        json!({"type": "signup", "email": "no-at-sign", "phone": "1", "country": "FR"}),
+    );
     assert!(wire.identifiers.is_empty());
 }
 
 #[test]
 fn condition_semantics() {
     let check = |condition: &str, event: Value| -> bool {
-        let yaml = single(&format!("    when: {condition}\n    source: s\n    id: i\n    ts: t\n    kind: person\n"));
+        let yaml = single(&format!(
+            "    when: {condition}\n    source: s\n    id: i\n    ts: t\n    kind: person\n"
+        ));
         match template(&yaml).map_with_skip_reason(&event).unwrap() {
             Mapped::Observation(_) => true,
             Mapped::Skipped(_) => false,
@@ -408,34 +522,70 @@ fn condition_semantics() {
     let ev = json!({"type": "signup", "n": 5, "s": "5", "f": 5.0, "z": null, "b": false, "o": {"a": 1, "b": [1, 2]}, "e": ""});
     assert!(check("{exists: $.n}", ev.clone()));
     assert!(check("{exists: $.b}", ev.clone()), "false is present");
-    assert!(check("{exists: $.e}", ev.clone()), "an empty string is present");
+    assert!(
+        check("{exists: $.e}", ev.clone()),
+        "an empty string is present"
+    );
     assert!(!check("{exists: $.z}", ev.clone()), "null is absent");
     assert!(!check("{exists: $.missing}", ev.clone()));
     assert!(check("{equals: {value: $.n, to: 5}}", ev.clone()));
-    assert!(!check("{equals: {value: $.n, to: '5'}}", ev.clone()), "a number is not its string form");
-    assert!(!check("{equals: {value: $.s, to: 5}}", ev.clone()), "a string is not the number");
-    assert!(check("{equals: {value: $.f, to: 5}}", ev.clone()), "5.0 equals 5");
-    assert!(check("{equals: {value: $.o, to: {b: [1, 2], a: 1}}}", ev.clone()), "key order does not matter");
+    assert!(
+        !check("{equals: {value: $.n, to: '5'}}", ev.clone()),
+        "a number is not its string form"
+    );
+    assert!(
+        !check("{equals: {value: $.s, to: 5}}", ev.clone()),
+        "a string is not the number"
+    );
+    assert!(
+        check("{equals: {value: $.f, to: 5}}", ev.clone()),
+        "5.0 equals 5"
+    );
+    assert!(
+        check("{equals: {value: $.o, to: {b: [1, 2], a: 1}}}", ev.clone()),
+        "key order does not matter"
+    );
     assert!(!check("{equals: {value: $.missing, to: 5}}", ev.clone()));
     assert!(check("{in: {value: $.s, of: [4, '5']}}", ev.clone()));
     assert!(!check("{in: {value: $.s, of: [4, 5]}}", ev.clone()));
-    assert!(check("{matches: {value: $.s, regex: '^[0-9]$'}}", ev.clone()));
-    assert!(!check("{matches: {value: $.n, regex: '^[0-9]$'}}", ev.clone()), "regexes match strings only");
-    assert!(!check("{matches: {value: $.missing, regex: '.*'}}", ev.clone()));
+    assert!(check(
+        "{matches: {value: $.s, regex: '^[0-9]$'}}",
+        ev.clone()
+    ));
+    assert!(
+        !check("{matches: {value: $.n, regex: '^[0-9]$'}}", ev.clone()),
+        "regexes match strings only"
+    );
+    assert!(!check(
+        "{matches: {value: $.missing, regex: '.*'}}",
+        ev.clone()
+    ));
     assert!(check("{all: [{exists: $.n}, {exists: $.s}]}", ev.clone()));
     assert!(!check("{all: [{exists: $.n}, {exists: $.z}]}", ev.clone()));
     assert!(check("{any: [{exists: $.z}, {exists: $.s}]}", ev.clone()));
-    assert!(!check("{any: [{exists: $.z}, {exists: $.missing}]}", ev.clone()));
+    assert!(!check(
+        "{any: [{exists: $.z}, {exists: $.missing}]}",
+        ev.clone()
+    ));
     assert!(check("{not: {exists: $.z}}", ev.clone()));
-    assert!(check("{equals: {value: {concat: [$.n, $.s], separator: '-'}, to: '5-5'}}", ev.clone()));
-    assert!(check("{equals: {value: {firstOf: [$.z, $.missing, $.b]}, to: false}}", ev));
+    assert!(check(
+        "{equals: {value: {concat: [$.n, $.s], separator: '-'}, to: '5-5'}}",
+        ev.clone()
+    ));
+    assert!(check(
+        "{equals: {value: {firstOf: [$.z, $.missing, $.b]}, to: false}}",
+        ev
+    ));
 }
 
 #[test]
 fn a_condition_on_an_object_in_concat_is_an_error() {
     let yaml =
         single("    when: {exists: {concat: [$.a, $.b]}}\n    source: s\n    id: i\n    ts: t\n    kind: person\n");
-    let message = rejection(&template(&yaml), json!({"type": "signup", "a": "x", "b": {"k": "secret"}}));
+    let message = rejection(
+        &template(&yaml),
+        json!({"type": "signup", "a": "x", "b": {"k": "secret"}}),
+    );
     assert_eq!(message, "event \"signup\": field when: path $.b holds an object; expected a string, number or boolean");
 }
 
@@ -443,13 +593,24 @@ fn a_condition_on_an_object_in_concat_is_an_error() {
 fn unknown_event_types_are_dead_lettered_or_skipped() {
     let t = template(SIGNUP);
     let message = rejection(&t, json!({"type": "cart.viewed"}));
-    assert!(message.contains("\"cart.viewed\"") && message.contains("mapped types: signup"), "{message}");
+    assert!(
+        message.contains("\"cart.viewed\"") && message.contains("mapped types: signup"),
+        "{message}"
+    );
     assert!(message.contains("skipUnknownEvents"), "{message}");
 
     let skipping = template(&format!("skipUnknownEvents: true\n{SIGNUP}"));
-    let outcome = skipping.map_with_skip_reason(&json!({"type": "cart.viewed"})).unwrap();
-    assert!(matches!(outcome, Mapped::Skipped(SkipReason::UnknownEventType)), "{outcome:?}");
-    assert!(skipping.map(&json!({"type": "cart.viewed"})).unwrap().is_none());
+    let outcome = skipping
+        .map_with_skip_reason(&json!({"type": "cart.viewed"}))
+        .unwrap();
+    assert!(
+        matches!(outcome, Mapped::Skipped(SkipReason::UnknownEventType)),
+        "{outcome:?}"
+    );
+    assert!(skipping
+        .map(&json!({"type": "cart.viewed"}))
+        .unwrap()
+        .is_none());
     assert_eq!(SkipReason::UnknownEventType.as_str(), "unknown_event_type");
 
     // A type that does not look like a type name may be personal data: not quoted.
@@ -457,7 +618,10 @@ fn unknown_event_types_are_dead_lettered_or_skipped() {
     assert!(!message.contains("ann.lee"), "{message}");
     assert!(message.contains("not shown"), "{message}");
     let message = rejection(&t, json!({"type": 4155550100u64}));
-    assert!(!message.contains("4155550100") && message.contains("not shown"), "{message}");
+    assert!(
+        !message.contains("4155550100") && message.contains("not shown"),
+        "{message}"
+    );
     // Numeric event types are read as text.
     let numeric = template(&SIGNUP.replace("  signup:", "  \"42\":"));
     assert!(numeric.map(&json!({"type": 42})).unwrap().is_some());
@@ -467,9 +631,18 @@ fn unknown_event_types_are_dead_lettered_or_skipped() {
 fn an_event_without_a_readable_type_is_an_error_even_when_skipping_unknown_types() {
     let skipping = template(&format!("skipUnknownEvents: true\n{SIGNUP}"));
     for (event, expected) in [
-        (json!({"user": {}}), "the event type (path $.type) is absent"),
-        (json!({"type": null}), "the event type (path $.type) is absent"),
-        (json!("just a string"), "the event type (path $.type) is absent"),
+        (
+            json!({"user": {}}),
+            "the event type (path $.type) is absent",
+        ),
+        (
+            json!({"type": null}),
+            "the event type (path $.type) is absent",
+        ),
+        (
+            json!("just a string"),
+            "the event type (path $.type) is absent",
+        ),
         (
             json!({"type": {"name": "signup"}}),
             "the event type: path $.type holds an object; expected a string, number or boolean",
@@ -484,7 +657,11 @@ fn a_rejection_is_a_template_rejection() {
     let t = template(SIGNUP);
     let err = t.map(&json!({"type": "other"})).unwrap_err();
     assert_eq!(err.category(), "template");
-    assert!(err.to_string().starts_with("template: event type \"other\" has no mapping"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("template: event type \"other\" has no mapping"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------- with validation
@@ -525,7 +702,10 @@ fn mapped_observations_validate_and_normalize() {
     assert_eq!((obs.source.as_str(), obs.id.as_str()), ("web", "17"));
     let body = obs.body.unwrap();
     let values: Vec<&str> = body.identifiers.iter().map(|i| i.value.as_str()).collect();
-    assert!(values.contains(&"ann.lee@example.com") && values.contains(&"+14155550100"), "{values:?}");
+    assert!(
+        values.contains(&"ann.lee@example.com") && values.contains(&"+14155550100"),
+        "{values:?}"
+    );
     assert_eq!(body.relationships[0].identifiers[0].value, "d-9f2a");
 }
 
@@ -533,7 +713,10 @@ fn mapped_observations_validate_and_normalize() {
 fn a_missing_timestamp_is_dead_lettered_by_the_validation() {
     let p = pipeline();
     let t = p.template.as_ref().unwrap();
-    let wire = t.map(&json!({"type": "signup", "user": {"id": "u-1"}})).unwrap().unwrap();
+    let wire = t
+        .map(&json!({"type": "signup", "user": {"id": "u-1"}}))
+        .unwrap()
+        .unwrap();
     assert_eq!(wire.validate(&p).unwrap_err(), Rejection::Missing("ts"));
 }
 
@@ -558,8 +741,12 @@ struct Counts {
 #[test]
 fn the_quickstart_example_loads_and_maps_every_line() {
     let root = repo_root();
-    let pipeline = Pipeline::load(&root.join("examples/quickstart/pipeline.yaml")).expect("quickstart pipeline");
-    let template = pipeline.template.as_ref().expect("quickstart has a template");
+    let pipeline = Pipeline::load(&root.join("examples/quickstart/pipeline.yaml"))
+        .expect("quickstart pipeline");
+    let template = pipeline
+        .template
+        .as_ref()
+        .expect("quickstart has a template");
     let events = std::fs::read_to_string(root.join("examples/quickstart/events.jsonl")).unwrap();
     let mut counts = Counts::default();
     let mut valid = Vec::new();
@@ -584,7 +771,11 @@ fn the_quickstart_example_loads_and_maps_every_line() {
             Ok(Mapped::Skipped(SkipReason::UnknownEventType)) => counts.skipped_unknown += 1,
             Ok(Mapped::Skipped(SkipReason::NotSelected)) => counts.skipped_when += 1,
             Err(e) => {
-                assert!(e.to_string().contains("event type (path $.type) is absent"), "line {}: {e}", n + 1);
+                assert!(
+                    e.to_string().contains("event type (path $.type) is absent"),
+                    "line {}: {e}",
+                    n + 1
+                );
                 counts.template_errors += 1;
             }
         }
@@ -608,18 +799,31 @@ fn the_quickstart_example_loads_and_maps_every_line() {
     let email = pipeline.identifiers.id("email").unwrap();
     let phone = pipeline.identifiers.id("phone").unwrap();
     let identifiers_of = |source: &str, id: &str| {
-        let obs = valid.iter().find(|o| o.source == source && o.id == id).expect("record exists");
-        obs.body.as_ref().expect("not a retraction").identifiers.clone()
+        let obs = valid
+            .iter()
+            .find(|o| o.source == source && o.id == id)
+            .expect("record exists");
+        obs.body
+            .as_ref()
+            .expect("not a retraction")
+            .identifiers
+            .clone()
     };
     let signup = identifiers_of("web", "u-1001");
     let ticket = identifiers_of("support", "T-301");
     for type_id in [email, phone] {
-        let of =
-            |ids: &[crate::observation::Identifier]| ids.iter().find(|i| i.type_id == type_id).map(|i| i.value.clone());
+        let of = |ids: &[crate::observation::Identifier]| {
+            ids.iter()
+                .find(|i| i.type_id == type_id)
+                .map(|i| i.value.clone())
+        };
         assert!(of(&signup).is_some());
         assert_eq!(of(&signup), of(&ticket));
     }
     // The user.deleted event retracts Emma's sign-up record.
     let retraction = valid.iter().find(|o| o.is_retraction()).unwrap();
-    assert_eq!((retraction.source.as_str(), retraction.id.as_str()), ("web", "u-1005"));
+    assert_eq!(
+        (retraction.source.as_str(), retraction.id.as_str()),
+        ("web", "u-1005")
+    );
 }
