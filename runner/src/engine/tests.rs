@@ -288,9 +288,10 @@ fn arb_line() -> impl Strategy<Value = String> {
         prop::collection::vec(ident, 0..4),
         0..10u8,
         0..3u8,
-        prop::option::of(0..2u8),
+        prop::option::of((0..2u8, 0..3u8)),
+        0..8u8,
     )
-        .prop_map(|(src, id, day, idents, roll, city, device)| {
+        .prop_map(|(src, id, day, idents, roll, city, related, kind_roll)| {
             let ts = format!("2026-01-0{}T00:00:00Z", day + 1);
             if roll == 0 {
                 return format!(r#"{{"source":"s{src}","id":"{id}","ts":"{ts}","retract":true}}"#);
@@ -301,11 +302,18 @@ fn arb_line() -> impl Strategy<Value = String> {
                 .into_iter()
                 .filter(|i| !i.contains("account_id") || !std::mem::replace(&mut seen_account, true))
                 .collect();
-            let rel = device
-                .map(|d| format!(r#","relationships":[{{"type":"uses","kind":"device","identifiers":[{{"type":"device_id","value":"dev{d}"}}]}}]"#))
+            // Relationships name devices, and sometimes other people (by an
+            // email that top-level person records also hold).
+            let rel = related
+                .map(|(d, which)| match which {
+                    0 => format!(r#","relationships":[{{"type":"knows","kind":"person","identifiers":[{{"type":"email","value":"e{d}@x.io"}}]}}]"#),
+                    _ => format!(r#","relationships":[{{"type":"uses","kind":"device","identifiers":[{{"type":"device_id","value":"dev{d}"}}]}}]"#),
+                })
                 .unwrap_or_default();
+            // A record occasionally changes kind between versions.
+            let kind = if kind_roll == 0 { "organization" } else { "person" };
             format!(
-                r#"{{"source":"s{src}","id":"{id}","ts":"{ts}","kind":"person","identifiers":[{}],"attributes":{{"city":"c{city}","n":{roll}}}{rel}}}"#,
+                r#"{{"source":"s{src}","id":"{id}","ts":"{ts}","kind":"{kind}","identifiers":[{}],"attributes":{{"city":"c{city}","n":{roll}}}{rel}}}"#,
                 idents.join(",")
             )
         })
