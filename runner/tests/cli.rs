@@ -318,3 +318,43 @@ fn stdin_is_an_input_too() {
         1
     );
 }
+
+mod batches {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+        /// The same observations cut into any number of runs (restarts in
+        /// between), in any order, give the export of one run.
+        #[test]
+        fn any_split_into_runs_gives_the_same_export(cuts in prop::collection::vec(0.0f64..1.0, 0..4), seed in any::<u64>()) {
+            let dir = tempfile::tempdir().unwrap();
+            let (input, _) = generated(dir.path(), "150", "3");
+            let mut lines: Vec<Vec<u8>> = std::fs::read_to_string(&input).unwrap().lines().map(|l| l.as_bytes().to_vec()).collect();
+            let one = dir.path().join("one");
+            run(&input, &one);
+            let whole = export(&one);
+
+            let mut state = seed | 1;
+            for i in (1..lines.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                lines.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            let mut bounds: Vec<usize> = cuts.iter().map(|c| (c * lines.len() as f64) as usize).collect();
+            bounds.push(0);
+            bounds.push(lines.len());
+            bounds.sort();
+            let split = dir.path().join("split");
+            for (n, w) in bounds.windows(2).enumerate() {
+                let part = dir.path().join(format!("part-{n}.jsonl"));
+                write_lines(&part, &lines[w[0]..w[1]]);
+                run(&part, &split);
+            }
+            prop_assert_eq!(export(&split), whole);
+        }
+    }
+}
