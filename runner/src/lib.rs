@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod evaluate;
 pub mod generate;
+pub mod json;
 pub mod normalize;
 pub mod observation;
 pub mod output;

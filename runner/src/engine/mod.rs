@@ -201,14 +201,7 @@ impl Engine {
                 }
                 released.extend_from_slice(&old_live.idents);
                 for &child in old_live.derived.iter() {
-                    let idents = self
-                        .records
-                        .get(child)
-                        .live
-                        .as_ref()
-                        .unwrap()
-                        .idents
-                        .clone();
+                    let idents = self.live_idents(child);
                     self.idents
                         .detach(child, &idents, &self.rules, &mut changed);
                     released.extend_from_slice(&idents);
@@ -247,14 +240,7 @@ impl Engine {
                             })),
                             profile: None,
                         });
-                        let child_idents = self
-                            .records
-                            .get(child)
-                            .live
-                            .as_ref()
-                            .unwrap()
-                            .idents
-                            .clone();
+                        let child_idents = self.live_idents(child);
                         self.idents
                             .attach(child, &child_idents, &self.rules, &mut changed);
                         children.push(child);
@@ -363,6 +349,17 @@ impl Engine {
         out.sort();
         out.dedup();
         out.into_boxed_slice()
+    }
+
+    /// The identifiers of a live record.
+    fn live_idents(&self, r: RecordId) -> Box<[IdentId]> {
+        self.records
+            .get(r)
+            .live
+            .as_ref()
+            .expect("a live record")
+            .idents
+            .clone()
     }
 
     fn same_relationships(&self, old: &[RecordId], new: &[(NameId, Kind, Box<[IdentId]>)]) -> bool {

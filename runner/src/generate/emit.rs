@@ -6,35 +6,7 @@ use super::people::EPOCH;
 use super::GenerateError;
 use std::io::{BufWriter, Write};
 
-/// Appends `s` as a JSON string, quotes included.
-pub(super) fn json_str(buf: &mut Vec<u8>, s: &str) {
-    buf.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        buf.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            buf.extend_from_slice(b"\\u00");
-            buf.push(HEX[(b >> 4) as usize]);
-            buf.push(HEX[(b & 0xf) as usize]);
-        } else {
-            buf.extend_from_slice(escape);
-        }
-        start = i + 1;
-    }
-    buf.extend_from_slice(&bytes[start..]);
-    buf.push(b'"');
-}
+pub(super) use crate::json::write_string as json_str;
 
 /// Appends a decimal number.
 pub(super) fn json_u64(buf: &mut Vec<u8>, mut n: u64) {

@@ -60,9 +60,9 @@ impl ChangeFeed {
         }
         let (source, id) = engine.cause_key(event);
         line.extend_from_slice(b",\"record\":{\"source\":");
-        write_json_string(line, source);
+        crate::json::write_string(line, source);
         line.extend_from_slice(b",\"id\":");
-        write_json_string(line, id);
+        crate::json::write_string(line, id);
         line.extend_from_slice(b"}}");
         self.written += 1;
         self.out.write_line(&self.line)
@@ -79,54 +79,4 @@ impl ChangeFeed {
 
 fn write_id(line: &mut Vec<u8>, id: ProfileId) {
     let _ = write!(line, "\"{id}\"");
-}
-
-/// A JSON string literal (RFC 8259 escaping).
-pub(crate) fn write_json_string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => {
-                out.extend_from_slice(&s.as_bytes()[start..i]);
-                let _ = write!(out, "\\u{b:04x}");
-                start = i + 1;
-                continue;
-            }
-            _ => continue,
-        };
-        out.extend_from_slice(&s.as_bytes()[start..i]);
-        out.extend_from_slice(escape);
-        start = i + 1;
-    }
-    out.extend_from_slice(&s.as_bytes()[start..]);
-    out.push(b'"');
-}
-
-#[cfg(test)]
-mod tests {
-    use super::write_json_string;
-
-    #[test]
-    fn strings_are_escaped_like_serde_json() {
-        for s in [
-            "plain",
-            "quote\"back\\slash",
-            "tab\tnew\nline\r",
-            "\u{1}\u{1f}",
-            "ünï €",
-        ] {
-            let mut out = Vec::new();
-            write_json_string(&mut out, s);
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                serde_json::to_string(s).unwrap()
-            );
-        }
-    }
 }

@@ -101,19 +101,7 @@ impl Store {
                 configured: pipeline.key_groups,
             });
         }
-        let type_map = manifest
-            .identifier_types
-            .iter()
-            .map(|name| {
-                pipeline
-                    .identifiers
-                    .id(name)
-                    .ok_or_else(|| StoreError::MissingType {
-                        path: shown.clone(),
-                        type_name: name.clone(),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let type_map = stored_types(&manifest, pipeline, &shown)?;
 
         let log_path = dir.join(format!("log-{}.bin", manifest.generation()));
         let (mut versions, valid_len) = read_versions(dir, &manifest)?;
@@ -162,19 +150,7 @@ impl Store {
         let manifest = Manifest::read(dir)?.ok_or_else(|| StoreError::NoPipeline {
             path: shown.clone(),
         })?;
-        let type_map = manifest
-            .identifier_types
-            .iter()
-            .map(|name| {
-                pipeline
-                    .identifiers
-                    .id(name)
-                    .ok_or_else(|| StoreError::MissingType {
-                        path: shown.clone(),
-                        type_name: name.clone(),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let type_map = stored_types(&manifest, pipeline, &shown)?;
         let (mut versions, _) = read_versions(dir, &manifest)?;
         for v in &mut versions {
             remap_types(v, &type_map);
@@ -291,6 +267,27 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Maps the type indexes stored in a state to the pipeline's types.
+fn stored_types(
+    manifest: &Manifest,
+    pipeline: &Pipeline,
+    shown: &str,
+) -> Result<Vec<TypeId>, StoreError> {
+    manifest
+        .identifier_types
+        .iter()
+        .map(|name| {
+            pipeline
+                .identifiers
+                .id(name)
+                .ok_or_else(|| StoreError::MissingType {
+                    path: shown.to_string(),
+                    type_name: name.clone(),
+                })
+        })
+        .collect()
 }
 
 /// The snapshot's versions followed by the log's, and the length of the log's
