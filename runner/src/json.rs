@@ -16,6 +16,8 @@ pub fn write_string(buf: &mut Vec<u8>, s: &str) {
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
             0..=0x1f => b"",
             _ => continue,
         };
@@ -43,7 +45,7 @@ mod tests {
             "plain",
             "quote\"back\\slash",
             "tab\tnew\nline\r",
-            "\u{1}\u{1f}\u{8}",
+            "\u{1}\u{1f}\u{8}\u{c}",
             "ünï €",
             "",
         ] {
