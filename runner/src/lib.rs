@@ -16,6 +16,7 @@ pub mod json;
 pub mod normalize;
 pub mod observation;
 pub mod output;
+pub mod resolution;
 pub mod run;
 pub mod source;
 pub mod store;

@@ -75,6 +75,19 @@ enum Command {
         #[arg(long)]
         truth: Option<PathBuf>,
     },
+    /// Estimate an entity-resolution model (m, u, prior, term frequencies)
+    /// from an input, without labels, and write it as JSON.
+    Train {
+        pipeline: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the model (default: the pipeline's `resolution.model`).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Seed of the random pairs that estimate `u`.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Score an export against a generated truth (pairwise precision, recall, F1).
     Evaluate {
         #[arg(long)]
@@ -187,6 +200,32 @@ fn dispatch(cli: Cli) -> Result<()> {
                 t.flush()?;
             }
         }
+        Command::Train {
+            pipeline,
+            input,
+            output,
+            seed,
+        } => {
+            let p = Pipeline::load(&pipeline)?;
+            let output = output
+                .or_else(|| p.model_path.clone())
+                .context("say where to write the model: --output FILE, or `resolution.model` in the pipeline")?;
+            let (versions, bad) = kith_runner::run::current_versions(&p, &input)?;
+            let opts = kith_runner::resolution::train::TrainOptions {
+                seed,
+                ..Default::default()
+            };
+            let model = kith_runner::resolution::train::train(&p, &versions, &opts)?;
+            std::fs::write(&output, serde_json::to_string_pretty(&model)? + "\n")
+                .with_context(|| format!("cannot write model {}", output.display()))?;
+            eprintln!(
+                "model written to {} ({} records, {} candidate pairs, prior {:.3e}; {bad} input lines skipped as invalid)",
+                output.display(),
+                model.training.get("records").copied().unwrap_or(0.0),
+                model.training.get("candidatePairs").copied().unwrap_or(0.0),
+                model.prior
+            );
+        }
         Command::Evaluate { export, truth } => {
             let open = |p: &Path| -> Result<std::io::BufReader<std::fs::File>> {
                 Ok(std::io::BufReader::new(
@@ -213,7 +252,7 @@ fn split_identifier(s: &str) -> Result<(&str, &str)> {
 fn load(state: &Path) -> Result<Engine> {
     let spec = Store::saved_pipeline(state)?;
     let pipeline = Arc::new(
-        Pipeline::from_saved_json(&spec)
+        Pipeline::from_saved_json(&spec, state)
             .context("the pipeline saved in the state directory is no longer valid")?,
     );
     let versions = Store::read(state, &pipeline)?;

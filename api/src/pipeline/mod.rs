@@ -6,6 +6,7 @@
 
 mod identifiers;
 mod io;
+mod resolution;
 mod survivorship;
 mod template;
 
@@ -13,6 +14,9 @@ pub use identifiers::{
     GenericDetectionSpec, IdentifierTypeSpec, NormalizePreset, NormalizeRule, RegexReplace,
 };
 pub use io::{InputFormat, OutputsSpec, SourceSpec};
+pub use resolution::{
+    BlockingKeySpec, BlockingSpec, ComparisonMethod, ComparisonSpec, KeyTransform, ResolutionSpec,
+};
 pub use survivorship::{AttributePolicySpec, SurvivorshipPolicy, SurvivorshipSpec};
 pub use template::{
     ConditionSpec, EventMappingSpec, IdentifierMappingSpec, RelationshipMappingSpec, TemplateSpec,
@@ -49,6 +53,9 @@ pub struct PipelineSpec {
     /// Detection of identifier values shared by too many distinct people.
     #[serde(default)]
     pub generic_detection: GenericDetectionSpec,
+    /// Probabilistic matching of records that share no identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<ResolutionSpec>,
     /// How golden-record attributes are chosen among a profile's records.
     #[serde(default)]
     pub survivorship: SurvivorshipSpec,

@@ -10,9 +10,10 @@ pub use identifiers::{IdentifierType, IdentifierTypes, TypeId};
 pub use survivorship::{AttributePolicy, Survivorship};
 
 use crate::normalize::Region;
+use crate::resolution::{Model, Resolution, ResolutionConfig};
 use crate::template::Template;
 use kith_api::pipeline::{InputFormat, OutputsSpec, PipelineSpec, SourceSpec, SpecError};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -55,6 +56,10 @@ pub struct Pipeline {
     pub outputs: OutputsSpec,
     pub key_groups: u32,
     pub generic_detection: bool,
+    /// Entity resolution, when the pipeline has a `resolution` section.
+    pub resolution: Option<Resolution>,
+    /// The model file resolution scores with, resolved against the pipeline's folder.
+    pub model_path: Option<PathBuf>,
 }
 
 impl Pipeline {
@@ -83,14 +88,21 @@ impl Pipeline {
         Self::from_spec(&spec)
     }
 
-    /// Reads a pipeline saved as JSON (already expanded) in a state directory.
-    pub fn from_saved_json(text: &str) -> Result<Self, ConfigError> {
+    /// Reads a pipeline saved as JSON (already expanded) in a state directory,
+    /// whose relative paths (the model) are relative to that directory.
+    pub fn from_saved_json(text: &str, state_dir: &Path) -> Result<Self, ConfigError> {
         let value: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| ConfigError::invalid("(saved pipeline)", e.to_string()))?;
-        Self::from_spec(&PipelineSpec::from_value(value)?)
+        Self::from_spec_at(&PipelineSpec::from_value(value)?, state_dir)
     }
 
+    /// Validates a spec whose relative paths are relative to the current folder.
     pub fn from_spec(spec: &PipelineSpec) -> Result<Self, ConfigError> {
+        Self::from_spec_at(spec, Path::new("."))
+    }
+
+    /// Validates a spec whose relative paths are relative to `base`.
+    pub fn from_spec_at(spec: &PipelineSpec, base: &Path) -> Result<Self, ConfigError> {
         if spec.name.trim().is_empty() {
             return Err(ConfigError::invalid("name", "must not be empty"));
         }
@@ -124,6 +136,27 @@ impl Pipeline {
                 ));
             }
         }
+        let (resolution, model_path) = match &spec.resolution {
+            None => (None, None),
+            Some(r) => {
+                let config = ResolutionConfig::compile(r)?;
+                let model_path = r.model.as_ref().map(|m| base.join(m));
+                let model = match &model_path {
+                    // A missing model is not an error here: `train` writes it.
+                    Some(p) if p.exists() => Some(
+                        Model::load(p)
+                            .map_err(|e| ConfigError::invalid("resolution.model", e.to_string()))?,
+                    ),
+                    _ => None,
+                };
+                let weights = if model.is_some() || r.prior.is_some() {
+                    Some(config.weights(r, model.as_ref())?)
+                } else {
+                    None
+                };
+                (Some(Resolution { config, weights }), model_path)
+            }
+        };
         Ok(Pipeline {
             name: spec.name.clone(),
             region,
@@ -134,6 +167,8 @@ impl Pipeline {
             outputs: spec.outputs.clone(),
             key_groups: spec.key_groups,
             generic_detection: spec.generic_detection.enabled,
+            resolution,
+            model_path,
         })
     }
 

@@ -16,6 +16,9 @@ pub enum ChangeKind {
     Split,
     /// The profile's last record was retracted.
     Deleted,
+    /// Entity resolution found records of this profile and of `related` that
+    /// may be the same entity (between the two thresholds): reported, not linked.
+    PossibleMatch,
 }
 
 impl ChangeKind {
@@ -26,17 +29,20 @@ impl ChangeKind {
             ChangeKind::Merged => "merged",
             ChangeKind::Split => "split",
             ChangeKind::Deleted => "deleted",
+            ChangeKind::PossibleMatch => "possible_match",
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChangeEvent {
     pub kind: ChangeKind,
     pub profile_id: ProfileId,
     pub related: Vec<ProfileId>,
     /// The record whose new version caused the change.
     pub cause: RecordId,
+    /// For a possible match: the probability that the two records match.
+    pub probability: Option<f64>,
 }
 
 impl ChangeEvent {
@@ -51,6 +57,7 @@ impl ChangeEvent {
             profile_id,
             related,
             cause,
+            probability: None,
         }
     }
 }

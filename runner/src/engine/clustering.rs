@@ -9,13 +9,18 @@
 //! stronger evidence), then type and value. Each identifier merges the clusters
 //! of its holders unless the merge would give a cluster more distinct values of
 //! an exclusive type than its limit; such an identifier is marked *in conflict*
-//! and links nothing. The order is a function of the records alone, so the
-//! result is too (sequence neutrality, DESIGN §3.2).
+//! and links nothing. Entity-resolution links (pairs of records) come after
+//! all identifiers, strongest first, under the same limits. The order is a
+//! function of the records alone, so the result is too (sequence neutrality,
+//! DESIGN §3.2).
 
 use super::identifiers::{ExclusiveSet, Idents, TypeRules};
+use super::keys::Names;
 use super::keys::{IdentId, ProfileSlot, RecordId};
+use super::profiles::cmp_record_keys;
 use super::profiles::Profiles;
 use super::records::Records;
+use crate::resolution::Resolver;
 use ahash::{AHashMap, AHashSet};
 
 /// The outcome for the records reached from the seeds.
@@ -27,6 +32,10 @@ pub struct Clustering {
     pub visited_idents: Vec<IdentId>,
     /// Visited identifiers that were not used because of an exclusive limit.
     pub conflicts: Vec<IdentId>,
+    /// Resolution links visited (each pair once, smaller record first).
+    pub visited_links: Vec<(RecordId, RecordId)>,
+    /// Visited links that were not used because of an exclusive limit.
+    pub link_conflicts: Vec<(RecordId, RecordId)>,
 }
 
 /// Clusters the live records reachable from `seeds` through evidence
@@ -39,6 +48,8 @@ pub fn cluster(
     idents: &Idents,
     profiles: &Profiles,
     rules: &TypeRules,
+    resolver: &Resolver<RecordId>,
+    names: &Names,
 ) -> Clustering {
     // 1. Reach.
     let mut local: AHashMap<RecordId, u32> = AHashMap::default();
@@ -47,6 +58,7 @@ pub fn cluster(
     let mut seen_idents: AHashSet<IdentId> = AHashSet::default();
     let mut expanded: AHashSet<ProfileSlot> = AHashSet::default();
     let mut visited_idents: Vec<IdentId> = Vec::new();
+    let mut visited_links: Vec<(RecordId, RecordId, f64)> = Vec::new();
     let visit = |r: RecordId,
                  local: &mut AHashMap<RecordId, u32>,
                  nodes: &mut Vec<RecordId>,
@@ -80,6 +92,14 @@ pub fn cluster(
                 for &h in &ident.holders {
                     visit(h, &mut local, &mut nodes, &mut queue);
                 }
+            }
+        }
+        for l in resolver.links(r) {
+            if l.matched {
+                if r < l.other {
+                    visited_links.push((r, l.other, l.score));
+                }
+                visit(l.other, &mut local, &mut nodes, &mut queue);
             }
         }
     }
@@ -137,6 +157,41 @@ pub fn cluster(
         exclusive[keep as usize] = union;
     }
 
+    // 3b. Then resolution links, strongest first; equal scores in the order
+    // of the records' keys, so that the order depends on the records alone.
+    let key_ordered = |(a, b, s): (RecordId, RecordId, f64)| {
+        if cmp_record_keys(a, b, records, names).is_le() {
+            (a, b, s)
+        } else {
+            (b, a, s)
+        }
+    };
+    let mut links: Vec<(RecordId, RecordId, f64)> =
+        visited_links.iter().copied().map(key_ordered).collect();
+    links.sort_by(|x, y| {
+        y.2.total_cmp(&x.2)
+            .then_with(|| cmp_record_keys(x.0, y.0, records, names))
+            .then_with(|| cmp_record_keys(x.1, y.1, records, names))
+    });
+    let mut link_conflicts = Vec::new();
+    for &(a, b, _) in &links {
+        let (ra, rb) = (find(&mut parent, local[&a]), find(&mut parent, local[&b]));
+        if ra == rb {
+            continue;
+        }
+        let mut union = exclusive[ra as usize].clone();
+        union.extend_from_slice(&exclusive[rb as usize]);
+        union.sort();
+        union.dedup();
+        if exceeds_limits(&union, idents, rules) {
+            link_conflicts.push((a, b));
+            continue;
+        }
+        parent[rb as usize] = ra;
+        exclusive[rb as usize] = ExclusiveSet::new();
+        exclusive[ra as usize] = union;
+    }
+
     // 4. Clusters.
     let mut by_root: AHashMap<u32, usize> = AHashMap::default();
     let mut clusters: Vec<Vec<RecordId>> = Vec::new();
@@ -152,6 +207,8 @@ pub fn cluster(
         clusters,
         visited_idents,
         conflicts,
+        visited_links: visited_links.into_iter().map(|(a, b, _)| (a, b)).collect(),
+        link_conflicts,
     }
 }
 

@@ -9,6 +9,14 @@ use super::Engine;
 use ahash::{AHashMap, AHashSet};
 use std::fmt::Write;
 
+/// How one record reaches the next in an evidence chain.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Identifier(IdentId),
+    /// An entity-resolution link, with its log2 odds.
+    Match(f64),
+}
+
 /// A readable explanation, one statement per line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Explanation {
@@ -17,7 +25,12 @@ pub struct Explanation {
 }
 
 impl Engine {
+    /// Explains two references, each `TYPE:VALUE` (an identifier) or
+    /// `record:SOURCE/ID` (a record, for entity resolution's comparisons).
     pub fn explain(&self, a: (&str, &str), b: (&str, &str)) -> Result<Explanation, LookupError> {
+        if a.0 == "record" || b.0 == "record" {
+            return self.explain_records(a, b);
+        }
         let (ids_a, ids_b) = (self.find_idents(a.0, a.1)?, self.find_idents(b.0, b.1)?);
         let holders = |ids: &[IdentId]| -> Vec<RecordId> {
             ids.iter()
@@ -179,7 +192,7 @@ impl Engine {
 
     /// The shortest chain of records linked by evidence from `start` to `goal`.
     fn evidence_chain(&self, start: &[RecordId], goal: &AHashSet<RecordId>) -> Vec<String> {
-        let mut prev: AHashMap<RecordId, Option<(RecordId, IdentId)>> = AHashMap::default();
+        let mut prev: AHashMap<RecordId, Option<(RecordId, Via)>> = AHashMap::default();
         let mut queue = std::collections::VecDeque::new();
         for &s in start {
             prev.insert(s, None);
@@ -198,8 +211,16 @@ impl Engine {
                 }
                 for &h in &ident.holders {
                     if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(h) {
-                        e.insert(Some((r, i)));
+                        e.insert(Some((r, Via::Identifier(i))));
                         queue.push_back(h);
+                    }
+                }
+            }
+            for l in self.resolver.links(r) {
+                if l.matched && !l.conflict {
+                    if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(l.other) {
+                        e.insert(Some((r, Via::Match(l.score))));
+                        queue.push_back(l.other);
                     }
                 }
             }
@@ -222,15 +243,116 @@ impl Engine {
         }
         for (from, via, to) in steps {
             let mut line = String::new();
-            let _ = write!(
-                line,
-                "{} and {} share {}",
-                self.record_label(from),
-                self.record_label(to),
-                self.ident_label(via)
-            );
+            let _ = match via {
+                Via::Identifier(i) => write!(
+                    line,
+                    "{} and {} share {}",
+                    self.record_label(from),
+                    self.record_label(to),
+                    self.ident_label(i)
+                ),
+                Via::Match(score) => write!(
+                    line,
+                    "{} and {} match by their attributes (probability {:.6})",
+                    self.record_label(from),
+                    self.record_label(to),
+                    crate::resolution::config::probability(score)
+                ),
+            };
             lines.push(line);
         }
         lines
+    }
+
+    fn find_record(&self, reference: (&str, &str)) -> Result<RecordId, LookupError> {
+        let missing = || LookupError::UnknownRecord {
+            reference: format!("{}:{}", reference.0, reference.1),
+        };
+        if reference.0 != "record" {
+            return Err(missing());
+        }
+        let (source, id) = reference.1.split_once('/').ok_or_else(missing)?;
+        let source = self.names.find(source).ok_or_else(missing)?;
+        let r = self.records.find(source, id).ok_or_else(missing)?;
+        if self.records.get(r).live.is_none() {
+            return Err(missing());
+        }
+        Ok(r)
+    }
+
+    /// Two records: whether they are one profile and by which chain, then
+    /// entity resolution's comparison of the two, level by level.
+    fn explain_records(
+        &self,
+        a: (&str, &str),
+        b: (&str, &str),
+    ) -> Result<Explanation, LookupError> {
+        let (ra, rb) = (self.find_record(a)?, self.find_record(b)?);
+        let (pa, pb) = (self.records.get(ra).profile, self.records.get(rb).profile);
+        let same_profile = pa.is_some() && pa == pb;
+        let mut lines = Vec::new();
+        if same_profile {
+            lines.push(format!(
+                "same profile {}",
+                self.profiles.get(pa.unwrap()).id
+            ));
+            lines.extend(self.evidence_chain(&[ra], &[rb].into_iter().collect()));
+        } else {
+            let id = |p: Option<super::keys::ProfileSlot>| {
+                p.map(|p| self.profiles.get(p).id.to_string())
+                    .unwrap_or_default()
+            };
+            lines.push(format!(
+                "different profiles: {} is in {}; {} is in {}",
+                self.record_label(ra),
+                id(pa),
+                self.record_label(rb),
+                id(pb)
+            ));
+            if let Some(l) = self
+                .resolver
+                .links(ra)
+                .iter()
+                .find(|l| l.other == rb && l.matched && l.conflict)
+            {
+                lines.push(format!(
+                    "their match (probability {:.6}) is not used: it would put more values of an exclusive type in one profile than the limit allows",
+                    crate::resolution::config::probability(l.score)
+                ));
+            }
+        }
+        if let Some(resolution) = &self.pipeline.resolution {
+            if let (Some(weights), Some(fa), Some(fb)) = (
+                &resolution.weights,
+                self.resolver.features(ra),
+                self.resolver.features(rb),
+            ) {
+                let (fa, fb) = if fa.fingerprint <= fb.fingerprint {
+                    (fa, fb)
+                } else {
+                    (fb, fa)
+                };
+                let (steps, total) =
+                    crate::resolution::score::waterfall(&resolution.config, weights, fa, fb);
+                lines.push(String::new());
+                lines.extend(crate::resolution::score::render_waterfall(
+                    &resolution.config,
+                    weights,
+                    &steps,
+                    total,
+                ));
+                let blocked = fa.blocks.iter().any(|k| fb.blocks.contains(k));
+                if !blocked {
+                    lines.push(
+                        "note: the two records share no block, so resolution never compares them"
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        Ok(Explanation {
+            same_profile,
+            lines,
+        })
     }
 }

@@ -53,6 +53,11 @@ impl Names {
         id
     }
 
+    /// The id of a name already interned.
+    pub fn find(&self, name: &str) -> Option<NameId> {
+        self.by_name.get(name).copied()
+    }
+
     pub fn name(&self, id: NameId) -> &str {
         &self.names[id.index()]
     }

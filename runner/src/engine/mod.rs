@@ -30,6 +30,7 @@ pub use view::{LookupError, ProfileView, RecordRef, RelationshipView};
 
 use crate::config::Pipeline;
 use crate::observation::{Body, Identifier, Kind, Observation};
+use crate::resolution::{Changes, Features, Resolver, ValueCounters};
 use ahash::AHashSet;
 use identifiers::{Idents, TypeRules};
 use keys::{IdentId, NameId, Names, ProfileSlot, RecordId};
@@ -66,23 +67,73 @@ pub struct Engine {
     /// Derived slots freed during the current change, released at its end so
     /// that no slot is reused while old profiles still list it.
     pending_free: Vec<RecordId>,
+    /// Entity resolution's blocks and links (empty without a `resolution` section).
+    resolver: Resolver<RecordId>,
+    /// The interned names of the attributes resolution reads.
+    resolution_names: Vec<NameId>,
+    value_counters: ValueCounters,
 }
 
 impl Engine {
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
         let rules = TypeRules::new(&pipeline.identifiers, pipeline.generic_detection);
         let idents = Idents::new();
+        let mut names = Names::default();
+        let resolution_names = match &pipeline.resolution {
+            Some(r) => r
+                .config
+                .attributes
+                .iter()
+                .map(|a| names.intern(a))
+                .collect(),
+            None => Vec::new(),
+        };
         Engine {
             pipeline,
             rules,
-            names: Names::default(),
+            names,
             records: Records::default(),
             idents,
             profiles: Profiles::default(),
             events: Vec::new(),
             stats: EngineStats::default(),
             pending_free: Vec::new(),
+            resolver: Resolver::default(),
+            resolution_names,
+            value_counters: ValueCounters::default(),
         }
+    }
+
+    /// Entity resolution's oversized-block skips and scored pairs, so far.
+    pub fn resolution_stats(&self) -> (u64, u64) {
+        (self.resolver.oversized_skips, self.resolver.pairs_scored)
+    }
+
+    /// Values entity resolution truncated or could not use, so far.
+    pub fn value_counters(&self) -> ValueCounters {
+        self.value_counters
+    }
+
+    /// Resolution's features of a new version, when its kind is resolved.
+    fn features_for(&mut self, live: &Live) -> Option<Features> {
+        let pipeline = self.pipeline.clone();
+        let resolution = pipeline.resolution.as_ref()?;
+        resolution.weights.as_ref()?;
+        if live.kind != resolution.config.kind {
+            return None;
+        }
+        let names = &self.resolution_names;
+        let lookup = |i: usize| {
+            live.attributes
+                .iter()
+                .find(|(n, _)| *n == names[i])
+                .map(|(_, v)| v)
+        };
+        Some(Features::extract(
+            &resolution.config,
+            &lookup,
+            &mut self.value_counters,
+        ))
     }
 
     pub fn pipeline(&self) -> &Pipeline {
@@ -150,11 +201,16 @@ impl Engine {
             r.live.take()
         };
         let new = obs.body.as_ref().map(|b| self.intern_body(b));
+        let new_features = new.as_ref().and_then(|(live, _)| self.features_for(live));
+        // Whether resolution sees the new version as it saw the old one.
+        let same_resolution = self.resolver.features(rid).map(|f| &f.fingerprint)
+            == new_features.as_ref().map(|f| &f.fingerprint);
 
         // Attribute-only updates keep every link: no clustering at all.
         if let (Some(old_live), Some((new_live, rels))) = (&old, &new) {
             if old_live.kind == new_live.kind
                 && old_live.idents == new_live.idents
+                && same_resolution
                 && self.same_relationships(&old_live.derived, rels)
             {
                 let mut live = new_live.clone();
@@ -175,12 +231,20 @@ impl Engine {
         // Identifiers a removed version held: their other holders may now link
         // (a conflict the removed record caused is gone) or split.
         let mut released: Vec<IdentId> = Vec::new();
+        // Records whose resolution links changed other than through `rid`.
+        let mut resolved = Changes::default();
+        let pipeline = self.pipeline.clone();
+        let resolution = pipeline
+            .resolution
+            .as_ref()
+            .and_then(|r| r.weights.as_ref().map(|w| (&r.config, w)));
 
         // A version that only adds identifiers (same kind, same relationships)
         // cannot split anything: it keeps its place and its derived records.
         let grows = match (&old, &new) {
             (Some(o), Some((n, rels))) => {
                 o.kind == n.kind
+                    && same_resolution
                     && self.same_relationships(&o.derived, rels)
                     && o.idents.iter().all(|i| n.idents.binary_search(i).is_ok())
             }
@@ -200,6 +264,9 @@ impl Engine {
                     dirty.push(p);
                 }
                 released.extend_from_slice(&old_live.idents);
+                if let Some((config, weights)) = resolution {
+                    self.resolver.remove(rid, config, weights, &mut resolved);
+                }
                 for &child in old_live.derived.iter() {
                     let idents = self.live_idents(child);
                     self.idents
@@ -252,6 +319,12 @@ impl Engine {
             live.derived = children;
             self.idents
                 .attach(rid, &live.idents, &self.rules, &mut changed);
+            if let (false, Some(features), Some((config, weights))) =
+                (grows, new_features, resolution)
+            {
+                self.resolver
+                    .insert(rid, features, config, weights, &mut resolved);
+            }
             self.records.get_mut(rid).live = Some(Box::new(live));
             placed.insert(0, rid);
         }
@@ -266,7 +339,7 @@ impl Engine {
         }
         let changed = net;
 
-        if dirty.is_empty() && changed.is_empty() {
+        if dirty.is_empty() && changed.is_empty() && resolved.touched.is_empty() {
             let mut rest = Vec::new();
             for r in placed {
                 if !self.try_fast_path(r, cause) {
@@ -290,7 +363,23 @@ impl Engine {
                     seeds.extend_from_slice(&ident.holders);
                 }
             }
+            seeds.extend(
+                resolved
+                    .touched
+                    .iter()
+                    .copied()
+                    .filter(|r| self.records.get(*r).live.is_some()),
+            );
             self.canonical_path(seeds, cause);
+        }
+        for (a, b, log2_odds) in resolved.possible {
+            if let (Some(pa), Some(pb)) = (self.records.get(a).profile, self.records.get(b).profile)
+            {
+                let (ia, ib) = (self.profiles.get(pa).id, self.profiles.get(pb).id);
+                let mut event = ChangeEvent::new(ChangeKind::PossibleMatch, ia, vec![ib], cause);
+                event.probability = Some(crate::resolution::config::probability(log2_odds));
+                self.events.push(event);
+            }
         }
         for child in self.pending_free.drain(..) {
             self.records.free_derived(child);
@@ -404,6 +493,19 @@ impl Engine {
                 }
             }
         }
+        for l in self.resolver.links(r) {
+            if !l.matched {
+                continue;
+            }
+            if l.conflict {
+                return false;
+            }
+            if let Some(p) = self.records.get(l.other).profile {
+                if !involved.contains(&p) {
+                    involved.push(p);
+                }
+            }
+        }
         if involved.iter().any(|p| self.profiles.get(*p).conflict) {
             return false;
         }
@@ -487,12 +589,20 @@ impl Engine {
             &self.idents,
             &self.profiles,
             &self.rules,
+            &self.resolver,
+            &self.names,
         );
         for &i in &result.visited_idents {
             self.idents.get_mut(i).conflict = false;
         }
         for &i in &result.conflicts {
             self.idents.get_mut(i).conflict = true;
+        }
+        for &(a, b) in &result.visited_links {
+            self.resolver.set_conflict(a, b, false);
+        }
+        for &(a, b) in &result.link_conflicts {
+            self.resolver.set_conflict(a, b, true);
         }
 
         // Old profiles touched: every profile of a reached record, plus the
@@ -566,7 +676,12 @@ impl Engine {
                 conflict |= live
                     .idents
                     .iter()
-                    .any(|i| conflicts.contains(i) && self.idents.get(*i).evidence);
+                    .any(|i| conflicts.contains(i) && self.idents.get(*i).evidence)
+                    || self
+                        .resolver
+                        .links(m)
+                        .iter()
+                        .any(|l| l.matched && l.conflict);
             }
             exclusive.sort();
             exclusive.dedup();
@@ -730,6 +845,24 @@ impl Engine {
     }
 }
 
+/// Whether `incoming` replaces `stored` as the current version of a record
+/// (DESIGN §2): the rule the engine applies, for tools that keep versions
+/// outside an engine.
+pub fn supersedes(stored: &Observation, incoming: &Observation, pipeline: &Pipeline) -> bool {
+    resolve(
+        stored.ts,
+        stored.is_retraction(),
+        incoming.ts,
+        incoming.is_retraction(),
+        || {
+            (
+                canonical_json(stored, pipeline),
+                canonical_json(incoming, pipeline),
+            )
+        },
+    ) == Resolution::Replace
+}
+
 /// The canonical JSON of a version, used only to break timestamp ties: fields
 /// in a fixed order, identifiers and attributes sorted.
 pub fn canonical_json(obs: &Observation, pipeline: &Pipeline) -> String {
@@ -753,5 +886,7 @@ pub fn canonical_json(obs: &Observation, pipeline: &Pipeline) -> String {
     json!([obs.source, obs.id, obs.ts.0, body]).to_string()
 }
 
+#[cfg(test)]
+mod resolution_tests;
 #[cfg(test)]
 mod tests;

@@ -143,6 +143,17 @@ impl Records {
         self.hasher.hash_one((source.0, id))
     }
 
+    /// The record of a top-level key, if it was ever seen.
+    pub fn find(&self, source: NameId, id: &str) -> Option<RecordId> {
+        let hash = self.hash(source, id);
+        self.by_key
+            .find(hash, |r| {
+                let rec = &self.slots[r.index()];
+                rec.source == source && self.ids.get(rec.id) == id
+            })
+            .copied()
+    }
+
     /// The slot of a top-level key, created (as an empty tombstone at the
     /// smallest time) when new.
     pub fn slot_for(&mut self, source: NameId, id: &str) -> (RecordId, bool) {

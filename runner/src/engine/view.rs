@@ -211,4 +211,6 @@ pub enum LookupError {
     UnknownType { type_name: String, accepted: String },
     #[error("the {type_name} value {reason}")]
     BadValue { type_name: String, reason: String },
+    #[error("no live record `{reference}`; write a record as record:SOURCE/ID")]
+    UnknownRecord { reference: String },
 }

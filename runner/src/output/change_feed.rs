@@ -7,7 +7,9 @@
 //! ```
 //!
 //! `previous_ids` is on `merged` (the profiles that became this one) and on
-//! `updated` when the id changed; `new_ids` is on `split`; `record` is the
+//! `updated` when the id changed; `new_ids` is on `split`; `possible_match`
+//! (entity resolution found a pair between its two thresholds: reported, not
+//! linked) has `matched_ids` and `probability`; `record` is the
 //! record whose new version caused the change. There is one line per change
 //! at full ingest rate, so lines are written by hand into a reused buffer.
 
@@ -45,10 +47,10 @@ impl ChangeFeed {
         line.extend_from_slice(b"\",\"profile_id\":");
         write_id(line, event.profile_id);
         if !event.related.is_empty() {
-            line.extend_from_slice(if event.kind == ChangeKind::Split {
-                b",\"new_ids\":["
-            } else {
-                b",\"previous_ids\":["
+            line.extend_from_slice(match event.kind {
+                ChangeKind::Split => b",\"new_ids\":[",
+                ChangeKind::PossibleMatch => b",\"matched_ids\":[",
+                _ => b",\"previous_ids\":[",
             });
             for (i, id) in event.related.iter().enumerate() {
                 if i > 0 {
@@ -57,6 +59,9 @@ impl ChangeFeed {
                 write_id(line, *id);
             }
             line.push(b']');
+        }
+        if let Some(p) = event.probability {
+            let _ = write!(line, ",\"probability\":{p:.6}");
         }
         let (source, id) = engine.cause_key(event);
         line.extend_from_slice(b",\"record\":{\"source\":");

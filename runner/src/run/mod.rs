@@ -63,6 +63,13 @@ pub struct RunSummary {
     pub stale: u64,
     pub skipped: u64,
     pub records: u64,
+    /// Entity resolution: attribute values truncated to the length limit,
+    /// values it could not use (an ambiguous date...), blocks skipped as
+    /// oversized, and pairs scored.
+    pub values_truncated: u64,
+    pub values_unusable: u64,
+    pub blocks_skipped: u64,
+    pub pairs_scored: u64,
 }
 
 /// Versions in the log beyond this many bytes, and beyond the snapshot's size,
@@ -71,7 +78,28 @@ const MIN_COMPACTION_BYTES: u64 = 64 << 20;
 
 pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let pipeline = Arc::new(Pipeline::load(&opts.pipeline)?);
-    let spec_json = pipeline_json(&opts.pipeline)?;
+    if pipeline
+        .resolution
+        .as_ref()
+        .is_some_and(|r| r.weights.is_none())
+    {
+        let where_ = pipeline
+            .model_path
+            .as_ref()
+            .map(|p| format!(" (expected at {})", p.display()))
+            .unwrap_or_default();
+        return Err(ConfigError::invalid(
+            "resolution.model",
+            format!("no model file{where_}: write one with `kith-runner train`, or give `prior` and every comparison's `m` and `u`"),
+        )
+        .into());
+    }
+    let mut spec_json = pipeline_json(&opts.pipeline)?;
+    if let (Some(dir), Some(model)) = (&opts.state, &pipeline.model_path) {
+        // The state keeps its own copy of the model, so that `export`,
+        // `lookup` and `explain` rebuild the same links from `--state` alone.
+        spec_json = keep_model_in_state(&spec_json, model, dir)?;
+    }
     let mut engine = Engine::new(pipeline.clone());
 
     let mut store = match &opts.state {
@@ -185,12 +213,81 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         dead_letters: decoded.dead_letters,
         stale,
         skipped: decoded.skipped,
+        values_truncated: engine.value_counters().truncated,
+        values_unusable: engine.value_counters().unusable,
+        blocks_skipped: engine.resolution_stats().0,
+        pairs_scored: engine.resolution_stats().1,
         records: engine.live_records() as u64,
     })
 }
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+/// Copies the model file into the state directory and points the saved
+/// pipeline at that copy.
+fn keep_model_in_state(spec_json: &str, model: &Path, state: &Path) -> Result<String, RunError> {
+    std::fs::create_dir_all(state).map_err(|source| RunError::Input {
+        path: state.display().to_string(),
+        source,
+    })?;
+    let target = state.join("model.json");
+    std::fs::copy(model, &target).map_err(|source| RunError::Input {
+        path: model.display().to_string(),
+        source,
+    })?;
+    let mut value: serde_json::Value =
+        serde_json::from_str(spec_json).expect("saved pipelines are JSON");
+    value["resolution"]["model"] = serde_json::Value::String("model.json".to_string());
+    Ok(serde_json::to_string_pretty(&value).expect("JSON values serialize"))
+}
+
+/// The current version of every record key of a bounded input, with the
+/// number of lines that were dead (not written anywhere: for tools such as
+/// `train` that read an input without running a pipeline).
+pub fn current_versions(
+    pipeline: &Pipeline,
+    input: &Path,
+) -> Result<(Vec<crate::observation::Observation>, u64), RunError> {
+    let shown = input.display().to_string();
+    let file = std::fs::File::open(input).map_err(|source| RunError::Input {
+        path: shown.clone(),
+        source,
+    })?;
+    let mut lines = LineReader::new(BufReader::with_capacity(1 << 20, file), MAX_LINE_BYTES);
+    let mut current: std::collections::HashMap<(String, String), crate::observation::Observation> =
+        Default::default();
+    let mut bad = 0;
+    while let Some(line) = lines.next_line().map_err(|source| RunError::Input {
+        path: shown.clone(),
+        source,
+    })? {
+        let parsed = if line.too_long {
+            Err(Rejection::TooLong)
+        } else {
+            match pipeline.input_format() {
+                InputFormat::Canonical => parse_line(line.bytes, pipeline).map(Some),
+                InputFormat::Template => map_line(line.bytes, pipeline),
+            }
+        };
+        match parsed {
+            Ok(Some(obs)) => {
+                let key = (obs.source.clone(), obs.id.clone());
+                match current.get(&key) {
+                    Some(stored) if !crate::engine::supersedes(stored, &obs, pipeline) => {}
+                    _ => {
+                        current.insert(key, obs);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(_) => bad += 1,
+        }
+    }
+    let mut versions: Vec<_> = current.into_values().collect();
+    versions.sort_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
+    Ok((versions, bad))
 }
 
 /// The pipeline as JSON, saved into the state for `export`, `lookup`, `explain`.

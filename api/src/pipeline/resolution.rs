@@ -1,0 +1,157 @@
+//! Entity resolution: probabilistic matching of records that share no
+//! identifier, from their attributes (Fellegi-Sunter).
+//!
+//! Records of one kind are grouped by *blocking* keys derived from their
+//! attributes; each pair in a common block is compared attribute by attribute,
+//! each comparison lands on a level (exact, close, ..., different), and each
+//! level carries a match weight `log2(m / u)`. The weights add up with the
+//! prior to a match probability, which is compared with two thresholds.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResolutionSpec {
+    /// The kind of entity resolved (default `person`).
+    #[serde(default = "person")]
+    pub kind: String,
+    /// Keys derived from attributes, used by blocking rules.
+    pub keys: Vec<BlockingKeySpec>,
+    pub blocking: BlockingSpec,
+    pub comparisons: Vec<ComparisonSpec>,
+    /// A model file written by `kith-runner train` (m and u probabilities,
+    /// term frequencies, prior), relative to the pipeline file. Without one,
+    /// every comparison needs `m` and `u`, and `prior` is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Probability that two random records of the kind match, before any
+    /// comparison (overridden by the model's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<f64>,
+    /// Pairs at or above this match probability are linked (default 0.99).
+    #[serde(default = "match_threshold")]
+    pub match_threshold: f64,
+    /// Pairs at or above this probability and below the match threshold are
+    /// reported as possible matches, never linked (default 0.5).
+    #[serde(default = "possible_threshold")]
+    pub possible_threshold: f64,
+    /// Attribute values longer than this many characters are truncated (and
+    /// counted) before comparison (default 200).
+    #[serde(default = "max_value_chars")]
+    pub max_value_chars: u32,
+}
+
+fn person() -> String {
+    "person".to_string()
+}
+fn match_threshold() -> f64 {
+    0.99
+}
+fn possible_threshold() -> f64 {
+    0.5
+}
+fn max_value_chars() -> u32 {
+    200
+}
+
+/// A key derived from one attribute, for blocking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlockingKeySpec {
+    pub name: String,
+    pub attribute: String,
+    /// How the key is derived from the (cleaned, lower-cased) value.
+    #[serde(default)]
+    pub transform: KeyTransform,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum KeyTransform {
+    /// The cleaned value itself.
+    #[default]
+    Exact,
+    /// The first N characters.
+    Prefix(u32),
+    /// The last N characters.
+    Suffix(u32),
+    /// A phonetic code of the value (for names).
+    Phonetic,
+    /// The year of a date.
+    Year,
+    /// The month and day of a date (`MMDD`), so that a wrong year still blocks.
+    MonthDay,
+    /// Only the digits of the value.
+    Digits,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlockingSpec {
+    /// Each rule is a list of key names that must all be equal (AND); a pair
+    /// is a candidate when any rule matches (OR).
+    pub rules: Vec<Vec<String>>,
+    /// A block holding more records than this is skipped (and counted): its
+    /// key is too common to tell records apart, and comparing all its pairs
+    /// would cost quadratic time (default 500).
+    #[serde(default = "max_block_size")]
+    pub max_block_size: u32,
+}
+
+fn max_block_size() -> u32 {
+    500
+}
+
+/// One comparison of an attribute between two records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComparisonSpec {
+    /// The comparison's name in models and explanations (default: the attribute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub attribute: String,
+    pub method: ComparisonMethod,
+    /// Adjust the exact-match weight by how common the value is (a shared
+    /// rare surname is stronger evidence than a shared common one).
+    #[serde(default)]
+    pub term_frequency: bool,
+    /// Probability of each level among matching pairs, best level first
+    /// (overridden by the model's). The last level is "different".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub m: Option<Vec<f64>>,
+    /// Probability of each level among non-matching pairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u: Option<Vec<f64>>,
+}
+
+/// How two values are compared, and the levels that result (best first; a
+/// missing value on either side is no evidence either way).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum ComparisonMethod {
+    /// Levels: equal, different.
+    Exact,
+    /// Levels: equal, then one per threshold (similarity at least it), different.
+    JaroWinkler { thresholds: Vec<f64> },
+    /// Levels: equal, then one per maximum edit distance, different.
+    Levenshtein { max_distances: Vec<u32> },
+    /// As `levenshtein`, a transposition of neighbours counting as one edit.
+    DamerauLevenshtein { max_distances: Vec<u32> },
+    /// Levels: equal, same phonetic code, different.
+    Phonetic,
+    /// Dates in unambiguous formats. Levels: equal, day and month transposed,
+    /// one edit in the digits, then one per maximum year distance, different.
+    Date {
+        #[serde(default)]
+        max_year_distances: Vec<u32>,
+    },
+    /// Numbers. Levels: equal, then one per maximum absolute difference, different.
+    Numeric { max_differences: Vec<f64> },
+    /// Postcodes. Levels: equal, one edit, then one per shared prefix length
+    /// (longest first), different.
+    Postcode { prefix_lengths: Vec<u32> },
+}

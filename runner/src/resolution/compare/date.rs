@@ -1,0 +1,221 @@
+//! Calendar dates read from attribute values (dates of birth, mostly).
+//!
+//! It must never guess: `03/04/1990` is the 3rd of April in London and the
+//! 4th of March in New York, and reading it either way would invent evidence.
+//! Only formats whose reading is certain are accepted, and everything else is
+//! None, which the caller counts as a missing value. It parses once per
+//! record, never per pair, and never uses a regex.
+
+/// A calendar date (proleptic Gregorian), validated: month 1-12, day within
+/// the month, year 1-9999.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Date {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+}
+
+impl Date {
+    /// A valid date, or None.
+    pub fn new(year: i32, month: u32, day: u32) -> Option<Date> {
+        let valid = (1..=9999).contains(&year)
+            && (1..=12).contains(&month)
+            && day >= 1
+            && day <= days_in_month(year, month);
+        valid.then_some(Date { year, month, day })
+    }
+
+    /// `YYYY-MM-DD`.
+    pub(super) fn iso(&self) -> [u8; 10] {
+        let d = self.digits();
+        [d[0], d[1], d[2], d[3], b'-', d[4], d[5], b'-', d[6], d[7]]
+    }
+
+    /// `YYYYMMDD`, the digits compared by "one edit in the digits".
+    pub(super) fn digits(&self) -> [u8; 8] {
+        let mut out = [b'0'; 8];
+        let mut put = |at: usize, width: usize, mut v: u32| {
+            for k in (at..at + width).rev() {
+                out[k] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        // Fields are validated, so the year fits in 4 digits.
+        put(0, 4, self.year.unsigned_abs());
+        put(4, 2, self.month);
+        put(6, 2, self.day);
+        out
+    }
+}
+
+fn is_leap(year: i32) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(year) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Parses a date where the format is unambiguous: `YYYYMMDD` (8 digits, as in
+/// FEBRL), `YYYY-MM-DD`, `YYYY/MM/DD`, `YYYY.MM.DD`, `DD/MM/YYYY` or
+/// `MM/DD/YYYY` only when one of the two first fields is > 12 (else
+/// ambiguous → None), RFC 3339 with time (date part). Validates the calendar
+/// (leap years). Anything else → None (the caller counts it as missing).
+///
+/// Details: month and day may have one digit in the year-first and slash
+/// forms (`1990-3-7`); the year always has four. `DD/MM/YYYY` and
+/// `MM/DD/YYYY` are also accepted when both first fields are equal
+/// (`05/05/1990` reads the same both ways). The RFC 3339 form needs two-digit
+/// fields, a `T` (or `t`, or a space, as cleaned values are lower-cased) and a
+/// valid time and offset; the date is the one written, not converted to UTC.
+/// Surrounding whitespace is ignored; year 0 is rejected (`0000` is a common
+/// placeholder for "unknown").
+pub fn parse_date(s: &str) -> Option<Date> {
+    let b = s.trim().as_bytes();
+    if b.len() == 8 && b.iter().all(u8::is_ascii_digit) {
+        let value = |digits: &[u8]| {
+            digits
+                .iter()
+                .fold(0u32, |v, c| v * 10 + u32::from(c - b'0'))
+        };
+        let year = i32::try_from(value(&b[..4])).ok()?;
+        return Date::new(year, value(&b[4..6]), value(&b[6..8]));
+    }
+    year_first(b).or_else(|| year_last(b))
+}
+
+/// `YYYY-MM-DD`, `YYYY/MM/DD`, `YYYY.MM.DD`, and RFC 3339 date-times.
+fn year_first(b: &[u8]) -> Option<Date> {
+    let mut p = Cursor { b, pos: 0 };
+    let year = p.number(4, 4)?;
+    let sep = p.byte()?;
+    if !matches!(sep, b'-' | b'/' | b'.') {
+        return None;
+    }
+    let start = p.pos;
+    let month = p.number(1, 2)?;
+    let two_digit_month = p.pos - start == 2;
+    p.expect(sep)?;
+    let start = p.pos;
+    let day = p.number(1, 2)?;
+    let two_digit_day = p.pos - start == 2;
+    if !p.at_end() {
+        if !(sep == b'-' && two_digit_month && two_digit_day) {
+            return None;
+        }
+        rfc3339_time(&mut p)?;
+    }
+    Date::new(i32::try_from(year).ok()?, month, day)
+}
+
+/// The time part of an RFC 3339 date-time, after the date:
+/// `T HH:MM:SS [.fraction] (Z | +HH:MM | -HH:MM)`.
+fn rfc3339_time(p: &mut Cursor) -> Option<()> {
+    if !matches!(p.byte()?, b'T' | b't' | b' ') {
+        return None;
+    }
+    let hour = p.number(2, 2)?;
+    p.expect(b':')?;
+    let minute = p.number(2, 2)?;
+    p.expect(b':')?;
+    // 60 is a leap second.
+    let second = p.number(2, 2)?;
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    if p.peek() == Some(b'.') {
+        p.pos += 1;
+        let start = p.pos;
+        while p.peek().is_some_and(|c| c.is_ascii_digit()) {
+            p.pos += 1;
+        }
+        if p.pos == start {
+            return None;
+        }
+    }
+    match p.byte()? {
+        b'Z' | b'z' => {}
+        b'+' | b'-' => {
+            let hours = p.number(2, 2)?;
+            p.expect(b':')?;
+            let minutes = p.number(2, 2)?;
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+        }
+        _ => return None,
+    }
+    p.at_end().then_some(())
+}
+
+/// `DD/MM/YYYY` or `MM/DD/YYYY`, read only when the reading is certain.
+fn year_last(b: &[u8]) -> Option<Date> {
+    let mut p = Cursor { b, pos: 0 };
+    let first = p.number(1, 2)?;
+    p.expect(b'/')?;
+    let second = p.number(1, 2)?;
+    p.expect(b'/')?;
+    let year = i32::try_from(p.number(4, 4)?).ok()?;
+    if !p.at_end() {
+        return None;
+    }
+    let (day, month) = if first == second || (first > 12 && second <= 12) {
+        (first, second)
+    } else if second > 12 && first <= 12 {
+        (second, first)
+    } else {
+        return None;
+    };
+    Date::new(year, month, day)
+}
+
+/// A read position in ASCII bytes.
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.pos += 1;
+        Some(c)
+    }
+
+    fn expect(&mut self, c: u8) -> Option<()> {
+        (self.byte()? == c).then_some(())
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.b.len()
+    }
+
+    /// Between `min` and `max` ASCII digits (at most 4, so no overflow); a
+    /// further digit right after `max` is an error, not the next field.
+    fn number(&mut self, min: usize, max: usize) -> Option<u32> {
+        let start = self.pos;
+        let mut v = 0u32;
+        while self.pos - start < max {
+            match self.peek() {
+                Some(c) if c.is_ascii_digit() => {
+                    v = v * 10 + u32::from(c - b'0');
+                    self.pos += 1;
+                }
+                _ => break,
+            }
+        }
+        let n = self.pos - start;
+        let more = self.peek().is_some_and(|c| c.is_ascii_digit());
+        (n >= min && !more).then_some(v)
+    }
+}

@@ -1,0 +1,102 @@
+//! What entity resolution reads from a record: its cleaned attribute values,
+//! prepared once per comparison, and its blocking keys per rule.
+//!
+//! Bad values never stop anything: a value that is not text or a number, or
+//! that a comparison cannot read (a date in an ambiguous format), counts as
+//! missing (no evidence either way) and is counted; an over-long value is
+//! truncated and counted.
+
+use super::compare::{clean, derive_key, Prepared};
+use super::config::ResolutionConfig;
+
+/// Counters of values that could not be used as they were.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ValueCounters {
+    pub truncated: u64,
+    pub unusable: u64,
+}
+
+pub struct Features {
+    /// Per comparison: the prepared value, or None when missing or unusable.
+    pub prepared: Vec<Option<Prepared>>,
+    /// Per blocking rule that applies: the rule index and the joined key values.
+    pub blocks: Vec<String>,
+    /// The cleaned values of the attributes resolution reads: two versions
+    /// with the same fingerprint resolve the same way.
+    pub fingerprint: Vec<Option<String>>,
+}
+
+/// The text of a stored attribute (compact JSON): strings unescaped, numbers
+/// and booleans as written; arrays and objects are not comparable values.
+pub fn attribute_text(json: &str) -> Option<String> {
+    match json.as_bytes().first()? {
+        b'"' => serde_json::from_str::<String>(json).ok(),
+        b'[' | b'{' | b'n' => None,
+        _ => Some(json.to_string()),
+    }
+}
+
+impl Features {
+    /// Extracts features; `attribute(i)` gives the stored JSON of the config's
+    /// i-th attribute.
+    pub fn extract<'a>(
+        config: &ResolutionConfig,
+        attribute: &dyn Fn(usize) -> Option<&'a str>,
+        counters: &mut ValueCounters,
+    ) -> Features {
+        let fingerprint: Vec<Option<String>> = (0..config.attributes.len())
+            .map(|i| {
+                let json = attribute(i)?;
+                let Some(text) = attribute_text(json) else {
+                    counters.unusable += 1;
+                    return None;
+                };
+                let (value, truncated) = clean(&text, config.max_value_chars)?;
+                if truncated {
+                    counters.truncated += 1;
+                }
+                Some(value)
+            })
+            .collect();
+        let prepared = config
+            .comparisons
+            .iter()
+            .map(|c| {
+                let value = fingerprint[c.attribute].as_deref()?;
+                let p = c.comparator.prepare(value);
+                if p.is_none() {
+                    counters.unusable += 1;
+                }
+                p
+            })
+            .collect();
+        let key_values: Vec<Option<String>> = config
+            .keys
+            .iter()
+            .map(|k| {
+                fingerprint[k.attribute]
+                    .as_deref()
+                    .and_then(|v| derive_key(&k.transform, v))
+            })
+            .collect();
+        let mut blocks = Vec::new();
+        'rules: for (r, rule) in config.rules.iter().enumerate() {
+            let mut key = r.to_string();
+            for &k in rule {
+                match &key_values[k] {
+                    Some(v) => {
+                        key.push('\u{1f}');
+                        key.push_str(v);
+                    }
+                    None => continue 'rules,
+                }
+            }
+            blocks.push(key);
+        }
+        Features {
+            prepared,
+            blocks,
+            fingerprint,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The model file written by `kith-runner train` and read by pipelines
+//! (`resolution.model`): m and u probabilities per comparison level, term
+//! frequencies, and the prior. Versioned, so that a newer runner can tell an
+//! old model from a damaged one.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const MODEL_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Model {
+    pub format: u32,
+    /// Probability that two records of a candidate pair (sharing a block) match.
+    pub prior: f64,
+    pub comparisons: Vec<ComparisonModel>,
+    /// How the model was made: records, candidate pairs, EM iterations.
+    #[serde(default)]
+    pub training: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComparisonModel {
+    pub name: String,
+    /// Level names, best first, as a check that the model fits the pipeline.
+    pub levels: Vec<String>,
+    pub m: Vec<f64>,
+    pub u: Vec<f64>,
+    /// For term-frequency comparisons: the share of records holding each
+    /// exact-match key, for the keys more common than `tfFloor`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub term_frequencies: BTreeMap<String, f64>,
+    /// The share assumed for a key not in `termFrequencies`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tf_floor: Option<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read model file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("model file {path} is not a Kith model: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Model {
+    pub fn load(path: &std::path::Path) -> Result<Model, ModelError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let model: Model = serde_json::from_str(&text).map_err(|e| ModelError::Invalid {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        if model.format != MODEL_FORMAT {
+            return Err(ModelError::Invalid {
+                path: shown,
+                message: format!(
+                    "format {} is not supported (this runner reads format {MODEL_FORMAT})",
+                    model.format
+                ),
+            });
+        }
+        Ok(model)
+    }
+}
