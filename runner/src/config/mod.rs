@@ -85,7 +85,8 @@ impl Pipeline {
                 source,
             })?;
         let spec = PipelineSpec::from_value(value)?;
-        Self::from_spec(&spec)
+        let base = Path::new(shown_path).parent().unwrap_or(Path::new("."));
+        Self::from_spec_at(&spec, base)
     }
 
     /// Reads a pipeline saved as JSON (already expanded) in a state directory,

@@ -262,22 +262,26 @@ impl Comparator {
         Some(Prepared { value })
     }
 
-    /// The level of a pair, 0 = best (exact). Values prepared by a comparator
-    /// of another method compare as different.
+    /// The level of a pair, 0 = best (exact). Both values must come from
+    /// this comparator's `prepare`; a value of another method's kind (a date
+    /// given to `exact`) compares as different rather than panicking.
     pub fn compare(&self, a: &Prepared, b: &Prepared) -> u8 {
-        let level = match (&self.method, &a.value, &b.value) {
-            (Method::Exact, Value::Text(x), Value::Text(y)) => usize::from(x != y),
-            (
-                Method::JaroWinkler(thresholds),
-                Value::Chars {
-                    text: ta,
-                    chars: ca,
-                },
-                Value::Chars {
-                    text: tb,
-                    chars: cb,
-                },
-            ) => {
+        let level = self.level(&a.value, &b.value).unwrap_or(self.levels() - 1);
+        // Levels are at most 4 + MAX_PARAMETERS: always fits.
+        u8::try_from(level).unwrap_or(u8::MAX)
+    }
+
+    /// The level of a pair, or None when a value is not of this method's kind.
+    fn level(&self, a: &Value, b: &Value) -> Option<usize> {
+        let level = match &self.method {
+            Method::Exact => {
+                let (Value::Text(x), Value::Text(y)) = (a, b) else {
+                    return None;
+                };
+                usize::from(x != y)
+            }
+            Method::JaroWinkler(thresholds) => {
+                let ((ta, ca), (tb, cb)) = (a.chars()?, b.chars()?);
                 if ta == tb {
                     0
                 } else {
@@ -285,40 +289,30 @@ impl Comparator {
                     1 + first_or_len(thresholds.iter().position(|t| s >= *t), thresholds.len())
                 }
             }
-            (
-                Method::Edit {
-                    max_distances,
-                    transpositions,
-                },
-                Value::Chars {
-                    text: ta,
-                    chars: ca,
-                },
-                Value::Chars {
-                    text: tb,
-                    chars: cb,
-                },
-            ) => {
+            Method::Edit {
+                max_distances,
+                transpositions,
+            } => {
+                let ((ta, ca), (tb, cb)) = (a.chars()?, b.chars()?);
                 if ta == tb {
                     0
                 } else {
+                    // One bounded computation with the largest bound, then
+                    // the tightest level it fits.
                     let largest = max_distances.last().copied().unwrap_or(0);
-                    match bounded_edit_distance(ca, cb, largest, *transpositions) {
-                        Some(d) => {
-                            1 + first_or_len(
-                                max_distances.iter().position(|m| d <= *m),
-                                max_distances.len(),
-                            )
-                        }
-                        None => 1 + max_distances.len(),
-                    }
+                    let d = bounded_edit_distance(ca, cb, largest, *transpositions);
+                    let fits = d.and_then(|d| max_distances.iter().position(|m| d <= *m));
+                    1 + first_or_len(fits, max_distances.len())
                 }
             }
-            (
-                Method::Phonetic,
-                Value::Phonetic { text: ta, code: ca },
-                Value::Phonetic { text: tb, code: cb },
-            ) => {
+            Method::Phonetic => {
+                let (
+                    Value::Phonetic { text: ta, code: ca },
+                    Value::Phonetic { text: tb, code: cb },
+                ) = (a, b)
+                else {
+                    return None;
+                };
                 if ta == tb {
                     0
                 } else if !ca.is_empty() && ca == cb {
@@ -327,73 +321,61 @@ impl Comparator {
                     2
                 }
             }
-            (
-                Method::Date(years),
-                Value::Date {
-                    date: da,
-                    digits: ga,
-                    ..
-                },
-                Value::Date {
-                    date: db,
-                    digits: gb,
-                    ..
-                },
-            ) => {
+            Method::Date(years) => {
+                let (
+                    Value::Date {
+                        date: da,
+                        digits: ga,
+                        ..
+                    },
+                    Value::Date {
+                        date: db,
+                        digits: gb,
+                        ..
+                    },
+                ) = (a, b)
+                else {
+                    return None;
+                };
                 if da == db {
                     0
                 } else if da.year == db.year && da.month == db.day && da.day == db.month {
                     1
                 } else if bounded_edit_distance(ga, gb, 1, true).is_some() {
                     2
-                } else if da.month == db.month && da.day == db.day {
-                    let gap = da.year.abs_diff(db.year);
-                    3 + first_or_len(years.iter().position(|y| gap <= *y), years.len())
                 } else {
-                    3 + years.len()
+                    let same_day = da.month == db.month && da.day == db.day;
+                    let gap = da.year.abs_diff(db.year);
+                    let fits = years.iter().position(|y| same_day && gap <= *y);
+                    3 + first_or_len(fits, years.len())
                 }
             }
-            (
-                Method::Numeric(maxima),
-                Value::Number { value: va, .. },
-                Value::Number { value: vb, .. },
-            ) => {
+            Method::Numeric(maxima) => {
+                let (Value::Number { value: va, .. }, Value::Number { value: vb, .. }) = (a, b)
+                else {
+                    return None;
+                };
                 if va == vb {
                     0
                 } else {
-                    1 + first_or_len(
-                        maxima.iter().position(|m| within(*va, *vb, *m)),
-                        maxima.len(),
-                    )
+                    let fits = maxima.iter().position(|m| within(*va, *vb, *m));
+                    1 + first_or_len(fits, maxima.len())
                 }
             }
-            (
-                Method::Postcode(prefixes),
-                Value::Chars {
-                    text: ta,
-                    chars: ca,
-                },
-                Value::Chars {
-                    text: tb,
-                    chars: cb,
-                },
-            ) => {
+            Method::Postcode(prefixes) => {
+                let ((ta, ca), (tb, cb)) = (a.chars()?, b.chars()?);
                 if ta == tb {
                     0
                 } else if bounded_edit_distance(ca, cb, 1, true).is_some() {
                     1
                 } else {
                     let shared = ca.iter().zip(cb.iter()).take_while(|(x, y)| x == y).count();
-                    2 + first_or_len(
-                        prefixes.iter().position(|n| shared >= *n as usize),
-                        prefixes.len(),
-                    )
+                    let fits = prefixes.iter().position(|n| shared >= *n as usize);
+                    2 + first_or_len(fits, prefixes.len())
                 }
             }
-            _ => self.levels() - 1,
         };
-        // Levels are at most 4 + MAX_PARAMETERS: always fits.
-        u8::try_from(level).unwrap_or(u8::MAX)
+        Some(level)
     }
 
     /// The exact-match key of a prepared value, for term-frequency tables
@@ -405,6 +387,16 @@ impl Comparator {
             Value::Text(text) | Value::Chars { text, .. } | Value::Phonetic { text, .. } => text,
             Value::Date { iso, .. } => std::str::from_utf8(iso).unwrap_or(""),
             Value::Number { key, .. } => key,
+        }
+    }
+}
+
+impl Value {
+    /// The text and characters of a similarity or postcode value.
+    fn chars(&self) -> Option<(&str, &[char])> {
+        match self {
+            Value::Chars { text, chars } => Some((text, chars)),
+            _ => None,
         }
     }
 }

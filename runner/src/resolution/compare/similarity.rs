@@ -90,19 +90,58 @@ fn jaro<T: Copy + Ord>(a: &[T], b: &[T]) -> f64 {
         (b, a)
     };
     let lb = b.len();
-    // Matched flags as bits. Values up to 64 chars (all names) use one word
-    // each on the stack; longer ones a small vector (still on the stack up
-    // to 256 chars each).
     if lb <= 64 {
-        let (mut flags_a, mut flags_b) = ([0u64; 1], [0u64; 1]);
-        jaro_with_flags(a, b, &mut flags_a, &mut flags_b)
+        jaro_short(a, b)
     } else {
+        // Matched flags as bits in a small vector (on the stack up to 256
+        // chars each).
         let words_a = a.len().div_ceil(64);
         let mut flags: SmallVec<[u64; 8]> = SmallVec::new();
         flags.resize(words_a + lb.div_ceil(64), 0);
         let (flags_a, flags_b) = flags.split_at_mut(words_a);
         jaro_with_flags(a, b, flags_a, flags_b)
     }
+}
+
+/// [`jaro_with_flags`] for values of at most 64 chars (every name), with the
+/// matched flags in one register each: this is the hot path.
+fn jaro_short<T: Copy + Eq>(a: &[T], b: &[T]) -> f64 {
+    let (la, lb) = (a.len(), b.len());
+    let window = (la.max(lb) / 2).saturating_sub(1);
+    let (mut flags_a, mut flags_b) = (0u64, 0u64);
+    let mut matches = 0u32;
+    for (i, &ca) in a.iter().enumerate().take(64) {
+        let lo = i.saturating_sub(window);
+        let hi = i.saturating_add(window).saturating_add(1).min(lb).min(64);
+        for (offset, &cb) in b.get(lo..hi).unwrap_or(&[]).iter().enumerate() {
+            let j = lo + offset;
+            if cb == ca && flags_b & (1u64 << j) == 0 {
+                flags_b |= 1u64 << j;
+                flags_a |= 1u64 << i;
+                matches += 1;
+                break;
+            }
+        }
+    }
+    if matches == 0 {
+        return 0.0;
+    }
+    // Walk the matched characters of both in order, lowest bit first.
+    let mut half_transpositions = 0u32;
+    while flags_a != 0 && flags_b != 0 {
+        let (i, j) = (
+            flags_a.trailing_zeros() as usize,
+            flags_b.trailing_zeros() as usize,
+        );
+        if a.get(i) != b.get(j) {
+            half_transpositions += 1;
+        }
+        flags_a &= flags_a - 1;
+        flags_b &= flags_b - 1;
+    }
+    let m = f64::from(matches);
+    let t = f64::from(half_transpositions / 2);
+    (m / la as f64 + m / lb as f64 + (m - t) / m) / 3.0
 }
 
 /// Jaro similarity of non-empty `a` and `b`, `a` no longer than `b`, with

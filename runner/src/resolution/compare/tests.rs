@@ -127,6 +127,82 @@ fn jaro_winkler_is_symmetric() {
     }
 }
 
+/// A plain Jaro-Winkler with boolean vectors, scanning `a`, to check the
+/// bit-flag versions (one word, and many words past 64 chars) against.
+fn reference_jaro_winkler(a: &[char], b: &[char]) -> f64 {
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let window = (a.len().max(b.len()) / 2).saturating_sub(1);
+    let (mut used_a, mut used_b) = (vec![false; a.len()], vec![false; b.len()]);
+    for i in 0..a.len() {
+        let hi = (i + window + 1).min(b.len());
+        for j in i.saturating_sub(window)..hi {
+            if !used_b[j] && a[i] == b[j] {
+                used_a[i] = true;
+                used_b[j] = true;
+                break;
+            }
+        }
+    }
+    let ma: Vec<char> = a
+        .iter()
+        .zip(&used_a)
+        .filter(|(_, u)| **u)
+        .map(|(c, _)| *c)
+        .collect();
+    let mb: Vec<char> = b
+        .iter()
+        .zip(&used_b)
+        .filter(|(_, u)| **u)
+        .map(|(c, _)| *c)
+        .collect();
+    if ma.is_empty() {
+        return 0.0;
+    }
+    let m = ma.len() as f64;
+    let t = (ma.iter().zip(&mb).filter(|(x, y)| x != y).count() / 2) as f64;
+    let j = (m / a.len() as f64 + m / b.len() as f64 + (m - t) / m) / 3.0;
+    if j <= 0.7 {
+        return j;
+    }
+    let prefix = a.iter().zip(b).take(4).take_while(|(x, y)| x == y).count();
+    j + prefix as f64 * 0.1 * (1.0 - j)
+}
+
+#[test]
+fn jaro_winkler_matches_a_plain_implementation_short_and_long() {
+    let mut rng = XorShift(0x0123_4567_89AB_CDEF);
+    for round in 0..3_000 {
+        let max_len = if round % 3 == 0 { 150 } else { 12 };
+        let a: Vec<char> = rng
+            .string_from(&['a', 'b', 'c', 'd', 'é'], max_len)
+            .chars()
+            .collect();
+        let b: Vec<char> = rng
+            .string_from(&['a', 'b', 'c', 'd', 'é'], max_len)
+            .chars()
+            .collect();
+        // The implementation scans the shorter (then smaller) value.
+        let (x, y) = if (a.len(), &a) <= (b.len(), &b) {
+            (&a, &b)
+        } else {
+            (&b, &a)
+        };
+        let expected = if a == b && !a.is_empty() {
+            1.0
+        } else {
+            reference_jaro_winkler(x, y)
+        };
+        let (sa, sb): (String, String) = (a.iter().collect(), b.iter().collect());
+        let actual = jaro_winkler(&sa, &sb);
+        assert!(
+            close(actual, expected, 1e-12),
+            "{sa:?} / {sb:?}: {actual} != {expected}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- edit distances
 
 /// Full-matrix references, to check the banded versions against.
