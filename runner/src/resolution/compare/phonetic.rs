@@ -1,7 +1,7 @@
 //! Phonetic codes for names: NYSIIS (New York State Identification and
 //! Intelligence System, R. L. Taft, "Name Search Techniques", 1970), so that
-//! `Catherine` and `Kathryn`, or `Schmidt` and `Smith`, can block together
-//! and count as close.
+//! spelling variants such as `Mackenzie` and `McKenzie`, or `Philips` and
+//! `Phillips`, can block together and count as close.
 //!
 //! It runs once per record (the comparator stores the code), never per pair.
 //! It must never invent letters from non-Latin scripts: a name with no Latin
