@@ -12,7 +12,7 @@ pub const MODEL_FORMAT: u32 = 1;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Model {
     pub format: u32,
-    /// Probability that two records of a candidate pair (sharing a block) match.
+    /// Probability that two records taken at random match.
     pub prior: f64,
     pub comparisons: Vec<ComparisonModel>,
     /// How the model was made: records, candidate pairs, EM iterations.

@@ -9,8 +9,9 @@
 //!   share a surname block all agree on surname, which says nothing about
 //!   matches. Each comparison's `m` is the mean over the rules that could
 //!   estimate it;
-//! - the prior (the share of candidate pairs that match) by the same method
-//!   over all candidate pairs, with `m` and `u` held fixed;
+//! - the prior (the chance that two random records match) from the share of
+//!   matches EM finds among all candidate pairs, with `m` and `u` held fixed,
+//!   spread over all pairs of records;
 //! - term frequencies (the share of records holding each exact value) for
 //!   comparisons that use them.
 //!
@@ -143,8 +144,14 @@ pub fn train(
     let candidate_pairs = all_pairs.len();
     let everything = vec![true; u.len()];
     let patterns = patterns_of(config, &records, all_pairs.into_iter(), &everything);
-    let (_, prior, rounds) = expectation_maximisation(&patterns, &m, &u, &[], opts.max_iterations);
+    let (_, candidate_prior, rounds) = expectation_maximisation(&patterns, &m, &u, &[], opts.max_iterations);
     iterations += rounds;
+    // m and u describe random pairs, so the prior must too: the matches found
+    // among the candidates (nearly all matches, if blocking is good) spread
+    // over all pairs. Using the candidates' own share would count the
+    // agreement that made them candidates twice.
+    let all_record_pairs = (n as f64) * (n as f64 - 1.0) / 2.0;
+    let prior = (candidate_prior * candidate_pairs as f64 / all_record_pairs).clamp(1e-12, 0.5);
 
     let comparisons = config
         .comparisons
@@ -171,6 +178,7 @@ pub fn train(
     training.insert("records".to_string(), n as f64);
     training.insert("candidatePairs".to_string(), candidate_pairs as f64);
     training.insert("emIterations".to_string(), iterations as f64);
+    training.insert("candidateMatchShare".to_string(), candidate_prior);
     training.insert("unusableValues".to_string(), counters.unusable as f64);
     training.insert("truncatedValues".to_string(), counters.truncated as f64);
     Ok(Model {
