@@ -268,3 +268,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn odd_values_are_cleaned_truncated_or_counted_never_fatal() {
+    let long = "x".repeat(5000);
+    let e = engine(&[
+        person("a", 1, "Jon\\u0000athan\\t", "Smith", "1980-04-09", None),
+        person("b", 1, "Jonathan", "SMITH", "1980-04-09", None),
+        person("c", 1, &long, &long, "31/31/1999", None),
+        r#"{"source":"s","id":"d","ts":"2026-01-01T00:00:00Z","kind":"person","attributes":{"given_name":["not","text"],"surname":{"x":1},"dob":17}}"#.to_string(),
+    ]);
+    // The control character and the tab are cleaned away: a and b match.
+    assert!(partition(&e).contains(&vec!["a".to_string(), "b".to_string()]), "{:?}", partition(&e));
+    let counters = e.value_counters();
+    assert!(counters.truncated >= 2, "{counters:?}");
+    assert!(counters.unusable >= 3, "{counters:?}");
+    assert_eq!(e.profile_count(), 3);
+}
