@@ -30,10 +30,11 @@ quickstart: build
 	@echo "--- the profile holding email ann.lee@example.com:"
 	$(RUNNER) lookup --pretty --state target/quickstart email:ann.lee@example.com
 
-# Throughput, latency and memory of the engine on a generated workload
-# (figures go to the README).
+# Throughput, latency and memory of the engine on a generated workload, then
+# entity resolution's accuracy and speed on FEBRL4 (figures go to the README).
 bench: build
 	bash runner/benches/engine.sh
+	bash runner/benches/febrl.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -75,7 +75,8 @@ pub enum KeyTransform {
     Prefix(u32),
     /// The last N characters.
     Suffix(u32),
-    /// A phonetic code of the value (for names).
+    /// The NYSIIS phonetic code of the value (for names): letters only,
+    /// accents folded, truncated to 6 characters.
     Phonetic,
     /// The year of a date.
     Year,
@@ -141,10 +142,13 @@ pub enum ComparisonMethod {
     Levenshtein { max_distances: Vec<u32> },
     /// As `levenshtein`, a transposition of neighbours counting as one edit.
     DamerauLevenshtein { max_distances: Vec<u32> },
-    /// Levels: equal, same phonetic code, different.
+    /// Levels: equal, same NYSIIS phonetic code, different.
     Phonetic,
-    /// Dates in unambiguous formats. Levels: equal, day and month transposed,
-    /// one edit in the digits, then one per maximum year distance, different.
+    /// Dates in unambiguous formats (`YYYYMMDD`, `YYYY-MM-DD`, `DD/MM/YYYY`
+    /// when the day is over 12, ...). Levels: equal, day and month
+    /// transposed, one edit in the eight digits `YYYYMMDD`, then for each
+    /// maximum year distance `d`: same month and day and years at most `d`
+    /// apart; different. A date that cannot be read is missing (and counted).
     Date {
         #[serde(default)]
         max_year_distances: Vec<u32>,

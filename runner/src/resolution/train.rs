@@ -30,6 +30,9 @@ use std::collections::BTreeMap;
 /// Level value standing for "missing on either side" in a comparison vector.
 const MISSING: u8 = u8::MAX;
 
+/// Pairs added to every level's expected count when estimating `m`.
+const M_PSEUDO_COUNT: f64 = 1.0;
+
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     /// Random pairs drawn to estimate `u`.
@@ -130,7 +133,11 @@ pub fn train(
     let initial = initial_m(config);
     let m: Vec<Vec<f64>> = (0..u.len())
         .map(|c| {
-            if m_sessions[c] == 0 {
+            if records.iter().filter(|r| r.prepared[c].is_some()).count() < 2 {
+                // The data never holds this value twice: it can say nothing
+                // either way, so every level weighs zero (m = u).
+                u[c].clone()
+            } else if m_sessions[c] == 0 {
                 tracing::warn!(comparison = %config.comparisons[c].name, "every blocking rule uses this comparison's attribute: its m cannot be estimated and keeps its starting values");
                 initial[c].clone()
             } else {
@@ -376,12 +383,15 @@ fn expectation_maximisation(
         let new_prior = (matched / total).clamp(1e-9, 1.0 - 1e-9);
         let mut change = (new_prior - prior).abs();
         for (c, levels) in m_counts.iter().enumerate() {
-            let sum: f64 = levels.iter().sum();
-            if !estimate.get(c).copied().unwrap_or(false) || sum <= 0.0 {
+            if !estimate.get(c).copied().unwrap_or(false) {
                 continue;
             }
+            // One pseudo-pair per level: a level no match happened to show
+            // in the training data is rare among matches, not impossible, so
+            // it cannot veto a match on its own.
+            let sum: f64 = levels.iter().sum::<f64>() + levels.len() as f64 * M_PSEUDO_COUNT;
             for (l, value) in levels.iter().enumerate() {
-                let new = (value / sum).max(1e-9);
+                let new = (value + M_PSEUDO_COUNT) / sum;
                 change = change.max((new - m[c][l]).abs());
                 m[c][l] = new;
             }
