@@ -6,8 +6,15 @@ use std::path::Path;
 use std::process::Command;
 
 fn kith(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_kith-runner")).args(args).output().expect("runner starts");
-    assert!(out.status.success(), "kith-runner {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_kith-runner"))
+        .args(args)
+        .output()
+        .expect("runner starts");
+    assert!(
+        out.status.success(),
+        "kith-runner {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -40,7 +47,9 @@ resolution:
 /// 300 people from combined syllables, each seen by a CRM (with a customer
 /// id) and by a partner file (no identifier) where one in three has a typo.
 fn workload(dir: &Path) -> std::path::PathBuf {
-    let syllables = ["ka", "lo", "mi", "ne", "su", "ta", "ri", "vo", "de", "an", "el", "or"];
+    let syllables = [
+        "ka", "lo", "mi", "ne", "su", "ta", "ri", "vo", "de", "an", "el", "or",
+    ];
     let mut state = 11u64;
     let mut next = |n: usize| {
         state ^= state << 13;
@@ -50,14 +59,33 @@ fn workload(dir: &Path) -> std::path::PathBuf {
     };
     let mut lines = Vec::new();
     for i in 0..300 {
-        let given = format!("{}{}{}", syllables[next(12)], syllables[next(12)], syllables[next(12)]);
-        let surname = format!("{}{}{}", syllables[next(12)], syllables[next(12)], syllables[next(12)]);
-        let dob = format!("19{:02}-{:02}-{:02}", 40 + next(50), 1 + next(12), 1 + next(28));
+        let given = format!(
+            "{}{}{}",
+            syllables[next(12)],
+            syllables[next(12)],
+            syllables[next(12)]
+        );
+        let surname = format!(
+            "{}{}{}",
+            syllables[next(12)],
+            syllables[next(12)],
+            syllables[next(12)]
+        );
+        let dob = format!(
+            "19{:02}-{:02}-{:02}",
+            40 + next(50),
+            1 + next(12),
+            1 + next(28)
+        );
         let postcode = format!("{}", 2000 + next(7000));
         lines.push(format!(
             r#"{{"source":"crm","id":"c{i}","ts":"2026-01-01T00:00:00Z","kind":"person","identifiers":[{{"type":"customer_id","value":"C{i}"}}],"attributes":{{"given_name":"{given}","surname":"{surname}","dob":"{dob}","postcode":"{postcode}"}}}}"#
         ));
-        let typo = if i % 3 == 0 { format!("{}x{}", &given[..2], &given[3..]) } else { given.clone() };
+        let typo = if i % 3 == 0 {
+            format!("{}x{}", &given[..2], &given[3..])
+        } else {
+            given.clone()
+        };
         lines.push(format!(
             r#"{{"source":"partner","id":"p{i}","ts":"2026-01-02T00:00:00Z","kind":"person","attributes":{{"given_name":"{typo}","surname":"{surname}","dob":"{}","postcode":"{postcode}"}}}}"#,
             dob.replace('-', "")
@@ -77,28 +105,49 @@ fn train_then_run_links_records_without_identifiers() {
     let (p, i) = (pipeline.to_str().unwrap(), input.to_str().unwrap());
 
     kith(&["train", p, "--input", i]);
-    let model: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("model.json")).unwrap()).unwrap();
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("model.json")).unwrap())
+            .unwrap();
     assert_eq!(model["comparisons"].as_array().unwrap().len(), 4);
 
     let state = dir.path().join("state");
     let s = state.to_str().unwrap();
     kith(&["run", p, "--input", i, "--state", s]);
     let export = kith(&["export", "--state", s]);
-    let profiles: Vec<serde_json::Value> = export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let profiles: Vec<serde_json::Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     // Every person is one CRM record and one partner record.
     let pairs = profiles
         .iter()
         .filter(|v| {
-            let ids: Vec<&str> = v["records"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+            let ids: Vec<&str> = v["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap())
+                .collect();
             ids.len() == 2 && ids[0][1..] == ids[1][1..]
         })
         .count();
     assert!(pairs >= 295, "{pairs} of 300 people found whole");
-    assert!(profiles.iter().all(|v| v["records"].as_array().unwrap().len() <= 2));
+    assert!(profiles
+        .iter()
+        .all(|v| v["records"].as_array().unwrap().len() <= 2));
 
-    let why = kith(&["explain", "--state", s, "record:crm/c3", "record:partner/p3"]);
+    let why = kith(&[
+        "explain",
+        "--state",
+        s,
+        "record:crm/c3",
+        "record:partner/p3",
+    ]);
     assert!(why.starts_with("same profile"), "{why}");
-    assert!(why.contains("given_name") && why.contains("postcode") && why.contains("total"), "{why}");
+    assert!(
+        why.contains("given_name") && why.contains("postcode") && why.contains("total"),
+        "{why}"
+    );
 
     // The state carries its model: a restart needs nothing else.
     std::fs::remove_file(dir.path().join("model.json")).unwrap();
@@ -116,5 +165,8 @@ fn run_without_a_model_says_what_to_do() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("resolution.model") && err.contains("kith-runner train"), "{err}");
+    assert!(
+        err.contains("resolution.model") && err.contains("kith-runner train"),
+        "{err}"
+    );
 }

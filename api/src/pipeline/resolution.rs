@@ -116,6 +116,12 @@ pub struct ComparisonSpec {
     /// rare surname is stronger evidence than a shared common one).
     #[serde(default)]
     pub term_frequency: bool,
+    /// Another attribute this one is often swapped with (given name and
+    /// surname, two address lines): adds a level "swapped", right after
+    /// "equal", for pairs whose two attributes match crosswise (each at
+    /// least the method's weakest level short of "different").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swapped_with: Option<String>,
     /// Probability of each level among matching pairs, best level first
     /// (overridden by the model's). The last level is "different".
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -279,7 +279,11 @@ fn odd_values_are_cleaned_truncated_or_counted_never_fatal() {
         r#"{"source":"s","id":"d","ts":"2026-01-01T00:00:00Z","kind":"person","attributes":{"given_name":["not","text"],"surname":{"x":1},"dob":17}}"#.to_string(),
     ]);
     // The control character and the tab are cleaned away: a and b match.
-    assert!(partition(&e).contains(&vec!["a".to_string(), "b".to_string()]), "{:?}", partition(&e));
+    assert!(
+        partition(&e).contains(&vec!["a".to_string(), "b".to_string()]),
+        "{:?}",
+        partition(&e)
+    );
     let counters = e.value_counters();
     assert!(counters.truncated >= 2, "{counters:?}");
     assert!(counters.unusable >= 3, "{counters:?}");

@@ -23,6 +23,24 @@ pub struct Comparison {
     pub attribute: usize,
     pub comparator: Comparator,
     pub term_frequency: bool,
+    /// The attribute (index) this one is compared with crosswise, with its name.
+    pub swapped_with: Option<(usize, String)>,
+}
+
+impl Comparison {
+    /// Number of levels, best first; the last is "different".
+    pub fn levels(&self) -> usize {
+        self.comparator.levels() + usize::from(self.swapped_with.is_some())
+    }
+
+    /// Level names, as stored in models and shown by `explain`.
+    pub fn level_names(&self) -> Vec<String> {
+        let mut names = self.comparator.level_names();
+        if let Some((_, other)) = &self.swapped_with {
+            names.insert(1, format!("swapped with {other}"));
+        }
+        names
+    }
 }
 
 /// What entity resolution compares and how it blocks (no probabilities).
@@ -175,11 +193,22 @@ impl ResolutionConfig {
             }
             let comparator = Comparator::compile(&c.method)
                 .map_err(|e| ConfigError::invalid(field(&format!("comparisons[{i}].method")), e))?;
+            let swapped_with = match &c.swapped_with {
+                Some(other) if other == &c.attribute => {
+                    return Err(ConfigError::invalid(
+                        field(&format!("comparisons[{i}].swappedWith")),
+                        "another attribute than the compared one",
+                    ));
+                }
+                Some(other) => Some((attribute(other), other.clone())),
+                None => None,
+            };
             comparisons.push(Comparison {
                 name,
                 attribute: attribute(&c.attribute),
                 comparator,
                 term_frequency: c.term_frequency,
+                swapped_with,
             });
         }
         for (name, p) in [
@@ -239,7 +268,7 @@ impl ResolutionConfig {
         }
         let mut levels = Vec::new();
         for (i, c) in self.comparisons.iter().enumerate() {
-            let n = c.comparator.levels();
+            let n = c.levels();
             let (m, u, tf) = match model {
                 Some(model) => {
                     let cm: &ComparisonModel = model
@@ -252,7 +281,7 @@ impl ResolutionConfig {
                                 format!("the model has no comparison `{}`: train it again", c.name),
                             )
                         })?;
-                    if cm.levels != c.comparator.level_names() {
+                    if cm.levels != c.level_names() {
                         return Err(ConfigError::invalid(
                             field(format!("comparisons[{i}].method")),
                             format!("the model's levels for `{}` ({}) differ from the pipeline's: train it again", c.name, cm.levels.join(", ")),
@@ -290,7 +319,7 @@ impl ResolutionConfig {
                         field(format!("comparisons[{i}].{what}")),
                         format!(
                             "{n} probabilities in (0, 1], one per level: {}",
-                            c.comparator.level_names().join(", ")
+                            c.level_names().join(", ")
                         ),
                     ));
                 }

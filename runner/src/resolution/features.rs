@@ -19,6 +19,9 @@ pub struct ValueCounters {
 pub struct Features {
     /// Per comparison: the prepared value, or None when missing or unusable.
     pub prepared: Vec<Option<Prepared>>,
+    /// Per comparison with `swappedWith`: the other attribute, prepared by
+    /// this comparison's method.
+    pub prepared_swapped: Vec<Option<Prepared>>,
     /// Per blocking rule that applies: the rule index and the joined key values.
     pub blocks: Vec<String>,
     /// The cleaned values of the attributes resolution reads: two versions
@@ -70,6 +73,14 @@ impl Features {
                 p
             })
             .collect();
+        let prepared_swapped = config
+            .comparisons
+            .iter()
+            .map(|c| {
+                let (other, _) = c.swapped_with.as_ref()?;
+                c.comparator.prepare(fingerprint[*other].as_deref()?)
+            })
+            .collect();
         let key_values: Vec<Option<String>> = config
             .keys
             .iter()
@@ -95,6 +106,7 @@ impl Features {
         }
         Features {
             prepared,
+            prepared_swapped,
             blocks,
             fingerprint,
         }

@@ -3,7 +3,7 @@
 //! on either side adds nothing). Pure and symmetric, so a pair scores the same
 //! whichever record arrived first.
 
-use super::config::{probability, ResolutionConfig, Weights};
+use super::config::{probability, Comparison, ResolutionConfig, Weights};
 use super::features::Features;
 
 /// One comparison's part of a score, for explanations.
@@ -18,14 +18,40 @@ pub struct Step {
     pub term_frequency: Option<f64>,
 }
 
+/// The level of comparison `i` for a pair, None when a side lacks the value.
+/// With `swappedWith`, level 1 is "swapped": not equal, but both attributes
+/// match crosswise; the method's own levels follow, shifted by one.
+pub fn level(c: &Comparison, i: usize, a: &Features, b: &Features) -> Option<u8> {
+    let (pa, pb) = (a.prepared[i].as_ref()?, b.prepared[i].as_ref()?);
+    let direct = c.comparator.compare(pa, pb);
+    if c.swapped_with.is_none() || direct == 0 {
+        return Some(direct);
+    }
+    let different = (c.comparator.levels() - 1) as u8;
+    let swapped = match (&a.prepared_swapped[i], &b.prepared_swapped[i]) {
+        (Some(a_other), Some(b_other)) => {
+            c.comparator.compare(pa, b_other) < different
+                && c.comparator.compare(a_other, pb) < different
+        }
+        _ => false,
+    };
+    Some(if swapped { 1 } else { direct + 1 })
+}
+
+/// The term-frequency key of an exact match, when the comparison uses them.
+fn tf_key<'f>(c: &Comparison, i: usize, level: u8, a: &'f Features) -> Option<&'f str> {
+    if level != 0 || !c.term_frequency {
+        return None;
+    }
+    a.prepared[i].as_ref().map(|p| c.comparator.tf_key(p))
+}
+
 /// The log2 odds that two records match.
 pub fn score(config: &ResolutionConfig, weights: &Weights, a: &Features, b: &Features) -> f64 {
     let mut total = weights.prior_log2_odds;
     for (i, c) in config.comparisons.iter().enumerate() {
-        if let (Some(pa), Some(pb)) = (&a.prepared[i], &b.prepared[i]) {
-            let level = c.comparator.compare(pa, pb);
-            let tf_key = (level == 0 && c.term_frequency).then(|| c.comparator.tf_key(pa));
-            total += weights.levels[i].weight(level, tf_key);
+        if let Some(level) = level(c, i, a, b) {
+            total += weights.levels[i].weight(level, tf_key(c, i, level, a));
         }
     }
     total
@@ -41,10 +67,9 @@ pub fn waterfall(
     let mut steps = Vec::new();
     let mut total = weights.prior_log2_odds;
     for (i, c) in config.comparisons.iter().enumerate() {
-        let step = match (&a.prepared[i], &b.prepared[i]) {
-            (Some(pa), Some(pb)) => {
-                let level = c.comparator.compare(pa, pb);
-                let tf_key = (level == 0 && c.term_frequency).then(|| c.comparator.tf_key(pa));
+        let step = match level(c, i, a, b) {
+            Some(level) => {
+                let tf_key = tf_key(c, i, level, a);
                 let weight = weights.levels[i].weight(level, tf_key);
                 let term_frequency = tf_key.and_then(|k| {
                     weights.levels[i]
@@ -54,12 +79,12 @@ pub fn waterfall(
                 });
                 Step {
                     comparison: c.name.clone(),
-                    level: c.comparator.level_names()[level as usize].clone(),
+                    level: c.level_names()[level as usize].clone(),
                     weight,
                     term_frequency,
                 }
             }
-            _ => Step {
+            None => Step {
                 comparison: c.name.clone(),
                 level: "missing".to_string(),
                 weight: 0.0,
@@ -117,4 +142,54 @@ pub fn render_waterfall(
         weights.possible_log2_odds
     ));
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolution::features::{Features, ValueCounters};
+    use crate::resolution::ResolutionConfig;
+    use kith_api::pipeline::ResolutionSpec;
+
+    fn config() -> ResolutionConfig {
+        let spec: ResolutionSpec = serde_json::from_value(serde_json::json!({
+            "keys": [{"name": "g", "attribute": "given_name"}],
+            "blocking": {"rules": [["g"]]},
+            "comparisons": [
+                {"attribute": "given_name", "method": {"jaroWinkler": {"thresholds": [0.9]}}, "swappedWith": "surname"},
+                {"attribute": "surname", "method": "exact"}
+            ]
+        }))
+        .unwrap();
+        ResolutionConfig::compile(&spec).unwrap()
+    }
+
+    fn features(config: &ResolutionConfig, given: &str, surname: &str) -> Features {
+        let values = [format!("\"{given}\""), format!("\"{surname}\"")];
+        let lookup = |i: usize| Some(values[i].as_str());
+        Features::extract(config, &lookup, &mut ValueCounters::default())
+    }
+
+    #[test]
+    fn swapped_fields_land_on_their_own_level() {
+        let c = config();
+        let names = c.comparisons[0].level_names();
+        assert_eq!(
+            names,
+            [
+                "exact",
+                "swapped with surname",
+                "jaro-winkler >= 0.9",
+                "different"
+            ]
+        );
+        let ann_lee = features(&c, "Ann", "Lee");
+        let level_of = |other: &Features| level(&c.comparisons[0], 0, &ann_lee, other);
+        assert_eq!(level_of(&features(&c, "Ann", "Lee")), Some(0));
+        assert_eq!(level_of(&features(&c, "Lee", "Ann")), Some(1));
+        // Only one of the two crosswise comparisons matches: not a swap.
+        assert_eq!(level_of(&features(&c, "Lee", "Smith")), Some(3));
+        assert_eq!(level_of(&features(&c, "Anne", "Lee")), Some(2));
+        assert_eq!(c.comparisons[0].levels(), 4);
+    }
 }

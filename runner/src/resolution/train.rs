@@ -151,7 +151,8 @@ pub fn train(
     let candidate_pairs = all_pairs.len();
     let everything = vec![true; u.len()];
     let patterns = patterns_of(config, &records, all_pairs.into_iter(), &everything);
-    let (_, candidate_prior, rounds) = expectation_maximisation(&patterns, &m, &u, &[], opts.max_iterations);
+    let (_, candidate_prior, rounds) =
+        expectation_maximisation(&patterns, &m, &u, &[], opts.max_iterations);
     iterations += rounds;
     // m and u describe random pairs, so the prior must too: the matches found
     // among the candidates (nearly all matches, if blocking is good) spread
@@ -173,7 +174,7 @@ pub fn train(
             };
             ComparisonModel {
                 name: comparison.name.clone(),
-                levels: comparison.comparator.level_names(),
+                levels: comparison.level_names(),
                 m: m[c].clone(),
                 u: u[c].clone(),
                 term_frequencies,
@@ -202,10 +203,7 @@ fn levels(config: &ResolutionConfig, a: &Features, b: &Features) -> Vec<u8> {
         .comparisons
         .iter()
         .enumerate()
-        .map(|(c, comparison)| match (&a.prepared[c], &b.prepared[c]) {
-            (Some(pa), Some(pb)) => comparison.comparator.compare(pa, pb),
-            _ => MISSING,
-        })
+        .map(|(c, comparison)| super::score::level(comparison, c, a, b).unwrap_or(MISSING))
         .collect()
 }
 
@@ -220,7 +218,7 @@ fn estimate_u(
     let mut counts: Vec<Vec<f64>> = config
         .comparisons
         .iter()
-        .map(|c| vec![0.0; c.comparator.levels()])
+        .map(|c| vec![0.0; c.levels()])
         .collect();
     let tally = |a: usize, b: usize, counts: &mut Vec<Vec<f64>>| {
         for (c, level) in levels(config, &records[a], &records[b])
@@ -336,7 +334,7 @@ fn initial_m(config: &ResolutionConfig) -> Vec<Vec<f64>> {
         .comparisons
         .iter()
         .map(|c| {
-            let levels = c.comparator.levels();
+            let levels = c.levels();
             let mut m: Vec<f64> = (0..levels)
                 .map(|l| if l == 0 { 0.9 } else { 0.1 / (l as f64 * 2.0) })
                 .collect();
