@@ -244,25 +244,10 @@ proptest! {
         for o in &observations {
             forward.apply(o);
         }
-        let mut shuffled = observations.clone();
-        let mut state = seed | 1;
-        for i in (1..shuffled.len()).rev() {
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
-        }
-        let mut other = Engine::new(p.clone());
-        for o in &shuffled {
-            other.apply(o);
-        }
-        let mut versions: Vec<Observation> = forward.versions().collect();
-        versions.sort_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
-        let mut rebuilt = Engine::new(p.clone());
-        for v in &versions {
-            rebuilt.apply(v);
-        }
-        let json = |e: &Engine| e.export().iter().map(|v| serde_json::to_string(v).unwrap() + "\n").collect::<String>();
-        prop_assert_eq!(json(&forward), json(&rebuilt));
-        prop_assert_eq!(json(&other), json(&rebuilt));
+        let other = super::tests::engine_fed(&p, &super::tests::shuffled(&observations, seed));
+        let expected = super::tests::export_json(&super::tests::rebuilt(&forward));
+        prop_assert_eq!(&super::tests::export_json(&forward), &expected);
+        prop_assert_eq!(&super::tests::export_json(&other), &expected);
         for v in forward.export() {
             prop_assert!(v.identifiers.len() <= 1);
         }

@@ -60,23 +60,41 @@ fn partition(e: &Engine) -> Vec<Vec<String>> {
     out
 }
 
-fn export_json(e: &Engine) -> String {
+pub(super) fn export_json(e: &Engine) -> String {
     e.export()
         .iter()
         .map(|v| serde_json::to_string(v).unwrap() + "\n")
         .collect()
 }
 
+/// A permutation of `items` derived from `seed` (Fisher-Yates over xorshift).
+pub(super) fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
+    let mut out = items.to_vec();
+    let mut state = seed | 1;
+    for i in (1..out.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    out
+}
+
+/// A fresh engine fed the observations in the given order.
+pub(super) fn engine_fed(p: &Arc<Pipeline>, observations: &[Observation]) -> Engine {
+    let mut e = Engine::new(p.clone());
+    for o in observations {
+        e.apply(o);
+    }
+    e
+}
+
 /// A fresh engine fed the stored versions in key order: the canonical answer
 /// for the same set of records.
-fn rebuilt(e: &Engine) -> Engine {
+pub(super) fn rebuilt(e: &Engine) -> Engine {
     let mut versions: Vec<Observation> = e.versions().collect();
     versions.sort_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
-    let mut fresh = Engine::new(e.pipeline.clone());
-    for v in &versions {
-        fresh.apply(v);
-    }
-    fresh
+    engine_fed(&e.pipeline, &versions)
 }
 
 const A1: &str = r#"{"source":"crm","id":"1","ts":"2026-01-01T00:00:00Z","kind":"person","identifiers":[{"type":"email","value":" Ann@Example.com"}],"attributes":{"name":"Ann"}}"#;
@@ -330,17 +348,7 @@ proptest! {
         for o in &observations {
             forward.apply(o);
         }
-        // A permutation derived from the seed.
-        let mut shuffled = observations.clone();
-        let mut state = seed | 1;
-        for i in (1..shuffled.len()).rev() {
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
-        }
-        let mut other = Engine::new(p.clone());
-        for o in &shuffled {
-            other.apply(o);
-        }
+        let other = engine_fed(&p, &shuffled(&observations, seed));
         let expected = export_json(&rebuilt(&forward));
         prop_assert_eq!(&export_json(&forward), &expected);
         prop_assert_eq!(&export_json(&other), &expected);
