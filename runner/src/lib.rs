@@ -4,9 +4,12 @@
 //! Data flows through the modules in this order:
 //! `source` lines → `template` (raw events) or `observation` (canonical) →
 //! `normalize` (identifiers) → `engine` (stitching, over-merge protection,
-//! reconciliation) → `store` (durable state) and `output` (change feed, dead
-//! letters, exports). `config` validates the pipeline once into typed values;
-//! `generate` and `evaluate` produce and score synthetic workloads.
+//! reconciliation), which asks `resolution` for the links attributes make
+//! between records that share no identifier → `store` (durable state) and
+//! `output` (change feed, dead letters, exports). `run` drives it all;
+//! `config` validates the pipeline once into typed values; `generate` and
+//! `evaluate` produce and score synthetic workloads; `json` writes JSON by hand
+//! where it is written by the million.
 
 pub mod config;
 pub mod engine;

@@ -206,7 +206,8 @@ impl Engine {
         let same_resolution = self.resolver.features(rid).map(|f| &f.fingerprint)
             == new_features.as_ref().map(|f| &f.fingerprint);
 
-        // Attribute-only updates keep every link: no clustering at all.
+        // Updates that change only attributes resolution does not read keep
+        // every link: no clustering at all.
         if let (Some(old_live), Some((new_live, rels))) = (&old, &new) {
             if old_live.kind == new_live.kind
                 && old_live.idents == new_live.idents
@@ -239,8 +240,9 @@ impl Engine {
             .as_ref()
             .and_then(|r| r.weights.as_ref().map(|w| (&r.config, w)));
 
-        // A version that only adds identifiers (same kind, same relationships)
-        // cannot split anything: it keeps its place and its derived records.
+        // A version that only adds identifiers (same kind, same relationships,
+        // same values for resolution) cannot split anything: it keeps its
+        // place, its derived records and its resolution links.
         let grows = match (&old, &new) {
             (Some(o), Some((n, rels))) => {
                 o.kind == n.kind
