@@ -34,6 +34,11 @@ pub enum RunError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot keep the model {path} in the state directory: {source}")]
+    Model {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Where input comes from when the command line says so.
@@ -228,12 +233,12 @@ fn round3(x: f64) -> f64 {
 /// Copies the model file into the state directory and points the saved
 /// pipeline at that copy.
 fn keep_model_in_state(spec_json: &str, model: &Path, state: &Path) -> Result<String, RunError> {
-    std::fs::create_dir_all(state).map_err(|source| RunError::Input {
-        path: state.display().to_string(),
+    std::fs::create_dir_all(state).map_err(|source| RunError::Model {
+        path: model.display().to_string(),
         source,
     })?;
     let target = state.join("model.json");
-    std::fs::copy(model, &target).map_err(|source| RunError::Input {
+    std::fs::copy(model, &target).map_err(|source| RunError::Model {
         path: model.display().to_string(),
         source,
     })?;
