@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 RUNNER := target/release/kith-runner
 
-.PHONY: all build test quickstart bench fmt lint clean
+.PHONY: all build test quickstart bench services services-down fmt lint clean
 
 all: build
 
@@ -35,6 +35,16 @@ quickstart: build
 bench: build
 	bash runner/benches/engine.sh
 	bash runner/benches/febrl.sh
+
+# Test services on loopback (DESIGN §5): Kafka in KRaft mode and moto
+# (DynamoDB and S3) so far. Installs on first use, caches under
+# ~/.cache/kith, writes target/services.env (load it with
+# `set -a; . target/services.env; set +a`).
+services:
+	bash tests/services/up.sh
+
+services-down:
+	bash tests/services/down.sh
 
 fmt:
 	$(CARGO) fmt --all
