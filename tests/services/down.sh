@@ -7,17 +7,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 source tests/services/lib.sh
-source tests/services/kafka/service.sh
-source tests/services/moto/service.sh
+selected_services "$@"
 
-ALL_SERVICES=(kafka moto)
-services=("$@")
-((${#services[@]})) || services=("${ALL_SERVICES[@]}")
-for s in "${services[@]}"; do
-  [[ " ${ALL_SERVICES[*]} " == *" $s "* ]] || die "unknown service '$s' (known: ${ALL_SERVICES[*]})"
-done
-
-for s in "${services[@]}"; do
+for s in "${SELECTED[@]}"; do
   "${s}_down"
 done
 # Leave no empty target/services behind once everything is stopped.

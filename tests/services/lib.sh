@@ -84,3 +84,21 @@ stop_pid() {
 
 # Seconds since $1 (an epoch from `date +%s.%N`), one decimal.
 elapsed() { awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }'; }
+
+# Every service: a folder tests/services/<name>/ whose service.sh defines
+# <name>_up and <name>_down. A new service is added here only.
+ALL_SERVICES=(kafka moto)
+for s in "${ALL_SERVICES[@]}"; do
+  # shellcheck source=/dev/null
+  source "tests/services/$s/service.sh"
+done
+
+# The services named on the command line (all when none), checked.
+selected_services() {
+  local s
+  SELECTED=("$@")
+  ((${#SELECTED[@]})) || SELECTED=("${ALL_SERVICES[@]}")
+  for s in "${SELECTED[@]}"; do
+    [[ " ${ALL_SERVICES[*]} " == *" $s "* ]] || die "unknown service '$s' (known: ${ALL_SERVICES[*]})"
+  done
+}

@@ -10,18 +10,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 source tests/services/lib.sh
-source tests/services/kafka/service.sh
-source tests/services/moto/service.sh
-
-ALL_SERVICES=(kafka moto)
-services=("$@")
-((${#services[@]})) || services=("${ALL_SERVICES[@]}")
-for s in "${services[@]}"; do
-  [[ " ${ALL_SERVICES[*]} " == *" $s "* ]] || die "unknown service '$s' (known: ${ALL_SERVICES[*]})"
-done
+selected_services "$@"
 
 mkdir -p "$SERVICES_DIR"
-for s in "${services[@]}"; do
+for s in "${SELECTED[@]}"; do
   "${s}_up"
 done
 log "environment in $SERVICES_ENV:"
