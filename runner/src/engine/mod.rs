@@ -203,8 +203,10 @@ impl Engine {
         let new = obs.body.as_ref().map(|b| self.intern_body(b));
         let new_features = new.as_ref().and_then(|(live, _)| self.features_for(live));
         // Whether resolution sees the new version as it saw the old one.
-        let same_resolution = self.resolver.features(rid).map(|f| &f.fingerprint)
-            == new_features.as_ref().map(|f| &f.fingerprint);
+        // (Without a resolution section there is nothing to look up.)
+        let same_resolution = self.pipeline.resolution.is_none()
+            || self.resolver.features(rid).map(|f| &f.fingerprint)
+                == new_features.as_ref().map(|f| &f.fingerprint);
 
         // Updates that change only attributes resolution does not read keep
         // every link: no clustering at all.
