@@ -842,11 +842,6 @@ impl Engine {
     pub fn versions(&self) -> impl Iterator<Item = Observation> + '_ {
         self.records.keys().filter_map(|r| self.current_version(r))
     }
-
-    /// Number of stored versions (live records and tombstones).
-    pub fn stored_versions(&self) -> usize {
-        self.records.key_count()
-    }
 }
 
 /// Whether `incoming` replaces `stored` as the current version of a record

@@ -225,8 +225,4 @@ impl Records {
     pub fn keys(&self) -> impl Iterator<Item = RecordId> + '_ {
         self.by_key.iter().copied()
     }
-
-    pub fn key_count(&self) -> usize {
-        self.by_key.len()
-    }
 }

@@ -21,7 +21,6 @@ use std::path::Path;
 pub struct ChangeFeed {
     out: JsonLines,
     line: Vec<u8>,
-    written: u64,
 }
 
 impl ChangeFeed {
@@ -29,7 +28,6 @@ impl ChangeFeed {
         Ok(ChangeFeed {
             out: JsonLines::open(path)?,
             line: Vec::with_capacity(256),
-            written: 0,
         })
     }
 
@@ -69,12 +67,7 @@ impl ChangeFeed {
         line.extend_from_slice(b",\"id\":");
         crate::json::write_string(line, id);
         line.extend_from_slice(b"}}");
-        self.written += 1;
         self.out.write_line(&self.line)
-    }
-
-    pub fn written(&self) -> u64 {
-        self.written
     }
 
     pub fn flush(&mut self) -> Result<(), OutputError> {
