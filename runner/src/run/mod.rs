@@ -268,14 +268,7 @@ pub fn current_versions(
         path: shown.clone(),
         source,
     })? {
-        let parsed = if line.too_long {
-            Err(Rejection::TooLong)
-        } else {
-            match pipeline.input_format() {
-                InputFormat::Canonical => parse_line(line.bytes, pipeline).map(Some),
-                InputFormat::Template => map_line(line.bytes, pipeline),
-            }
-        };
+        let parsed = decode_line(&line, pipeline.input_format(), pipeline);
         match parsed {
             Ok(Some(obs)) => {
                 let key = (obs.source.clone(), obs.id.clone());
@@ -354,14 +347,7 @@ fn decode(
         })?;
         let Some(line) = line else { break };
         let read_at = Instant::now();
-        let parsed = if line.too_long {
-            Err(Rejection::TooLong)
-        } else {
-            match format {
-                InputFormat::Canonical => parse_line(line.bytes, pipeline).map(Some),
-                InputFormat::Template => map_line(line.bytes, pipeline),
-            }
-        };
+        let parsed = decode_line(&line, format, pipeline);
         match parsed {
             Ok(Some(observation)) => {
                 let mut frame = Vec::new();
@@ -420,6 +406,22 @@ fn open_input(
             "stdin".to_string(),
             Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
         )),
+    }
+}
+
+/// One input line as a validated observation: `Ok(None)` when the template
+/// skips it, `Err` (a dead letter) when it cannot be applied.
+fn decode_line(
+    line: &crate::source::Line<'_>,
+    format: InputFormat,
+    pipeline: &Pipeline,
+) -> Result<Option<crate::observation::Observation>, Rejection> {
+    if line.too_long {
+        return Err(Rejection::TooLong);
+    }
+    match format {
+        InputFormat::Canonical => parse_line(line.bytes, pipeline).map(Some),
+        InputFormat::Template => map_line(line.bytes, pipeline),
     }
 }
 
