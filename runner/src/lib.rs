@@ -11,6 +11,8 @@
 //! `evaluate` produce and score synthetic workloads; `json` writes JSON by hand
 //! where it is written by the million.
 
+pub mod admin;
+pub mod checkpoint;
 pub mod config;
 pub mod engine;
 pub mod evaluate;

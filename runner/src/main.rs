@@ -43,6 +43,23 @@ enum Command {
         /// sources stop at the end offsets seen at start).
         #[arg(long)]
         exit_at_end: bool,
+        /// Start from this checkpoint or savepoint folder (`file:///...`, a
+        /// path, or `s3://bucket/prefix/...`) instead of --state's contents;
+        /// --state must be empty. Without it, an empty --state is restored
+        /// from the latest complete checkpoint in `checkpoints.url`.
+        #[arg(long)]
+        restore: Option<String>,
+        /// Serve the admin port (metrics, health, lookups, savepoints) here,
+        /// for example 0.0.0.0:9249.
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+    },
+    /// Ask a running runner, through its admin port, for a savepoint; prints
+    /// where it was written.
+    Savepoint {
+        /// The runner's admin address, HOST:PORT.
+        #[arg(long)]
+        admin: String,
     },
     /// Print every profile, one JSON object per line, sorted by profile id.
     Export {
@@ -117,7 +134,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             pipeline,
             input,
             state,
-            exit_at_end: _,
+            exit_at_end,
+            restore,
+            admin,
         } => {
             let input = input.map(|p| {
                 if p.as_os_str() == "-" {
@@ -126,12 +145,27 @@ fn dispatch(cli: Cli) -> Result<()> {
                     InputArg::File(p)
                 }
             });
+            // SIGTERM (Kubernetes) and SIGINT stop reading; the run then
+            // takes a final checkpoint and exits cleanly.
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(signal, stop.clone())
+                    .context("cannot install the signal handler")?;
+            }
             let summary = run(&RunOptions {
                 pipeline,
                 input,
                 state,
+                exit_at_end,
+                restore,
+                admin,
+                stop: Some(stop),
             })?;
             println!("{}", serde_json::to_string(&summary)?);
+        }
+        Command::Savepoint { admin } => {
+            let body = post(&admin, "/v1/savepoints")?;
+            println!("{body}");
         }
         Command::Export { state } => {
             let engine = load(&state)?;
@@ -238,6 +272,26 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A minimal HTTP/1.1 POST over loopback or the pod network: the admin API
+/// is plain HTTP and the command needs nothing more.
+fn post(address: &str, path: &str) -> Result<String> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address)
+        .with_context(|| format!("cannot reach the runner's admin port at {address}"))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if !status.starts_with('2') {
+        bail!("the runner answered {status}: {}", body.trim());
+    }
+    Ok(body.trim().to_string())
 }
 
 /// Splits `TYPE:VALUE` at the first colon (values may contain colons).

@@ -15,12 +15,91 @@ pub enum SourceSpec {
         #[serde(default)]
         format: InputFormat,
     },
+    /// Kafka topics: one observation (or raw event) per message value.
+    Kafka(KafkaSourceSpec),
+}
+
+/// A Kafka source. Offsets are part of the runner's checkpoints and never
+/// auto-committed: they are committed to the consumer group only after a
+/// checkpoint completes, so that lag tools see progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KafkaSourceSpec {
+    /// `host:port[,host:port...]`.
+    pub bootstrap_servers: String,
+    /// Topics to read; every partition of each is assigned to the runner.
+    pub topics: Vec<String>,
+    /// Consumer group offsets are committed to (default `kith-<pipeline name>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// Where to start when no checkpoint holds a position for a partition.
+    #[serde(default)]
+    pub start_from: StartFrom,
+    #[serde(default)]
+    pub format: InputFormat,
+    /// Topic that messages which cannot be applied are written to, with the
+    /// reason in headers. Without it, dead letters go to the dead-letter file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_topic: Option<String>,
+    /// Extra librdkafka settings (`security.protocol`, `sasl.mechanism`, ...);
+    /// pass secrets through `${VAR}` so they stay out of the file.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+/// The position a Kafka partition is read from when no checkpoint has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StartFrom {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+/// Periodic, consistent checkpoints of the state and the source positions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// Where checkpoints are kept: `file:///path`, a local path, or
+    /// `s3://bucket/prefix`. Without it, the state directory alone is checkpointed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Time between checkpoints, such as `10s`, `500ms` or `2m` (default `10s`).
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    /// Completed checkpoints kept in `url`; older ones are deleted (default 3).
+    #[serde(default = "default_retain")]
+    pub retain: u32,
+    /// Where savepoints go (default `<url>/savepoints`, or `savepoints` in the
+    /// state directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savepoint_url: Option<String>,
+}
+
+impl Default for CheckpointSpec {
+    fn default() -> Self {
+        CheckpointSpec {
+            url: None,
+            interval: default_interval(),
+            retain: default_retain(),
+            savepoint_url: None,
+        }
+    }
+}
+
+fn default_interval() -> String {
+    "10s".to_string()
+}
+
+fn default_retain() -> u32 {
+    3
 }
 
 impl SourceSpec {
     pub fn format(&self) -> InputFormat {
         match self {
             SourceSpec::File { format, .. } | SourceSpec::Stdin { format } => *format,
+            SourceSpec::Kafka(k) => k.format,
         }
     }
 }

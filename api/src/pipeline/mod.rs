@@ -13,7 +13,7 @@ mod template;
 pub use identifiers::{
     GenericDetectionSpec, IdentifierTypeSpec, NormalizePreset, NormalizeRule, RegexReplace,
 };
-pub use io::{InputFormat, OutputsSpec, SourceSpec};
+pub use io::{CheckpointSpec, InputFormat, KafkaSourceSpec, OutputsSpec, SourceSpec, StartFrom};
 pub use resolution::{
     BlockingKeySpec, BlockingSpec, ComparisonMethod, ComparisonSpec, KeyTransform, ResolutionSpec,
 };
@@ -65,6 +65,9 @@ pub struct PipelineSpec {
     /// Fixed maximum parallelism: state is partitioned into this many key groups.
     #[serde(default = "default_key_groups")]
     pub key_groups: u32,
+    /// Checkpoints of state and source positions.
+    #[serde(default)]
+    pub checkpoints: CheckpointSpec,
 }
 
 /// A pipeline document that does not fit the specification, with the path of

@@ -3,8 +3,11 @@
 //! survivorship policies, the compiled template. Nothing downstream re-checks
 //! what is checked here.
 
+mod checkpoints;
 mod identifiers;
 mod survivorship;
+
+pub use checkpoints::{parse_duration, Checkpoints};
 
 pub use identifiers::{IdentifierType, IdentifierTypes, TypeId};
 pub use survivorship::{AttributePolicy, Survivorship};
@@ -60,6 +63,7 @@ pub struct Pipeline {
     pub resolution: Option<Resolution>,
     /// The model file resolution scores with, resolved against the pipeline's folder.
     pub model_path: Option<PathBuf>,
+    pub checkpoints: Checkpoints,
 }
 
 impl Pipeline {
@@ -136,7 +140,17 @@ impl Pipeline {
                     "`template` needs a `template` section in the pipeline",
                 ));
             }
+            if let SourceSpec::Kafka(k) = source {
+                validate_kafka(i, k)?;
+            }
         }
+        if spec.sources.len() > 1 {
+            return Err(ConfigError::invalid(
+                "sources",
+                "one source per pipeline for now (list several topics in one kafka source)",
+            ));
+        }
+        let checkpoints = Checkpoints::from_spec(&spec.checkpoints)?;
         let (resolution, model_path) = match &spec.resolution {
             None => (None, None),
             Some(r) => {
@@ -170,6 +184,7 @@ impl Pipeline {
             generic_detection: spec.generic_detection.enabled,
             resolution,
             model_path,
+            checkpoints,
         })
     }
 
@@ -180,6 +195,30 @@ impl Pipeline {
             .map(SourceSpec::format)
             .unwrap_or_default()
     }
+}
+
+fn validate_kafka(i: usize, k: &kith_api::pipeline::KafkaSourceSpec) -> Result<(), ConfigError> {
+    if k.bootstrap_servers.trim().is_empty() {
+        return Err(ConfigError::invalid(
+            format!("sources[{i}].bootstrapServers"),
+            "must name at least one broker, as host:port[,host:port...]",
+        ));
+    }
+    if k.topics.is_empty() || k.topics.iter().any(|t| t.trim().is_empty()) {
+        return Err(ConfigError::invalid(
+            format!("sources[{i}].topics"),
+            "must list at least one topic name, none empty",
+        ));
+    }
+    for reserved in ["enable.auto.commit", "group.id", "bootstrap.servers"] {
+        if k.properties.contains_key(reserved) {
+            return Err(ConfigError::invalid(
+                format!("sources[{i}].properties.{reserved}"),
+                "is set by the runner (offsets live in checkpoints; use `groupId` and `bootstrapServers`)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Expands `${NAME}` from the process environment.

@@ -1,11 +1,14 @@
 //! What the runner writes besides its state: dead letters and the change feed,
-//! as JSON lines. Both are append-only files (or nothing, for `-`).
+//! as JSON lines. Both are append-only files (or nothing, for `-`); dead
+//! letters of a Kafka source can go to a topic instead.
 
 mod change_feed;
 mod dead_letter;
+mod dead_letter_topic;
 
 pub use change_feed::ChangeFeed;
 pub use dead_letter::DeadLetters;
+pub use dead_letter_topic::{DeadLetterTopic, DeadLetterTopicError, Origin};
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};

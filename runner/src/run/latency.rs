@@ -48,6 +48,11 @@ impl LatencyHistogram {
         self.total += 1;
     }
 
+    /// Values recorded.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
     /// The upper edge of the bucket holding the q-quantile.
     pub fn quantile(&self, q: f64) -> Duration {
         if self.total == 0 {

@@ -1,23 +1,40 @@
-//! The `run` command: reads input lines, maps and validates them, applies them
-//! to the engine, and keeps state, change feed and dead letters in step.
+//! The `run` command: restores state, reads a source, applies observations
+//! to the engine, and keeps state, checkpoints, change feed and dead letters
+//! in step.
 //!
-//! A bounded input (a file, or standard input) is read to its end; the summary
-//! line of DESIGN §4 is returned for the caller to print.
+//! Threads: one decodes input into batches (`decode`), the engine thread
+//! (this one) applies them and marks checkpoints between batches
+//! (`engine_loop`), the checkpoint thread makes them durable and copies them
+//! to object storage (`crate::checkpoint`), and the admin server answers
+//! probes, scrapes, lookups and savepoint requests (`crate::admin`).
+//!
+//! A bounded input (a file, standard input, or Kafka with `--exit-at-end`)
+//! is read to its end; the summary line of DESIGN §4 is returned for the
+//! caller to print.
 
+mod decode;
+mod engine_loop;
 mod latency;
 
+pub use decode::decode_line;
 pub use latency::LatencyHistogram;
 
+use crate::admin::{AdminServer, AdminState, Health, Metrics};
+use crate::checkpoint::{self, CheckpointError, CheckpointStorage, Coordinator, CoordinatorConfig};
 use crate::config::{ConfigError, Pipeline};
-use crate::engine::{Applied, Engine};
-use crate::observation::{parse_line, Rejection, WireObservation, MAX_LINE_BYTES};
-use crate::output::{ChangeFeed, DeadLetters, OutputError};
+use crate::engine::Engine;
+use crate::observation::MAX_LINE_BYTES;
+use crate::output::{ChangeFeed, DeadLetterTopic, DeadLetterTopicError, DeadLetters, OutputError};
+use crate::source::kafka::{KafkaSource, KafkaSourceError};
 use crate::source::LineReader;
 use crate::store::{Store, StoreError};
-use kith_api::pipeline::{InputFormat, SourceSpec};
+use decode::{Batch, DeadLetterSink, KafkaRun, DECODE_QUEUE_BATCHES};
+use kith_api::pipeline::SourceSpec;
 use serde::Serialize;
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,6 +46,14 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Output(#[from] OutputError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaSourceError),
+    #[error(transparent)]
+    DeadLetterTopic(DeadLetterTopicError),
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
     #[error("cannot read input {path}: {source}")]
     Input {
         path: String,
@@ -39,6 +64,8 @@ pub enum RunError {
         path: String,
         source: std::io::Error,
     },
+    #[error("--restore {url}: {message}")]
+    Restore { url: String, message: String },
 }
 
 /// Where input comes from when the command line says so.
@@ -48,11 +75,19 @@ pub enum InputArg {
     Stdin,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub pipeline: PathBuf,
     pub input: Option<InputArg>,
     pub state: Option<PathBuf>,
+    /// Stop a Kafka source at the end offsets seen at start.
+    pub exit_at_end: bool,
+    /// A checkpoint or savepoint folder to start from (into an empty `state`).
+    pub restore: Option<String>,
+    /// Where the admin HTTP port listens.
+    pub admin: Option<SocketAddr>,
+    /// Set from outside (SIGTERM) to stop reading, checkpoint, and return.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// The last stdout line of `run` (DESIGN §4), plus counters.
@@ -75,6 +110,13 @@ pub struct RunSummary {
     pub values_unusable: u64,
     pub blocks_skipped: u64,
     pub pairs_scored: u64,
+    /// Kafka: p99 from the broker's append to applied, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub append_p99_ms: Option<f64>,
+    /// Checkpoints completed during the run (the final one included).
+    pub checkpoints: u64,
+    /// Seconds spent restoring state before the first observation.
+    pub restore_seconds: f64,
 }
 
 /// Versions in the log beyond this many bytes, and beyond the snapshot's size,
@@ -105,24 +147,60 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         // `lookup` and `explain` rebuild the same links from `--state` alone.
         spec_json = keep_model_in_state(&spec_json, model, dir)?;
     }
-    let mut engine = Engine::new(pipeline.clone());
+    let stop = opts.stop.clone().unwrap_or_default();
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::new());
+    health.set_not_ready("restoring state");
+    let (admin_tx, admin_rx) = crate::admin::request_channel(16);
+    let admin = opts
+        .admin
+        .map(|addr| {
+            AdminServer::start(
+                addr,
+                AdminState {
+                    metrics: metrics.clone(),
+                    health: health.clone(),
+                    requests: admin_tx,
+                },
+            )
+        })
+        .transpose()?;
+    if let Some(a) = &admin {
+        tracing::info!(address = %a.local_addr(), "admin port open");
+    }
 
-    let mut store = match &opts.state {
+    let restore_started = Instant::now();
+    let mut engine = Engine::new(pipeline.clone());
+    let mut positions = crate::source::Positions::default();
+    let store = match &opts.state {
         Some(dir) => {
-            let (store, versions) = Store::open(dir, &pipeline, &spec_json)?;
-            for v in &versions {
+            restore_if_needed(opts, dir, &pipeline, &metrics)?;
+            let opened = Store::open(dir, &pipeline, &spec_json)?;
+            for v in &opened.versions {
                 engine.apply(v);
             }
             engine.clear_events();
+            positions = opened.positions;
             tracing::info!(
-                versions = versions.len(),
+                versions = opened.versions.len(),
                 profiles = engine.profile_count(),
                 "state restored"
             );
-            Some(store)
+            Some(opened.store)
+        }
+        None if opts.restore.is_some() => {
+            return Err(RunError::Restore {
+                url: opts.restore.clone().unwrap_or_default(),
+                message: "restoring needs a state directory to restore into: add --state DIR"
+                    .into(),
+            })
         }
         None => None,
     };
+    let restore_seconds = restore_started.elapsed().as_secs_f64();
+    metrics.set_records(engine.live_records() as u64);
+    metrics.set_profiles(engine.profile_count() as u64);
+
     let state_file = |name: &str| opts.state.as_ref().map(|d| d.join(name));
     let dead_letter_path = pipeline
         .outputs
@@ -138,92 +216,189 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         .map(PathBuf::from)
         .or_else(|| state_file("changes.jsonl"))
         .unwrap_or_else(|| PathBuf::from("-"));
-    let dead = DeadLetters::open(&dead_letter_path)?;
-    let mut feed = ChangeFeed::open(&feed_path)?;
+    let feed = ChangeFeed::open(&feed_path)?;
 
-    let (input_name, reader) = open_input(opts, &pipeline)?;
-    let mut latency = LatencyHistogram::default();
-    let (mut observations, mut stale) = (0u64, 0u64);
-    let ingest_started = Instant::now();
-
-    // Decoding (JSON, template, validation, normalization) runs on its own
-    // thread and hands batches to the engine thread through a bounded
-    // channel: the engine never waits on parsing, and a slow engine blocks
-    // the reader instead of growing memory.
-    let (batches, receiver) = std::sync::mpsc::sync_channel::<Vec<Decoded>>(DECODE_QUEUE_BATCHES);
-    let encode_frames = store.as_ref().is_some_and(Store::accepts_encoded);
-    let decoder = {
-        let pipeline = pipeline.clone();
-        let input_name = input_name.clone();
-        std::thread::Builder::new()
-            .name("kith-decode".into())
-            .spawn(move || decode(reader, &input_name, &pipeline, dead, batches, encode_frames))
-            .expect("the decode thread starts")
+    let coordinator = match &store {
+        Some(store) => Some(start_coordinator(opts, &pipeline, store, &spec_json)?),
+        None => None,
     };
-    let mut engine_busy = std::time::Duration::ZERO;
-    let mut events = Vec::new();
-    for batch in receiver {
-        let batch_started = Instant::now();
-        for d in batch {
-            let applying = Instant::now();
-            observations += 1;
-            match engine.apply(&d.observation) {
-                Applied::Accepted => {
-                    if let Some(store) = &mut store {
-                        if encode_frames {
-                            store.append_encoded(&d.frame)?;
-                        } else {
-                            store.append(&d.observation)?;
-                        }
-                    }
-                }
-                Applied::Stale => stale += 1,
-            }
-            if feed.enabled() {
-                engine.take_events(&mut events);
-                for e in &events {
-                    feed.write(&engine, e)?;
-                }
-            } else {
-                engine.clear_events();
-            }
-            // Processing time of this observation: decoding plus applying,
-            // persisting and publishing it. Time spent queued behind earlier
-            // observations of a backlog is not the observation's own cost.
-            latency.record(d.decode_time + applying.elapsed());
+
+    let (batches, receiver) = std::sync::mpsc::sync_channel::<Batch>(DECODE_QUEUE_BATCHES);
+    let encode_frames = store.as_ref().is_some_and(Store::accepts_encoded);
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel();
+    let kafka_spec = match (&opts.input, pipeline.sources.first()) {
+        (None, Some(SourceSpec::Kafka(k))) => Some(k.clone()),
+        _ => None,
+    };
+    let (decoder, kafka_status) = match kafka_spec {
+        Some(spec) => {
+            let source =
+                KafkaSource::connect(&spec, &pipeline.name, &positions, opts.exit_at_end, &stop)?;
+            let status = source.status();
+            let dead = match &spec.dead_letter_topic {
+                Some(topic) => DeadLetterSink::Topic(
+                    DeadLetterTopic::new(&spec.bootstrap_servers, &spec.properties, topic)
+                        .map_err(RunError::DeadLetterTopic)?,
+                ),
+                None => DeadLetterSink::File(DeadLetters::open(&dead_letter_path)?),
+            };
+            let (pipeline, metrics, stop) = (pipeline.clone(), metrics.clone(), stop.clone());
+            let exit_at_end = opts.exit_at_end;
+            let handle = std::thread::Builder::new()
+                .name("kith-decode".into())
+                .spawn(move || {
+                    let run = KafkaRun {
+                        source,
+                        dead,
+                        exit_at_end,
+                        stop: &stop,
+                        commits: commit_rx,
+                    };
+                    decode::decode_kafka(run, &pipeline, batches, encode_frames, &metrics)
+                })
+                .expect("the decode thread starts");
+            (handle, Some(status))
         }
-        engine_busy += batch_started.elapsed();
-    }
-    let decoded = decoder.join().expect("the decode thread does not panic")?;
+        None => {
+            let (input_name, reader) = open_input(opts, &pipeline)?;
+            let dead = DeadLetters::open(&dead_letter_path)?;
+            let (pipeline, metrics) = (pipeline.clone(), metrics.clone());
+            let handle = std::thread::Builder::new()
+                .name("kith-decode".into())
+                .spawn(move || {
+                    decode::decode_lines(
+                        reader,
+                        &input_name,
+                        &pipeline,
+                        dead,
+                        batches,
+                        encode_frames,
+                        &metrics,
+                    )
+                })
+                .expect("the decode thread starts");
+            (handle, None)
+        }
+    };
+
+    let ingest_started = Instant::now();
+    let mut looped = engine_loop::EngineLoop {
+        engine: &mut engine,
+        store,
+        coordinator,
+        feed,
+        positions,
+        metrics: metrics.clone(),
+        health: health.clone(),
+        kafka_status,
+        commits: commit_tx,
+        admin: admin_rx,
+        interval: pipeline.checkpoints.interval,
+        counters: Default::default(),
+    };
+    let outcome = looped.run(receiver);
+    let decoded = decoder.join().expect("the decode thread does not panic");
+    let counters = looped.finish()?;
+    outcome?;
+    let decoded = decoded?;
     tracing::info!(
-        engine_busy_seconds = engine_busy.as_secs_f64(),
         decode_busy_seconds = decoded.busy.as_secs_f64(),
         "run finished"
     );
+    drop(admin);
     let ingest_seconds = ingest_started.elapsed().as_secs_f64();
-    feed.flush()?;
-    if let Some(store) = &mut store {
-        store.sync()?;
-        if store.log_bytes() >= MIN_COMPACTION_BYTES {
-            store.snapshot(engine.versions())?;
-        }
-    }
+    let observations = counters.observations;
     Ok(RunSummary {
         observations,
         profiles: engine.profile_count() as u64,
         seconds: round3(ingest_seconds),
         observations_per_s: round3(observations as f64 / ingest_seconds.max(1e-9)),
-        p99_ms: round3(latency.quantile(0.99).as_secs_f64() * 1e3),
+        p99_ms: round3(counters.latency.quantile(0.99).as_secs_f64() * 1e3),
         peak_rss_mb: round3(peak_rss_mb()),
         dead_letters: decoded.dead_letters,
-        stale,
+        stale: counters.stale,
         skipped: decoded.skipped,
         values_truncated: engine.value_counters().truncated,
         values_unusable: engine.value_counters().unusable,
         blocks_skipped: engine.resolution_stats().0,
         pairs_scored: engine.resolution_stats().1,
         records: engine.live_records() as u64,
+        append_p99_ms: (counters.append_latency.count() > 0)
+            .then(|| round3(counters.append_latency.quantile(0.99).as_secs_f64() * 1e3)),
+        checkpoints: counters.checkpoints,
+        restore_seconds: round3(restore_seconds),
     })
+}
+
+/// Restores into an empty state directory: from `--restore`, or from the
+/// latest complete checkpoint in the pipeline's checkpoint storage.
+fn restore_if_needed(
+    opts: &RunOptions,
+    dir: &Path,
+    pipeline: &Pipeline,
+    metrics: &Metrics,
+) -> Result<(), RunError> {
+    let has_state = dir.join("MANIFEST").exists();
+    let restored = match (&opts.restore, &pipeline.checkpoints.url) {
+        (Some(url), _) => {
+            if has_state {
+                return Err(RunError::Restore {
+                    url: url.clone(),
+                    message: format!(
+                        "the state directory {} already holds a state; restore into an empty one",
+                        dir.display()
+                    ),
+                });
+            }
+            Some(checkpoint::restore::restore(url, dir)?)
+        }
+        (None, Some(url)) if !has_state => checkpoint::restore::restore_latest(url, dir)?,
+        _ => None,
+    };
+    if let Some(md) = restored {
+        tracing::info!(checkpoint = md.id, kind = ?md.kind, "restored from object storage");
+        metrics.checkpoint_restored(md.created_unix_ms as f64 / 1e3);
+        if md.key_groups != pipeline.key_groups {
+            crate::store::repartition(dir, pipeline.key_groups)?;
+        }
+    }
+    Ok(())
+}
+
+fn start_coordinator(
+    opts: &RunOptions,
+    pipeline: &Pipeline,
+    store: &Store,
+    spec_json: &str,
+) -> Result<Coordinator, RunError> {
+    let cp = &pipeline.checkpoints;
+    let storage = cp
+        .url
+        .as_deref()
+        .map(CheckpointStorage::from_url)
+        .transpose()
+        .map_err(CheckpointError::from)?
+        .map(Arc::new);
+    let savepoints = cp.savepoint_url.clone().unwrap_or_else(|| match &cp.url {
+        Some(url) => format!("{}/savepoints", url.trim_end_matches('/')),
+        None => opts
+            .state
+            .as_ref()
+            .expect("a store has a state directory")
+            .join("savepoints")
+            .display()
+            .to_string(),
+    });
+    Ok(Coordinator::start(
+        store.committer(),
+        CoordinatorConfig {
+            storage,
+            savepoints,
+            retain: cp.retain,
+            pipeline_name: pipeline.name.clone(),
+            pipeline: serde_json::from_str(spec_json).expect("saved pipelines are JSON"),
+        },
+    ))
 }
 
 fn round3(x: f64) -> f64 {
@@ -295,91 +470,21 @@ fn pipeline_json(path: &Path) -> Result<String, RunError> {
         source,
     })?;
     let expanded = crate::config::expand_env(&text)?;
-    let value: serde_json::Value =
+    let mut value: serde_json::Value =
         serde_yaml::from_str(&expanded).map_err(|source| ConfigError::Yaml {
             path: path.display().to_string(),
             source,
         })?;
-    Ok(serde_json::to_string_pretty(&value).expect("JSON values serialize"))
-}
-
-/// Lines per batch handed from the decode thread to the engine: large enough
-/// to amortize the hand-over, small enough to keep latency in microseconds.
-const DECODE_BATCH: usize = 64;
-/// Batches in flight between the threads.
-const DECODE_QUEUE_BATCHES: usize = 16;
-
-/// A validated observation and how long decoding it took.
-struct Decoded {
-    observation: crate::observation::Observation,
-    /// The observation as a write-ahead log frame, when the store takes
-    /// frames encoded outside it.
-    frame: Vec<u8>,
-    decode_time: std::time::Duration,
-}
-
-/// What the decode thread counted.
-struct DecodeTotals {
-    dead_letters: u64,
-    skipped: u64,
-    /// Time spent decoding (not waiting for the engine).
-    busy: std::time::Duration,
-}
-
-/// Reads, maps and validates every line; dead-letters the bad ones.
-fn decode(
-    reader: Box<dyn BufRead + Send>,
-    input_name: &str,
-    pipeline: &Pipeline,
-    mut dead: DeadLetters,
-    batches: std::sync::mpsc::SyncSender<Vec<Decoded>>,
-    encode_frames: bool,
-) -> Result<DecodeTotals, RunError> {
-    let format = pipeline.input_format();
-    let mut lines = LineReader::new(reader, MAX_LINE_BYTES);
-    let mut batch = Vec::with_capacity(DECODE_BATCH);
-    let mut skipped = 0u64;
-    let mut busy = std::time::Duration::ZERO;
-    loop {
-        let line = lines.next_line().map_err(|source| RunError::Input {
-            path: input_name.to_string(),
-            source,
-        })?;
-        let Some(line) = line else { break };
-        let read_at = Instant::now();
-        let parsed = decode_line(&line, format, pipeline);
-        match parsed {
-            Ok(Some(observation)) => {
-                let mut frame = Vec::new();
-                if encode_frames {
-                    crate::store::encode_version(&observation, &mut frame);
-                }
-                batch.push(Decoded {
-                    observation,
-                    frame,
-                    decode_time: read_at.elapsed(),
-                });
-                busy += read_at.elapsed();
-                if batch.len() == DECODE_BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(DECODE_BATCH));
-                    if batches.send(full).is_err() {
-                        break; // the engine stopped on an error of its own
-                    }
-                }
+    // Client properties may carry credentials expanded from `${VAR}`: they
+    // never reach the state directory or checkpoints.
+    if let Some(sources) = value.get_mut("sources").and_then(|s| s.as_array_mut()) {
+        for source in sources {
+            if let Some(obj) = source.as_object_mut() {
+                obj.remove("properties");
             }
-            Ok(None) => skipped += 1,
-            Err(why) => dead.write(input_name, line.number, line.bytes, &why)?,
         }
     }
-    if !batch.is_empty() {
-        let _ = batches.send(batch);
-    }
-    dead.flush()?;
-    Ok(DecodeTotals {
-        dead_letters: dead.total(),
-        skipped,
-        busy,
-    })
+    Ok(serde_json::to_string_pretty(&value).expect("JSON values serialize"))
 }
 
 fn open_input(
@@ -391,7 +496,10 @@ fn open_input(
         .clone()
         .or_else(|| match pipeline.sources.first() {
             Some(SourceSpec::File { path, .. }) => Some(InputArg::File(PathBuf::from(path))),
-            Some(SourceSpec::Stdin { .. }) | None => Some(InputArg::Stdin),
+            // A Kafka source is read by its own loop; only `--input` gets here.
+            Some(SourceSpec::Stdin { .. }) | Some(SourceSpec::Kafka(_)) | None => {
+                Some(InputArg::Stdin)
+            }
         });
     match arg {
         Some(InputArg::File(path)) if path.as_os_str() != "-" => {
@@ -407,38 +515,6 @@ fn open_input(
             Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
         )),
     }
-}
-
-/// One input line as a validated observation: `Ok(None)` when the template
-/// skips it, `Err` (a dead letter) when it cannot be applied.
-fn decode_line(
-    line: &crate::source::Line<'_>,
-    format: InputFormat,
-    pipeline: &Pipeline,
-) -> Result<Option<crate::observation::Observation>, Rejection> {
-    if line.too_long {
-        return Err(Rejection::TooLong);
-    }
-    match format {
-        InputFormat::Canonical => parse_line(line.bytes, pipeline).map(Some),
-        InputFormat::Template => map_line(line.bytes, pipeline),
-    }
-}
-
-/// Maps a raw event with the template, then validates it like a canonical line.
-fn map_line(
-    bytes: &[u8],
-    pipeline: &Pipeline,
-) -> Result<Option<crate::observation::Observation>, Rejection> {
-    let text = std::str::from_utf8(bytes).map_err(|_| Rejection::InvalidUtf8)?;
-    let event: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| Rejection::Malformed(e.to_string()))?;
-    let template = pipeline
-        .template
-        .as_ref()
-        .expect("validated: template sources have a template");
-    let mapped: Option<WireObservation<'static>> = template.map(&event)?;
-    mapped.map(|w| w.validate(pipeline)).transpose()
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB.

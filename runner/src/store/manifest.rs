@@ -1,8 +1,11 @@
 use super::{write_atomically, StoreError};
+use crate::source::Positions;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub const FORMAT: u32 = 1;
+/// Format 2 adds write-ahead log segments and source positions; format 1
+/// states (one log per snapshot) are read and rewritten on open.
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,6 +16,21 @@ pub struct Manifest {
     pub snapshot: Option<u64>,
     /// Identifier type names, in the order stored type indexes refer to.
     pub identifier_types: Vec<String>,
+    /// Sealed, durable log segments holding versions accepted after the
+    /// snapshot, oldest first.
+    #[serde(default)]
+    pub segments: Vec<u64>,
+    /// Where each source partition resumes: every message before these
+    /// positions is in the snapshot or the sealed segments.
+    #[serde(default)]
+    pub positions: Positions,
+    /// The last checkpoint these files were committed as.
+    #[serde(default)]
+    pub checkpoint: u64,
+    /// Names the files of this state in shared checkpoint storage; stays the
+    /// same when the state is restored elsewhere, so uploaded files are reused.
+    #[serde(default)]
+    pub state_id: String,
 }
 
 impl Manifest {
@@ -22,12 +40,29 @@ impl Manifest {
             key_groups,
             snapshot: None,
             identifier_types,
+            segments: Vec::new(),
+            positions: Positions::default(),
+            checkpoint: 0,
+            state_id: new_state_id(),
         }
     }
 
-    /// The generation the current log belongs to.
+    /// The generation of the current snapshot (0 before the first).
     pub fn generation(&self) -> u64 {
         self.snapshot.unwrap_or(0)
+    }
+
+    /// The file names (relative to the state directory) that hold the state
+    /// this manifest describes.
+    pub fn files(&self) -> Vec<String> {
+        let mut files: Vec<String> = match self.snapshot {
+            Some(g) => (0..self.key_groups)
+                .map(|k| format!("snapshot-{g}/kg-{k}.bin"))
+                .collect(),
+            None => Vec::new(),
+        };
+        files.extend(self.segments.iter().map(|s| segment_name(*s)));
+        files
     }
 
     pub fn read(dir: &Path) -> Result<Option<Manifest>, StoreError> {
@@ -59,4 +94,24 @@ impl Manifest {
         let text = serde_json::to_string_pretty(self).expect("a manifest serializes");
         write_atomically(&dir.join("MANIFEST"), text.as_bytes())
     }
+}
+
+/// The file name of write-ahead log segment `seq`.
+pub fn segment_name(seq: u64) -> String {
+    format!("wal-{seq:010}.bin")
+}
+
+/// The segment number of a file name written by [`segment_name`].
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    name.strip_prefix("wal-")?
+        .strip_suffix(".bin")?
+        .parse()
+        .ok()
+}
+
+/// 64 random bits from the OS, as hex: unique enough to keep states apart in
+/// one checkpoint bucket.
+fn new_state_id() -> String {
+    use rand::RngCore;
+    format!("{:016x}", rand::rngs::OsRng.next_u64())
 }

@@ -4,28 +4,38 @@
 //!
 //! Profiles, identifier postings and links are derived state: they are a pure
 //! function of the records (DESIGN §3.2), so they are rebuilt on open rather
-//! than stored, and no format change is needed when they evolve.
+//! than stored, and no format change is needed when they evolve. The records
+//! themselves form a join-semilattice (a key keeps its greatest version), so
+//! re-applying versions the state already holds changes nothing: that is what
+//! lets a restart resume sources from a checkpoint's positions and replay.
 //!
-//! Layout (format 1):
-//! - `MANIFEST`: JSON; which snapshot generation is current, the key-group
-//!   count and the identifier type names the stored type indexes refer to.
-//!   Replaced atomically (write, fsync, rename), and written last.
+//! Layout (format 2):
+//! - `MANIFEST`: JSON; the current snapshot generation, the sealed log
+//!   segments after it, the source positions they cover, the key-group count
+//!   and the identifier type names stored type indexes refer to. Replaced
+//!   atomically (write, fsync, rename), and written last.
 //! - `snapshot-<g>/kg-<k>.bin`: framed versions of key group `k`.
-//! - `log-<g>.bin`: framed versions accepted since snapshot `g`; a torn tail
-//!   (a crash mid-write) is detected by its checksum and cut off on open.
+//! - `wal-<n>.bin`: log segments. The engine thread appends to the newest;
+//!   a checkpoint seals it (flush, start the next) in microseconds, and the
+//!   checkpoint thread makes it durable and lists it in the manifest. Segments
+//!   on disk but not yet listed are adopted on open; a torn tail (a crash
+//!   mid-write) is detected by its checksum and cut off.
 //! - `pipeline.json`: the pipeline the state was last run with, so that
 //!   `export`, `lookup` and `explain` need only `--state`.
 
 mod frame;
 mod manifest;
 
+pub use manifest::{parse_segment_name, segment_name, Manifest};
+
 use crate::config::{Pipeline, TypeId};
 use crate::observation::Observation;
+use crate::source::Positions;
 use frame::{FrameReader, FrameWriter};
-use manifest::Manifest;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -36,7 +46,7 @@ pub enum StoreError {
     },
     #[error("state directory {path}: {message}")]
     Corrupt { path: String, message: String },
-    #[error("state directory {path} was written with {stored} key groups; the pipeline says {configured}, and key groups can never change for a state")]
+    #[error("state directory {path} was written with {stored} key groups; the pipeline says {configured}, and key groups can never change for a state (restore a savepoint to change them)")]
     KeyGroups {
         path: String,
         stored: u32,
@@ -58,14 +68,29 @@ pub fn key_group(source: &str, id: &str, key_groups: u32) -> u32 {
     (h.digest() % key_groups as u64) as u32
 }
 
-/// An open state directory.
+/// An open state directory, written by the engine thread.
 pub struct Store {
     dir: PathBuf,
-    manifest: Manifest,
+    manifest: Arc<Mutex<Manifest>>,
     log: FrameWriter<BufWriter<File>>,
+    log_seq: u64,
+    /// Bytes in the open segment: an empty one is not sealed.
+    open_bytes: u64,
+    /// Bytes in log segments since the snapshot.
     log_bytes: u64,
+    /// Segments sealed (or adopted on open) and not yet committed.
+    sealed: Vec<u64>,
     /// Maps type indexes written in this state to the pipeline's.
     type_map: Vec<TypeId>,
+}
+
+/// What opening a state found.
+pub struct Opened {
+    pub store: Store,
+    /// Every stored version, to be applied to a fresh engine.
+    pub versions: Vec<Observation>,
+    /// Where sources resume.
+    pub positions: Positions,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -76,13 +101,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 }
 
 impl Store {
-    /// Opens (or creates) a state directory for `pipeline` and returns every
-    /// stored version, to be applied to a fresh engine.
-    pub fn open(
-        dir: &Path,
-        pipeline: &Pipeline,
-        spec_json: &str,
-    ) -> Result<(Store, Vec<Observation>), StoreError> {
+    /// Opens (or creates) a state directory for `pipeline`.
+    pub fn open(dir: &Path, pipeline: &Pipeline, spec_json: &str) -> Result<Opened, StoreError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let shown = dir.display().to_string();
         let type_names: Vec<String> = pipeline
@@ -90,7 +110,7 @@ impl Store {
             .iter()
             .map(|(_, t)| t.name.clone())
             .collect();
-        let manifest = match Manifest::read(dir)? {
+        let mut manifest = match Manifest::read(dir)? {
             Some(m) => m,
             None => Manifest::new(pipeline.key_groups, type_names.clone()),
         };
@@ -102,22 +122,12 @@ impl Store {
             });
         }
         let type_map = stored_types(&manifest, pipeline, &shown)?;
-
-        let log_path = dir.join(format!("log-{}.bin", manifest.generation()));
-        let (mut versions, valid_len) = read_versions(dir, &manifest)?;
+        upgrade_format_1(dir, &mut manifest)?;
+        let found = read_versions(dir, &manifest, true)?;
+        let mut versions = found.versions;
         for v in &mut versions {
             remap_types(v, &type_map);
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(&log_path)
-            .map_err(io(&log_path))?;
-        file.set_len(valid_len).map_err(io(&log_path))?;
-        let mut file = file;
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).map_err(io(&log_path))?;
-        let mut manifest = manifest;
         // New types the pipeline added since are appended to the stored list.
         for name in type_names {
             if !manifest.identifier_types.contains(&name) {
@@ -131,16 +141,23 @@ impl Store {
             .collect();
         manifest.write(dir)?;
         write_atomically(&dir.join("pipeline.json"), spec_json.as_bytes())?;
-        Ok((
-            Store {
+        let log_seq = found.last_segment + 1;
+        let log = open_segment(dir, log_seq)?;
+        let positions = manifest.positions.clone();
+        Ok(Opened {
+            store: Store {
                 dir: dir.to_path_buf(),
-                manifest,
-                log: FrameWriter::new(BufWriter::with_capacity(1 << 20, file)),
-                log_bytes: valid_len,
+                manifest: Arc::new(Mutex::new(manifest)),
+                log,
+                log_seq,
+                open_bytes: 0,
+                log_bytes: found.segment_bytes,
+                sealed: found.adopted,
                 type_map,
             },
             versions,
-        ))
+            positions,
+        })
     }
 
     /// Reads every stored version without changing anything (for `export`,
@@ -151,7 +168,7 @@ impl Store {
             path: shown.clone(),
         })?;
         let type_map = stored_types(&manifest, pipeline, &shown)?;
-        let (mut versions, _) = read_versions(dir, &manifest)?;
+        let mut versions = read_versions(dir, &manifest, false)?.versions;
         for v in &mut versions {
             remap_types(v, &type_map);
         }
@@ -171,13 +188,7 @@ impl Store {
 
     /// Appends an accepted version to the write-ahead log.
     pub fn append(&mut self, version: &Observation) -> Result<(), StoreError> {
-        // Most states were written by the same pipeline: no copy is needed then.
-        let identity = self
-            .type_map
-            .iter()
-            .enumerate()
-            .all(|(i, t)| t.0 as usize == i);
-        let n = if identity {
+        let n = if self.accepts_encoded() {
             self.log.write(version)
         } else {
             let mut stored = version.clone();
@@ -186,6 +197,7 @@ impl Store {
         }
         .map_err(io(&self.dir))?;
         self.log_bytes += n as u64;
+        self.open_bytes += n as u64;
         Ok(())
     }
 
@@ -204,10 +216,11 @@ impl Store {
         debug_assert!(self.accepts_encoded());
         let n = self.log.write_encoded(frame).map_err(io(&self.dir))?;
         self.log_bytes += n as u64;
+        self.open_bytes += n as u64;
         Ok(())
     }
 
-    /// Makes everything appended so far durable.
+    /// Makes everything appended so far durable (the open segment included).
     pub fn sync(&mut self) -> Result<(), StoreError> {
         let w = self.log.inner_mut();
         w.flush().map_err(io(&self.dir))?;
@@ -219,54 +232,219 @@ impl Store {
         self.log_bytes
     }
 
-    /// Writes a new snapshot of `versions` and starts an empty log; the
-    /// previous generation is removed once the manifest points at the new one.
-    pub fn snapshot<'a>(
+    /// Closes the open segment and starts the next: the cheap, synchronous
+    /// part of a checkpoint. Returns every segment not yet committed, for
+    /// [`Committer::commit`] to make durable off the engine thread.
+    pub fn seal(&mut self) -> Result<Vec<u64>, StoreError> {
+        // An idle pipeline does not leave a trail of empty segments.
+        if self.open_bytes > 0 {
+            self.log.inner_mut().flush().map_err(io(&self.dir))?;
+            self.sealed.push(self.log_seq);
+            self.log_seq += 1;
+            self.log = open_segment(&self.dir, self.log_seq)?;
+            self.open_bytes = 0;
+        }
+        Ok(std::mem::take(&mut self.sealed))
+    }
+
+    /// A handle the checkpoint thread commits sealed segments with.
+    pub fn committer(&self) -> Committer {
+        Committer {
+            dir: self.dir.clone(),
+            manifest: self.manifest.clone(),
+        }
+    }
+
+    /// Writes a new snapshot of `versions` (the engine's, which cover every
+    /// segment) with the positions they cover, and removes the segments and
+    /// the previous snapshot. No checkpoint may be in flight.
+    pub fn snapshot(
         &mut self,
-        versions: impl Iterator<Item = Observation> + 'a,
+        versions: impl Iterator<Item = Observation>,
+        positions: &Positions,
     ) -> Result<(), StoreError> {
-        self.sync()?;
-        let next = self.manifest.generation() + 1;
+        self.seal()?;
+        let (next, groups) = {
+            let m = self.manifest.lock().expect("manifest lock");
+            (m.generation() + 1, m.key_groups)
+        };
         let snap = self.dir.join(format!("snapshot-{next}"));
-        let tmp = self.dir.join(format!("snapshot-{next}.tmp"));
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-        }
-        fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        let groups = self.manifest.key_groups;
-        let mut writers = (0..groups)
-            .map(|k| {
-                let path = tmp.join(format!("kg-{k}.bin"));
-                File::create(&path)
-                    .map(|f| FrameWriter::new(BufWriter::with_capacity(64 << 10, f)))
-                    .map_err(io(&path))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        for mut v in versions {
-            let k = key_group(&v.source, &v.id, groups);
-            unmap_types(&mut v, &self.type_map);
-            writers[k as usize].write(&v).map_err(io(&tmp))?;
-        }
-        for w in &mut writers {
-            let inner = w.inner_mut();
-            inner.flush().map_err(io(&tmp))?;
-            inner.get_ref().sync_all().map_err(io(&tmp))?;
-        }
-        drop(writers);
-        fs::rename(&tmp, &snap).map_err(io(&snap))?;
-        let previous = self.manifest.snapshot.replace(next);
-        let new_log = self.dir.join(format!("log-{next}.bin"));
-        let file = File::create(&new_log).map_err(io(&new_log))?;
-        self.manifest.write(&self.dir)?;
-        let old_log = self.dir.join(format!("log-{}.bin", previous.unwrap_or(0)));
-        self.log = FrameWriter::new(BufWriter::with_capacity(1 << 20, file));
+        write_snapshot(&snap, groups, versions, &self.type_map)?;
+        let (previous, obsolete) = {
+            let mut m = self.manifest.lock().expect("manifest lock");
+            let previous = m.snapshot.replace(next);
+            let obsolete = std::mem::take(&mut m.segments);
+            m.positions = positions.clone();
+            m.write(&self.dir)?;
+            (previous, obsolete)
+        };
         self.log_bytes = 0;
-        let _ = fs::remove_file(old_log);
+        // Every segment before the open one is now in the snapshot.
+        for seq in obsolete.into_iter().chain(segments_on_disk(&self.dir)?) {
+            if seq < self.log_seq {
+                let _ = fs::remove_file(self.dir.join(segment_name(seq)));
+            }
+        }
         if let Some(p) = previous {
             let _ = fs::remove_dir_all(self.dir.join(format!("snapshot-{p}")));
         }
         Ok(())
     }
+}
+
+/// Commits sealed segments into the manifest: the durable half of a
+/// checkpoint, run on the checkpoint thread.
+#[derive(Clone)]
+pub struct Committer {
+    dir: PathBuf,
+    manifest: Arc<Mutex<Manifest>>,
+}
+
+impl Committer {
+    /// Makes `segments` durable and records them with the positions they
+    /// cover; returns the manifest as committed.
+    pub fn commit(
+        &self,
+        segments: &[u64],
+        positions: &Positions,
+        checkpoint: u64,
+    ) -> Result<Manifest, StoreError> {
+        for seq in segments {
+            let path = self.dir.join(segment_name(*seq));
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&path))?;
+        }
+        let mut m = self.manifest.lock().expect("manifest lock");
+        for seq in segments {
+            if !m.segments.contains(seq) {
+                m.segments.push(*seq);
+            }
+        }
+        m.positions = positions.clone();
+        m.checkpoint = checkpoint;
+        m.write(&self.dir)?;
+        Ok(m.clone())
+    }
+
+    pub fn manifest(&self) -> Manifest {
+        self.manifest.lock().expect("manifest lock").clone()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+fn open_segment(dir: &Path, seq: u64) -> Result<FrameWriter<BufWriter<File>>, StoreError> {
+    let path = dir.join(segment_name(seq));
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    Ok(FrameWriter::new(BufWriter::with_capacity(1 << 20, file)))
+}
+
+/// Writes one framed file per key group into `snap` (through a temporary
+/// folder renamed at the end, so a crash leaves no half snapshot).
+pub(crate) fn write_snapshot(
+    snap: &Path,
+    groups: u32,
+    versions: impl Iterator<Item = Observation>,
+    type_map: &[TypeId],
+) -> Result<(), StoreError> {
+    let tmp = snap.with_extension("tmp");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let mut writers = (0..groups)
+        .map(|k| {
+            let path = tmp.join(format!("kg-{k}.bin"));
+            File::create(&path)
+                .map(|f| FrameWriter::new(BufWriter::with_capacity(64 << 10, f)))
+                .map_err(io(&path))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for mut v in versions {
+        let k = key_group(&v.source, &v.id, groups);
+        unmap_types(&mut v, type_map);
+        writers[k as usize].write(&v).map_err(io(&tmp))?;
+    }
+    for w in &mut writers {
+        let inner = w.inner_mut();
+        inner.flush().map_err(io(&tmp))?;
+        inner.get_ref().sync_all().map_err(io(&tmp))?;
+    }
+    drop(writers);
+    if snap.exists() {
+        fs::remove_dir_all(snap).map_err(io(snap))?;
+    }
+    fs::rename(&tmp, snap).map_err(io(snap))
+}
+
+/// Rewrites a state (restored from a savepoint taken with another key-group
+/// count) into `key_groups` groups: one new snapshot of every version.
+pub fn repartition(dir: &Path, key_groups: u32) -> Result<(), StoreError> {
+    let mut manifest = Manifest::read(dir)?.ok_or_else(|| StoreError::NoPipeline {
+        path: dir.display().to_string(),
+    })?;
+    let found = read_versions(dir, &manifest, true)?;
+    // Stored type indexes are written back as they are.
+    let identity: Vec<TypeId> = (0..manifest.identifier_types.len())
+        .map(|i| TypeId(i as u16))
+        .collect();
+    let next = manifest.generation() + 1;
+    write_snapshot(
+        &dir.join(format!("snapshot-{next}")),
+        key_groups,
+        found.versions.into_iter(),
+        &identity,
+    )?;
+    let previous = manifest.snapshot.replace(next);
+    let obsolete = std::mem::take(&mut manifest.segments);
+    manifest.key_groups = key_groups;
+    manifest.write(dir)?;
+    for seq in obsolete.into_iter().chain(found.adopted) {
+        let _ = fs::remove_file(dir.join(segment_name(seq)));
+    }
+    if let Some(p) = previous {
+        let _ = fs::remove_dir_all(dir.join(format!("snapshot-{p}")));
+    }
+    Ok(())
+}
+
+/// Format 1 kept one log per snapshot generation (`log-<g>.bin`); it becomes
+/// the first segment of format 2.
+fn upgrade_format_1(dir: &Path, manifest: &mut Manifest) -> Result<(), StoreError> {
+    if manifest.format >= 2 {
+        return Ok(());
+    }
+    let legacy = dir.join(format!("log-{}.bin", manifest.generation()));
+    if legacy.exists() {
+        let target = dir.join(segment_name(1));
+        fs::rename(&legacy, &target).map_err(io(&target))?;
+    }
+    manifest.format = manifest::FORMAT;
+    if manifest.state_id.is_empty() {
+        manifest.state_id = Manifest::new(0, Vec::new()).state_id;
+    }
+    Ok(())
+}
+
+/// Segment numbers of the `wal-*.bin` files in `dir`, ascending.
+fn segments_on_disk(dir: &Path) -> Result<Vec<u64>, StoreError> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        if let Some(seq) = entry.file_name().to_str().and_then(parse_segment_name) {
+            found.push(seq);
+        }
+    }
+    found.sort_unstable();
+    Ok(found)
 }
 
 /// Maps the type indexes stored in a state to the pipeline's types.
@@ -290,9 +468,19 @@ fn stored_types(
         .collect()
 }
 
-/// The snapshot's versions followed by the log's, and the length of the log's
-/// intact prefix.
-fn read_versions(dir: &Path, manifest: &Manifest) -> Result<(Vec<Observation>, u64), StoreError> {
+struct Found {
+    versions: Vec<Observation>,
+    /// Segments on disk that the manifest does not list yet.
+    adopted: Vec<u64>,
+    /// The highest segment number seen.
+    last_segment: u64,
+    segment_bytes: u64,
+}
+
+/// The snapshot's versions, then the listed segments', then those of any
+/// later segment on disk (sealed or open when the runner stopped). With
+/// `repair`, torn tails are cut off so that the files can be shipped as is.
+fn read_versions(dir: &Path, manifest: &Manifest, repair: bool) -> Result<Found, StoreError> {
     let shown = dir.display().to_string();
     let mut versions = Vec::new();
     if let Some(g) = manifest.snapshot {
@@ -312,20 +500,54 @@ fn read_versions(dir: &Path, manifest: &Manifest) -> Result<(Vec<Observation>, u
             }
         }
     }
-    let log_path = dir.join(format!("log-{}.bin", manifest.generation()));
-    let mut valid_len = 0u64;
-    if log_path.exists() {
-        let file = File::open(&log_path).map_err(io(&log_path))?;
-        let mut reader = FrameReader::new(BufReader::new(file));
-        while let Some(obs) = reader.next::<Observation>().map_err(io(&log_path))? {
-            versions.push(obs);
+    let listed_last = manifest.segments.iter().copied().max().unwrap_or(0);
+    let mut adopted = Vec::new();
+    let mut last_seen = listed_last;
+    for seq in segments_on_disk(dir)? {
+        if seq <= listed_last {
+            continue;
         }
-        valid_len = reader.valid_bytes();
-        if reader.torn() {
-            tracing::warn!(path = %log_path.display(), valid_bytes = valid_len, "cutting a torn tail off the write-ahead log");
+        last_seen = last_seen.max(seq);
+        let path = dir.join(segment_name(seq));
+        let empty = fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(false);
+        if empty && repair {
+            let _ = fs::remove_file(&path);
+        } else if !empty {
+            adopted.push(seq);
         }
     }
-    Ok((versions, valid_len))
+    let mut segment_bytes = 0;
+    for seq in manifest.segments.iter().chain(&adopted) {
+        let path = dir.join(segment_name(*seq));
+        let file = File::open(&path).map_err(io(&path))?;
+        let mut reader = FrameReader::new(BufReader::new(file));
+        while let Some(obs) = reader.next::<Observation>().map_err(io(&path))? {
+            versions.push(obs);
+        }
+        segment_bytes += reader.valid_bytes();
+        if reader.torn() {
+            if manifest.segments.contains(seq) {
+                return Err(StoreError::Corrupt {
+                    path: shown,
+                    message: format!("committed log segment {} is damaged", path.display()),
+                });
+            }
+            tracing::warn!(path = %path.display(), valid_bytes = reader.valid_bytes(), "cutting a torn tail off a log segment");
+            if repair {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io(&path))?;
+                f.set_len(reader.valid_bytes()).map_err(io(&path))?;
+            }
+        }
+    }
+    Ok(Found {
+        versions,
+        last_segment: last_seen,
+        adopted,
+        segment_bytes,
+    })
 }
 
 fn remap_types(v: &mut Observation, map: &[TypeId]) {

@@ -1,10 +1,16 @@
 use super::*;
 use crate::observation::parse_line;
+use crate::source::Positions;
 
 const PIPELINE: &str = "name: t\nidentifiers:\n  - type: email\n    normalize: email\n  - type: phone\n    normalize: phone\nkeyGroups: 8\n";
 
 fn pipeline(yaml: &str) -> Pipeline {
     Pipeline::from_yaml(yaml, "test", &|_| None).unwrap()
+}
+
+fn open(dir: &Path, p: &Pipeline) -> (Store, Vec<Observation>) {
+    let o = Store::open(dir, p, "{}").unwrap();
+    (o.store, o.versions)
 }
 
 fn version(p: &Pipeline, id: u32) -> Observation {
@@ -19,7 +25,7 @@ fn version(p: &Pipeline, id: u32) -> Observation {
 fn versions_survive_reopen_through_log_and_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(PIPELINE);
-    let (mut store, found) = Store::open(dir.path(), &p, "{}").unwrap();
+    let (mut store, found) = open(dir.path(), &p);
     assert!(found.is_empty());
     let all: Vec<Observation> = (0..50).map(|i| version(&p, i)).collect();
     for v in &all[..30] {
@@ -28,16 +34,18 @@ fn versions_survive_reopen_through_log_and_snapshot() {
     store.sync().unwrap();
     drop(store);
 
-    let (mut store, found) = Store::open(dir.path(), &p, "{}").unwrap();
+    let (mut store, found) = open(dir.path(), &p);
     assert_eq!(found, all[..30].to_vec());
-    store.snapshot(found.into_iter()).unwrap();
+    store
+        .snapshot(found.into_iter(), &Positions::default())
+        .unwrap();
     for v in &all[30..] {
         store.append(v).unwrap();
     }
     store.sync().unwrap();
     drop(store);
 
-    let (_, mut found) = Store::open(dir.path(), &p, "{}").unwrap();
+    let (_, mut found) = open(dir.path(), &p);
     found.sort_by_key(|v| v.id.parse::<u32>().unwrap());
     assert_eq!(found, all);
     assert!(
@@ -45,7 +53,7 @@ fn versions_survive_reopen_through_log_and_snapshot() {
         "one file per key group"
     );
     assert!(
-        !dir.path().join("log-0.bin").exists(),
+        !dir.path().join(segment_name(1)).exists(),
         "the folded log is removed"
     );
 }
@@ -54,24 +62,24 @@ fn versions_survive_reopen_through_log_and_snapshot() {
 fn a_torn_log_tail_is_cut_and_appending_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(PIPELINE);
-    let (mut store, _) = Store::open(dir.path(), &p, "{}").unwrap();
+    let (mut store, _) = open(dir.path(), &p);
     for i in 0..3 {
         store.append(&version(&p, i)).unwrap();
     }
     store.sync().unwrap();
     drop(store);
     // A crash in the middle of a frame leaves half of it behind.
-    let log = dir.path().join("log-0.bin");
+    let log = dir.path().join(segment_name(1));
     let mut f = OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(&[42, 0, 0, 0, 1, 2]).unwrap();
     drop(f);
 
-    let (mut store, found) = Store::open(dir.path(), &p, "{}").unwrap();
+    let (mut store, found) = open(dir.path(), &p);
     assert_eq!(found.len(), 3);
     store.append(&version(&p, 3)).unwrap();
     store.sync().unwrap();
     drop(store);
-    let (_, found) = Store::open(dir.path(), &p, "{}").unwrap();
+    let (_, found) = open(dir.path(), &p);
     assert_eq!(
         found.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
         ["0", "1", "2", "3"]
@@ -82,13 +90,13 @@ fn a_torn_log_tail_is_cut_and_appending_goes_on() {
 fn identifier_types_are_stored_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(PIPELINE);
-    let (mut store, _) = Store::open(dir.path(), &p, "{}").unwrap();
+    let (mut store, _) = open(dir.path(), &p);
     store.append(&version(&p, 1)).unwrap();
     store.sync().unwrap();
     drop(store);
     // The same types in another order, plus a new one.
     let reordered = pipeline("name: t\nidentifiers:\n  - type: cookie\n  - type: phone\n    normalize: phone\n  - type: email\n    normalize: email\nkeyGroups: 8\n");
-    let (_, found) = Store::open(dir.path(), &reordered, "{}").unwrap();
+    let (_, found) = open(dir.path(), &reordered);
     let body = found[0].body.as_ref().unwrap();
     let names: Vec<&str> = body
         .identifiers
@@ -103,7 +111,7 @@ fn identifier_types_are_stored_by_name() {
 fn key_groups_and_removed_types_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(PIPELINE);
-    drop(Store::open(dir.path(), &p, "{}").unwrap());
+    drop(open(dir.path(), &p));
     let other_groups = pipeline(&PIPELINE.replace("keyGroups: 8", "keyGroups: 16"));
     let err = Store::open(dir.path(), &other_groups, "{}")
         .err()
@@ -126,4 +134,114 @@ fn key_groups_are_stable_and_spread() {
         seen[key_group("crm", &i.to_string(), 16) as usize] += 1;
     }
     assert!(seen.iter().all(|n| (800..1200).contains(n)), "{seen:?}");
+}
+
+#[test]
+fn sealed_segments_commit_with_their_positions_and_unlisted_ones_are_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(PIPELINE);
+    let (mut store, _) = open(dir.path(), &p);
+    let all: Vec<Observation> = (0..20).map(|i| version(&p, i)).collect();
+    for v in &all[..10] {
+        store.append(v).unwrap();
+    }
+    let sealed = store.seal().unwrap();
+    assert_eq!(sealed, vec![1]);
+    let mut positions = Positions::default();
+    positions.advance("obs", 0, 10);
+    let committed = store.committer().commit(&sealed, &positions, 7).unwrap();
+    assert_eq!(committed.segments, vec![1]);
+    assert_eq!(committed.files(), vec![segment_name(1)]);
+    // Appended after the checkpoint and never committed (a crash now).
+    for v in &all[10..] {
+        store.append(v).unwrap();
+    }
+    store.sync().unwrap();
+    drop(store);
+
+    let opened = Store::open(dir.path(), &p, "{}").unwrap();
+    assert_eq!(opened.positions.get("obs", 0), Some(10));
+    assert_eq!(
+        opened.versions, all,
+        "committed and adopted segments are read"
+    );
+    let mut store = opened.store;
+    // The adopted segment is committed with the next checkpoint.
+    assert_eq!(
+        store.seal().unwrap(),
+        vec![2],
+        "the empty open segment is not sealed"
+    );
+    assert_eq!(Manifest::read(dir.path()).unwrap().unwrap().checkpoint, 7);
+}
+
+#[test]
+fn a_damaged_committed_segment_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(PIPELINE);
+    let (mut store, _) = open(dir.path(), &p);
+    store.append(&version(&p, 1)).unwrap();
+    let sealed = store.seal().unwrap();
+    store
+        .committer()
+        .commit(&sealed, &Positions::default(), 1)
+        .unwrap();
+    drop(store);
+    let seg = dir.path().join(segment_name(1));
+    let mut bytes = fs::read(&seg).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&seg, bytes).unwrap();
+    let err = Store::open(dir.path(), &p, "{}").err().unwrap().to_string();
+    assert!(
+        err.contains("wal-0000000001.bin") && err.contains("damaged"),
+        "{err}"
+    );
+}
+
+#[test]
+fn repartition_rewrites_every_version_into_the_new_key_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(PIPELINE);
+    let (mut store, _) = open(dir.path(), &p);
+    let all: Vec<Observation> = (0..40).map(|i| version(&p, i)).collect();
+    for v in &all {
+        store.append(v).unwrap();
+    }
+    store.sync().unwrap();
+    drop(store);
+    repartition(dir.path(), 3).unwrap();
+    let three = pipeline(&PIPELINE.replace("keyGroups: 8", "keyGroups: 3"));
+    let (_, mut found) = open(dir.path(), &three);
+    found.sort_by_key(|v| v.id.parse::<u32>().unwrap());
+    assert_eq!(found, all);
+    assert!(dir.path().join("snapshot-1/kg-2.bin").exists());
+    assert!(!dir.path().join("snapshot-1/kg-3.bin").exists());
+}
+
+#[test]
+fn a_format_1_state_is_read_and_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(PIPELINE);
+    let (mut store, _) = open(dir.path(), &p);
+    store.append(&version(&p, 5)).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    // What a format-1 runner left: its manifest and `log-<generation>.bin`.
+    fs::rename(
+        dir.path().join(segment_name(1)),
+        dir.path().join("log-0.bin"),
+    )
+    .unwrap();
+    let _ = fs::remove_file(dir.path().join(segment_name(2)));
+    fs::write(
+        dir.path().join("MANIFEST"),
+        r#"{"format":1,"key_groups":8,"snapshot":null,"identifier_types":["email","phone"]}"#,
+    )
+    .unwrap();
+    let (_, found) = open(dir.path(), &p);
+    assert_eq!(found, vec![version(&p, 5)]);
+    let m = Manifest::read(dir.path()).unwrap().unwrap();
+    assert_eq!(m.format, 2);
+    assert!(!m.state_id.is_empty());
 }

@@ -1,0 +1,395 @@
+//! The checkpoint thread. The engine thread marks a checkpoint by sealing the
+//! open log segment (microseconds) and hands the sealed segments and the
+//! source positions of that same instant to this thread, which makes them
+//! durable, commits them to the state directory's manifest, copies the files
+//! the object store does not have yet (incremental: snapshot files and sealed
+//! segments are immutable, so each is uploaded once), writes `_metadata`
+//! last, and prunes checkpoints beyond the retained count. Processing never
+//! waits for any of it.
+
+use super::metadata::{self, checkpoint_folder, file_crc32, FileEntry, Kind, Metadata};
+use super::storage::CheckpointStorage;
+use super::CheckpointError;
+use crate::admin::SavepointDone;
+use crate::source::Positions;
+use crate::store::{Committer, Manifest};
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Answers a savepoint request (the admin port or the command line).
+pub type SavepointReplyFn = Box<dyn FnOnce(Result<SavepointDone, String>) + Send>;
+
+pub enum Job {
+    Checkpoint {
+        segments: Vec<u64>,
+        positions: Positions,
+    },
+    Savepoint {
+        segments: Vec<u64>,
+        positions: Positions,
+        records: u64,
+        reply: SavepointReplyFn,
+    },
+}
+
+/// A finished checkpoint (or savepoint), as the engine thread learns of it.
+#[derive(Debug)]
+pub struct Completed {
+    pub id: u64,
+    pub positions: Positions,
+    pub duration: Duration,
+    /// Bytes of state the checkpoint refers to.
+    pub bytes: u64,
+    /// Why the copy to object storage failed; the local commit held.
+    pub error: Option<String>,
+}
+
+pub struct CoordinatorConfig {
+    /// Where checkpoints are copied; none keeps them local.
+    pub storage: Option<Arc<CheckpointStorage>>,
+    /// Where savepoints go.
+    pub savepoints: String,
+    pub retain: u32,
+    pub pipeline_name: String,
+    /// The pipeline, stored in every checkpoint's metadata.
+    pub pipeline: serde_json::Value,
+}
+
+pub struct Coordinator {
+    jobs: Option<Sender<Job>>,
+    completed: Receiver<Completed>,
+    thread: Option<JoinHandle<()>>,
+    in_flight: usize,
+}
+
+impl Coordinator {
+    pub fn start(committer: Committer, config: CoordinatorConfig) -> Coordinator {
+        let (jobs, job_rx) = channel::<Job>();
+        let (done_tx, completed) = channel();
+        let thread = std::thread::Builder::new()
+            .name("kith-checkpoint".into())
+            .spawn(move || {
+                let mut worker = Worker::new(committer, config);
+                for job in job_rx {
+                    let done = worker.run(job);
+                    if done_tx.send(done).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("the checkpoint thread starts");
+        Coordinator {
+            jobs: Some(jobs),
+            completed,
+            thread: Some(thread),
+            in_flight: 0,
+        }
+    }
+
+    pub fn submit(&mut self, job: Job) {
+        if let Some(jobs) = &self.jobs {
+            if jobs.send(job).is_ok() {
+                self.in_flight += 1;
+            }
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// A finished checkpoint, if one is waiting.
+    pub fn try_completed(&mut self) -> Option<Completed> {
+        let done = self.completed.try_recv().ok()?;
+        self.in_flight -= 1;
+        Some(done)
+    }
+
+    /// Waits for the next finished checkpoint (none when nothing is in flight).
+    pub fn wait_completed(&mut self) -> Option<Completed> {
+        if self.in_flight == 0 {
+            return None;
+        }
+        let done = self.completed.recv().ok()?;
+        self.in_flight -= 1;
+        Some(done)
+    }
+
+    /// Stops the thread after the jobs already submitted.
+    pub fn finish(mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Worker {
+    committer: Committer,
+    config: CoordinatorConfig,
+    /// The last checkpoint id taken or found in storage.
+    last_id: u64,
+    /// Files of this lineage already in storage, by state-directory name.
+    uploaded: HashMap<String, FileEntry>,
+    savepoint_storage: Option<Arc<CheckpointStorage>>,
+}
+
+impl Worker {
+    fn new(committer: Committer, config: CoordinatorConfig) -> Worker {
+        let manifest = committer.manifest();
+        let mut worker = Worker {
+            last_id: manifest.checkpoint,
+            committer,
+            config,
+            uploaded: HashMap::new(),
+            savepoint_storage: None,
+        };
+        if let Some(storage) = worker.config.storage.clone() {
+            match super::restore::latest(&storage) {
+                Ok(Some(latest)) => {
+                    worker.last_id = worker.last_id.max(latest.id);
+                    if latest.state_id == manifest.state_id {
+                        worker.uploaded = latest
+                            .files
+                            .into_iter()
+                            .map(|f| (f.name.clone(), f))
+                            .collect();
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the checkpoints in storage; the next checkpoint uploads every file")
+                }
+            }
+        }
+        worker
+    }
+
+    fn run(&mut self, job: Job) -> Completed {
+        let started = Instant::now();
+        self.last_id += 1;
+        let id = self.last_id;
+        match job {
+            Job::Checkpoint {
+                segments,
+                positions,
+            } => {
+                let result = self.checkpoint(id, &segments, &positions);
+                let (bytes, error) = match result {
+                    Ok(bytes) => (bytes, None),
+                    Err(e) => {
+                        tracing::error!(checkpoint = id, error = %e, "checkpoint failed");
+                        (0, Some(e.to_string()))
+                    }
+                };
+                Completed {
+                    id,
+                    positions,
+                    duration: started.elapsed(),
+                    bytes,
+                    error,
+                }
+            }
+            Job::Savepoint {
+                segments,
+                positions,
+                records,
+                reply,
+            } => {
+                let result = self.savepoint(id, &segments, &positions, records);
+                let (bytes, error) = match &result {
+                    Ok(done) => (done.bytes, None),
+                    Err(e) => {
+                        tracing::error!(savepoint = id, error = %e, "savepoint failed");
+                        (0, Some(e.clone()))
+                    }
+                };
+                reply(result);
+                Completed {
+                    id,
+                    positions,
+                    duration: started.elapsed(),
+                    bytes,
+                    error,
+                }
+            }
+        }
+    }
+
+    /// Commits locally, then (with storage) uploads and writes `_metadata`.
+    fn checkpoint(
+        &mut self,
+        id: u64,
+        segments: &[u64],
+        positions: &Positions,
+    ) -> Result<u64, CheckpointError> {
+        let manifest = self.committer.commit(segments, positions, id)?;
+        let Some(storage) = self.config.storage.clone() else {
+            return Ok(local_bytes(&self.committer, &manifest));
+        };
+        let mut files = Vec::new();
+        for name in state_files(&self.committer, &manifest) {
+            let entry = match self.uploaded.get(&name) {
+                Some(e) => e.clone(),
+                None => {
+                    let key = format!("shared/{}/{}", manifest.state_id, name);
+                    upload(&storage, &self.committer, &name, &key)?
+                }
+            };
+            files.push(entry);
+        }
+        let md = self.metadata(Kind::Checkpoint, id, &manifest, files);
+        let json = serde_json::to_vec_pretty(&md).expect("metadata serializes");
+        storage.put(
+            &format!("{}/{}", checkpoint_folder(id), metadata::METADATA),
+            json,
+        )?;
+        self.uploaded = md
+            .files
+            .iter()
+            .map(|f| (f.name.clone(), f.clone()))
+            .collect();
+        if let Err(e) = self.prune(&storage) {
+            tracing::warn!(error = %e, "pruning old checkpoints failed; trying again after the next one");
+        }
+        Ok(md.total_bytes())
+    }
+
+    /// A self-contained copy of the state under its own folder.
+    fn savepoint(
+        &mut self,
+        id: u64,
+        segments: &[u64],
+        positions: &Positions,
+        records: u64,
+    ) -> Result<SavepointDone, String> {
+        let manifest = self
+            .committer
+            .commit(segments, positions, id)
+            .map_err(|e| e.to_string())?;
+        let storage = match &self.savepoint_storage {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(
+                    CheckpointStorage::from_url(&self.config.savepoints)
+                        .map_err(|e| e.to_string())?,
+                );
+                self.savepoint_storage = Some(s.clone());
+                s
+            }
+        };
+        let folder = format!("savepoint-{}-{id}", unix_ms());
+        let mut files = Vec::new();
+        for name in state_files(&self.committer, &manifest) {
+            let key = format!("{folder}/{name}");
+            let mut entry =
+                upload(&storage, &self.committer, &name, &key).map_err(|e| e.to_string())?;
+            entry.key = name.clone();
+            files.push(entry);
+        }
+        let md = self.metadata(Kind::Savepoint, id, &manifest, files);
+        let json = serde_json::to_vec_pretty(&md).expect("metadata serializes");
+        storage
+            .put(&format!("{folder}/{}", metadata::METADATA), json)
+            .map_err(|e| e.to_string())?;
+        Ok(SavepointDone {
+            path: format!("{}/{folder}", storage.url().trim_end_matches('/')),
+            records,
+            bytes: md.total_bytes(),
+        })
+    }
+
+    fn metadata(&self, kind: Kind, id: u64, m: &Manifest, files: Vec<FileEntry>) -> Metadata {
+        Metadata {
+            format: metadata::FORMAT,
+            kind,
+            id,
+            created_unix_ms: unix_ms(),
+            pipeline_name: self.config.pipeline_name.clone(),
+            state_id: m.state_id.clone(),
+            key_groups: m.key_groups,
+            identifier_types: m.identifier_types.clone(),
+            positions: m.positions.clone(),
+            snapshot: m.snapshot,
+            segments: m.segments.clone(),
+            files,
+            pipeline: self.config.pipeline.clone(),
+        }
+    }
+
+    /// Keeps the newest `retain` checkpoints; deletes older ones, then the
+    /// shared files no kept checkpoint refers to.
+    fn prune(&self, storage: &CheckpointStorage) -> Result<(), CheckpointError> {
+        let complete = super::restore::complete_checkpoints(storage)?;
+        let keep = self.config.retain as usize;
+        if complete.len() <= keep {
+            return Ok(());
+        }
+        let (old, kept) = complete.split_at(complete.len() - keep);
+        let mut referenced = HashSet::new();
+        for (id, _) in kept {
+            let md = super::restore::read_metadata(storage, &checkpoint_folder(*id))?;
+            referenced.extend(md.files.into_iter().map(|f| f.key));
+        }
+        for (id, _) in old {
+            storage.delete_prefix(&format!("{}/", checkpoint_folder(*id)))?;
+        }
+        for object in storage.list("shared/")? {
+            if !referenced.contains(&object.key) {
+                storage.delete(&object.key)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The files of the state: snapshot and segments, and the pipeline and model
+/// the state was written with, so that a restore needs nothing else.
+fn state_files(committer: &Committer, manifest: &Manifest) -> Vec<String> {
+    let mut files = manifest.files();
+    for extra in ["pipeline.json", "model.json"] {
+        if committer.dir().join(extra).exists() {
+            files.push(extra.to_string());
+        }
+    }
+    files
+}
+
+fn local_bytes(committer: &Committer, manifest: &Manifest) -> u64 {
+    manifest
+        .files()
+        .iter()
+        .filter_map(|f| std::fs::metadata(committer.dir().join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn upload(
+    storage: &CheckpointStorage,
+    committer: &Committer,
+    name: &str,
+    key: &str,
+) -> Result<FileEntry, CheckpointError> {
+    let path = committer.dir().join(name);
+    let (bytes, crc32) = file_crc32(&path).map_err(|source| CheckpointError::Local {
+        path: path.display().to_string(),
+        source,
+    })?;
+    storage.put_file(key, &path)?;
+    Ok(FileEntry {
+        name: name.to_string(),
+        key: key.to_string(),
+        bytes,
+        crc32,
+    })
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,298 @@
+//! The engine thread: applies batches in arrival order, persists accepted
+//! versions, publishes change events, and between two batches marks
+//! checkpoints (seal the log segment, note the positions: the only pause
+//! processing takes for one) and answers the admin port's lookups and
+//! savepoint requests.
+
+use super::decode::Batch;
+use super::{LatencyHistogram, RunError, MIN_COMPACTION_BYTES};
+use crate::admin::{AdminRequest, Health, LookupFailure, Metrics};
+use crate::checkpoint::{Completed, Coordinator, Job};
+use crate::engine::{Applied, ChangeKind, Engine, LookupError};
+use crate::output::ChangeFeed;
+use crate::source::kafka::KafkaStatus;
+use crate::source::Positions;
+use crate::store::Store;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long the engine waits for a batch before looking at timers and the
+/// admin port again.
+const TICK: Duration = Duration::from_millis(20);
+/// How often gauges (profiles, records, lag) and readiness are refreshed.
+const GAUGE_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+pub struct Counters {
+    pub observations: u64,
+    pub stale: u64,
+    pub checkpoints: u64,
+    /// Processing time per observation: decode plus apply, persist, publish.
+    pub latency: LatencyHistogram,
+    /// From the source's append (Kafka timestamp) to applied.
+    pub append_latency: LatencyHistogram,
+}
+
+pub struct EngineLoop<'a> {
+    pub engine: &'a mut Engine,
+    pub store: Option<Store>,
+    pub coordinator: Option<Coordinator>,
+    pub feed: ChangeFeed,
+    /// Positions of everything applied so far.
+    pub positions: Positions,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub kafka_status: Option<Arc<KafkaStatus>>,
+    /// Positions of completed checkpoints, for the source to commit.
+    pub commits: Sender<Positions>,
+    pub admin: Receiver<AdminRequest>,
+    pub interval: Duration,
+    pub counters: Counters,
+}
+
+impl EngineLoop<'_> {
+    /// Applies batches until the decode thread hangs up.
+    pub fn run(&mut self, batches: Receiver<Batch>) -> Result<(), RunError> {
+        let mut events = Vec::new();
+        let mut next_checkpoint = Instant::now() + self.interval;
+        let mut next_gauges = Instant::now();
+        loop {
+            match batches.recv_timeout(TICK) {
+                Ok(batch) => self.apply(batch, &mut events)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            while let Ok(request) = self.admin.try_recv() {
+                self.answer(request)?;
+            }
+            self.collect_completed();
+            let now = Instant::now();
+            if now >= next_checkpoint {
+                if self
+                    .coordinator
+                    .as_ref()
+                    .is_some_and(|c| c.in_flight() == 0)
+                {
+                    self.checkpoint()?;
+                }
+                next_checkpoint = now + self.interval;
+            }
+            if now >= next_gauges {
+                self.refresh_gauges();
+                next_gauges = now + GAUGE_EVERY;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        batch: Batch,
+        events: &mut Vec<crate::engine::ChangeEvent>,
+    ) -> Result<(), RunError> {
+        let applied_n = batch.items.len() as u64;
+        for d in batch.items {
+            let applying = Instant::now();
+            self.counters.observations += 1;
+            match self.engine.apply(&d.observation) {
+                Applied::Accepted => {
+                    if let Some(store) = &mut self.store {
+                        if store.accepts_encoded() {
+                            store.append_encoded(&d.frame)?;
+                        } else {
+                            store.append(&d.observation)?;
+                        }
+                    }
+                }
+                Applied::Stale => self.counters.stale += 1,
+            }
+            self.engine.take_events(events);
+            for e in events.iter() {
+                match e.kind {
+                    ChangeKind::Merged => self.metrics.add_merges(1),
+                    ChangeKind::Split => self.metrics.add_splits(1),
+                    _ => {}
+                }
+            }
+            if self.feed.enabled() {
+                for e in events.iter() {
+                    self.feed.write(self.engine, e)?;
+                }
+            }
+            // Processing time of this observation: decoding plus applying,
+            // persisting and publishing it. Time spent queued behind earlier
+            // observations of a backlog is not the observation's own cost.
+            let processing = d.decode_time + applying.elapsed();
+            self.counters.latency.record(processing);
+            match d.appended_ms {
+                Some(ms) => {
+                    let since = (unix_ms() - ms).max(0) as u64;
+                    let d = Duration::from_millis(since);
+                    self.counters.append_latency.record(d);
+                    self.metrics.observe_latency(d);
+                }
+                None => self.metrics.observe_latency(processing),
+            }
+        }
+        self.metrics.add_observations(applied_n);
+        for (topic, partition, next) in batch.positions.iter() {
+            self.positions.advance(topic, partition, next);
+        }
+        Ok(())
+    }
+
+    /// Seals the log segment and hands it, with the positions of this same
+    /// instant, to the checkpoint thread.
+    fn checkpoint(&mut self) -> Result<(), RunError> {
+        let (Some(store), Some(coordinator)) = (&mut self.store, &mut self.coordinator) else {
+            return Ok(());
+        };
+        let mark = Instant::now();
+        let segments = store.seal()?;
+        coordinator.submit(Job::Checkpoint {
+            segments,
+            positions: self.positions.clone(),
+        });
+        tracing::debug!(
+            pause_us = mark.elapsed().as_micros() as u64,
+            "checkpoint marked"
+        );
+        Ok(())
+    }
+
+    fn collect_completed(&mut self) {
+        while let Some(done) = self
+            .coordinator
+            .as_mut()
+            .and_then(Coordinator::try_completed)
+        {
+            self.completed(done);
+        }
+    }
+
+    fn completed(&mut self, done: Completed) {
+        match &done.error {
+            None => {
+                self.counters.checkpoints += 1;
+                self.metrics.checkpoint_completed(
+                    done.duration,
+                    done.bytes,
+                    unix_ms() as f64 / 1e3,
+                );
+                let _ = self.commits.send(done.positions);
+                tracing::debug!(
+                    checkpoint = done.id,
+                    ms = done.duration.as_millis() as u64,
+                    bytes = done.bytes,
+                    "checkpoint completed"
+                );
+            }
+            Some(_) => self.metrics.checkpoint_failed(),
+        }
+    }
+
+    fn answer(&mut self, request: AdminRequest) -> Result<(), RunError> {
+        match request {
+            AdminRequest::Lookup {
+                identifier_type,
+                value,
+                reply,
+            } => {
+                let answer = match self.engine.lookup(&identifier_type, &value) {
+                    Ok(views) => Ok(views
+                        .iter()
+                        .map(|v| serde_json::to_value(v).expect("profile views serialize"))
+                        .collect()),
+                    Err(LookupError::UnknownType { accepted, .. }) => {
+                        Err(LookupFailure::UnknownType {
+                            accepted: accepted.split(", ").map(str::to_string).collect(),
+                        })
+                    }
+                    // A value that does not normalize is held by no profile.
+                    Err(_) => Ok(Vec::new()),
+                };
+                let _ = reply.send(answer);
+            }
+            AdminRequest::Savepoint { reply } => {
+                let (Some(store), Some(coordinator)) = (&mut self.store, &mut self.coordinator)
+                else {
+                    let _ = reply.send(Err(
+                        "savepoints need a state directory: run with --state DIR".into(),
+                    ));
+                    return Ok(());
+                };
+                let segments = store.seal()?;
+                coordinator.submit(Job::Savepoint {
+                    segments,
+                    positions: self.positions.clone(),
+                    records: self.engine.live_records() as u64,
+                    reply: Box::new(move |r| {
+                        let _ = reply.send(r);
+                    }),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn refresh_gauges(&mut self) {
+        self.metrics
+            .set_profiles(self.engine.profile_count() as u64);
+        self.metrics.set_records(self.engine.live_records() as u64);
+        match &self.kafka_status {
+            Some(status) => {
+                for (topic, partition, lag) in status.lag(&self.positions) {
+                    self.metrics.set_lag(&topic, partition, lag);
+                }
+                if status.connected() {
+                    self.health.set_ready(true);
+                } else {
+                    self.health.set_not_ready("no Kafka broker reachable");
+                }
+            }
+            None => self.health.set_ready(true),
+        }
+    }
+
+    /// After the input ends: a final checkpoint (so the last positions are
+    /// durable and committed), then compaction of a long log into a snapshot.
+    pub fn finish(&mut self) -> Result<Counters, RunError> {
+        self.feed.flush()?;
+        if let Some(mut coordinator) = self.coordinator.take() {
+            while let Some(done) = coordinator.wait_completed() {
+                self.completed(done);
+            }
+            if let Some(store) = &mut self.store {
+                coordinator.submit(Job::Checkpoint {
+                    segments: store.seal()?,
+                    positions: self.positions.clone(),
+                });
+            }
+            while let Some(done) = coordinator.wait_completed() {
+                self.completed(done);
+            }
+            // Answer savepoint requests that raced with the end.
+            while let Ok(request) = self.admin.try_recv() {
+                if let AdminRequest::Savepoint { reply } = request {
+                    let _ = reply.send(Err("the run ended".into()));
+                }
+            }
+            coordinator.finish();
+        }
+        if let Some(store) = &mut self.store {
+            store.sync()?;
+            if store.log_bytes() >= MIN_COMPACTION_BYTES {
+                store.snapshot(self.engine.versions(), &self.positions)?;
+            }
+        }
+        Ok(std::mem::take(&mut self.counters))
+    }
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,329 @@
+//! Checkpoint storage against S3, served by moto (DESIGN §5): the same calls
+//! as the local-filesystem unit tests, plus what only S3 shows: multipart
+//! uploads, key prefixes within a bucket and a bucket that does not exist.
+
+mod support;
+
+use kith_runner::checkpoint::storage::{CheckpointStorage, ObjectInfo, StorageError, PART_SIZE};
+use std::io::{BufWriter, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::services::{require, Services};
+
+/// A bucket name no other test, run or binary uses, created on moto.
+fn fresh_bucket(services: &Services) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let bucket = format!(
+        "kith-test-{}-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let (status, _, body) = http(services.get("S3_ENDPOINT"), "PUT", &format!("/{bucket}"));
+    assert_eq!(status, 200, "CreateBucket {bucket} on moto: {body}");
+    bucket
+}
+
+/// One plain HTTP/1.1 request to moto, returning the status, the headers
+/// (names lowercased) and the body. moto checks no signature, but refuses
+/// reads of signed uploads to requests without one (anonymous access), so
+/// send a SigV4-shaped header, as `tests/services/moto/service.sh` does.
+const FAKE_SIGV4: &str = "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0000";
+
+fn http(endpoint: &str, method: &str, path: &str) -> (u16, Vec<(String, String)>, String) {
+    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream =
+        TcpStream::connect(authority).unwrap_or_else(|e| panic!("connect {authority}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: {FAKE_SIGV4}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+fn storage(services: &Services, url: &str) -> CheckpointStorage {
+    CheckpointStorage::from_url_with_env(url, services.vars()).unwrap()
+}
+
+fn keys(objects: &[ObjectInfo]) -> Vec<&str> {
+    objects.iter().map(|o| o.key.as_str()).collect()
+}
+
+/// Writes `len` bytes that differ from part to part, returning their checksum.
+fn write_pattern_file(path: &Path, len: usize) -> u64 {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut out = BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut block = vec![0u8; 1 << 16];
+    let mut left = len;
+    while left > 0 {
+        for chunk in block.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+        }
+        let n = left.min(block.len());
+        out.write_all(&block[..n]).unwrap();
+        hasher.update(&block[..n]);
+        left -= n;
+    }
+    out.flush().unwrap();
+    hasher.digest()
+}
+
+fn file_checksum(path: &Path) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            return hasher.digest();
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+#[test]
+fn put_get_list_delete_under_a_prefix() {
+    let services = require(&["moto"]);
+    let bucket = fresh_bucket(&services);
+    let url = format!("s3://{bucket}/some/prefix");
+    let store = storage(&services, &url);
+    assert_eq!(store.url(), url);
+    // Neighbours in the same bucket that must stay invisible to `store`.
+    storage(&services, &format!("s3://{bucket}/some/prefix-other"))
+        .put("chk-00000001/_metadata", b"other".to_vec())
+        .unwrap();
+    storage(&services, &format!("s3://{bucket}/some"))
+        .put("top.bin", b"top".to_vec())
+        .unwrap();
+
+    assert_eq!(store.get("chk-00000012/_metadata").unwrap(), None);
+    store
+        .put("chk-00000012/_metadata", b"meta-12".to_vec())
+        .unwrap();
+    store.put("chk-00000012/op-1.bin", vec![9u8; 1000]).unwrap();
+    store
+        .put("chk-00000002/_metadata", b"meta-2".to_vec())
+        .unwrap();
+    store
+        .put("chk-000000120/_metadata", b"meta-120".to_vec())
+        .unwrap();
+    store.put("shared/seg-000001.bin", b"seg".to_vec()).unwrap();
+
+    assert_eq!(
+        store.get("chk-00000012/_metadata").unwrap().as_deref(),
+        Some(&b"meta-12"[..])
+    );
+    assert_eq!(
+        store.get("chk-00000012/op-1.bin").unwrap(),
+        Some(vec![9u8; 1000])
+    );
+    // The object is where the URL says, in the bucket.
+    let (status, _, body) = http(
+        services.get("S3_ENDPOINT"),
+        "GET",
+        &format!("/{bucket}/some/prefix/chk-00000012/_metadata"),
+    );
+    assert_eq!((status, body.as_str()), (200, "meta-12"));
+
+    store.put("chk-00000012/_metadata", b"v2".to_vec()).unwrap();
+    assert_eq!(
+        store.get("chk-00000012/_metadata").unwrap().as_deref(),
+        Some(&b"v2"[..])
+    );
+
+    assert_eq!(
+        store.list("").unwrap(),
+        vec![
+            ObjectInfo {
+                key: "chk-00000002/_metadata".into(),
+                size: 6
+            },
+            ObjectInfo {
+                key: "chk-00000012/_metadata".into(),
+                size: 2
+            },
+            ObjectInfo {
+                key: "chk-00000012/op-1.bin".into(),
+                size: 1000
+            },
+            ObjectInfo {
+                key: "chk-000000120/_metadata".into(),
+                size: 8
+            },
+            ObjectInfo {
+                key: "shared/seg-000001.bin".into(),
+                size: 3
+            },
+        ]
+    );
+    // Prefixes match whole segments, as on the local filesystem.
+    assert_eq!(
+        keys(&store.list("chk-00000012").unwrap()),
+        ["chk-00000012/_metadata", "chk-00000012/op-1.bin"]
+    );
+
+    store.delete("chk-00000012/op-1.bin").unwrap();
+    assert_eq!(store.get("chk-00000012/op-1.bin").unwrap(), None);
+    store.delete("chk-00000012/op-1.bin").unwrap();
+    store.delete("never/was").unwrap();
+
+    assert_eq!(store.delete_prefix("chk-00000012").unwrap(), 1);
+    assert_eq!(
+        keys(&store.list("").unwrap()),
+        [
+            "chk-00000002/_metadata",
+            "chk-000000120/_metadata",
+            "shared/seg-000001.bin"
+        ]
+    );
+    assert_eq!(store.delete_prefix("").unwrap(), 3);
+    assert!(store.list("").unwrap().is_empty());
+
+    // The neighbours survived `delete_prefix("")`.
+    let (status, _, _) = http(
+        services.get("S3_ENDPOINT"),
+        "HEAD",
+        &format!("/{bucket}/some/prefix-other/chk-00000001/_metadata"),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        keys(
+            &storage(&services, &format!("s3://{bucket}/some"))
+                .list("")
+                .unwrap()
+        ),
+        ["prefix-other/chk-00000001/_metadata", "top.bin"]
+    );
+}
+
+#[test]
+fn large_file_uploads_in_parts_and_downloads_equal() {
+    let services = require(&["moto"]);
+    let bucket = fresh_bucket(&services);
+    let store = storage(&services, &format!("s3://{bucket}/some/prefix"));
+    let scratch = tempfile::tempdir().unwrap();
+    let source = scratch.path().join("state.bin");
+    let len = 40 * 1024 * 1024 + 4321;
+    let checksum = write_pattern_file(&source, len);
+
+    assert_eq!(
+        store.put_file("shared/seg-000001.bin", &source).unwrap(),
+        len as u64
+    );
+    assert_eq!(
+        store.list("shared").unwrap(),
+        vec![ObjectInfo {
+            key: "shared/seg-000001.bin".into(),
+            size: len as u64
+        }]
+    );
+    // A multipart upload's ETag ends in `-<parts>`.
+    let parts = len.div_ceil(PART_SIZE);
+    let (status, headers, _) = http(
+        services.get("S3_ENDPOINT"),
+        "HEAD",
+        &format!("/{bucket}/some/prefix/shared/seg-000001.bin"),
+    );
+    assert_eq!(status, 200);
+    let etag = headers
+        .iter()
+        .find(|(k, _)| k == "etag")
+        .map(|(_, v)| v.as_str());
+    assert!(
+        etag.is_some_and(|e| e.trim_matches('"').ends_with(&format!("-{parts}"))),
+        "ETag {etag:?} is not that of a {parts}-part upload"
+    );
+
+    let restored = scratch.path().join("restored.bin");
+    assert_eq!(
+        store
+            .get_to_file("shared/seg-000001.bin", &restored)
+            .unwrap(),
+        len as u64
+    );
+    assert_eq!(file_checksum(&restored), checksum);
+    let mut left: Vec<_> = std::fs::read_dir(scratch.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["restored.bin", "state.bin"],
+        "a temporary download file was left"
+    );
+
+    // Small files take a single PUT and read back the same.
+    let small = scratch.path().join("small.bin");
+    std::fs::write(&small, b"small state").unwrap();
+    assert_eq!(store.put_file("chk-1/small.bin", &small).unwrap(), 11);
+    assert_eq!(
+        store.get("chk-1/small.bin").unwrap().as_deref(),
+        Some(&b"small state"[..])
+    );
+}
+
+#[test]
+fn a_missing_bucket_is_an_error_naming_the_url() {
+    let services = require(&["moto"]);
+    let url = format!("s3://kith-no-such-bucket-{}/p", std::process::id());
+    let store = storage(&services, &url);
+    let scratch = tempfile::tempdir().unwrap();
+    let local = scratch.path().join("x");
+    std::fs::write(&local, b"x").unwrap();
+
+    let failures: Vec<(&str, StorageError)> = vec![
+        (
+            "put",
+            store.put("chk-1/_metadata", b"m".to_vec()).unwrap_err(),
+        ),
+        ("put_file", store.put_file("chk-1/x", &local).unwrap_err()),
+        // Not `Ok(None)`: a missing bucket must not pass for "no checkpoint yet".
+        ("get", store.get("chk-1/_metadata").unwrap_err()),
+        (
+            "get_to_file",
+            store
+                .get_to_file("chk-1/x", &scratch.path().join("y"))
+                .unwrap_err(),
+        ),
+        ("list", store.list("").unwrap_err()),
+        ("delete", store.delete("chk-1/_metadata").unwrap_err()),
+    ];
+    for (operation, err) in failures {
+        let message = err.to_string();
+        assert!(
+            matches!(err, StorageError::Backend { .. }),
+            "{operation}: {err:?}"
+        );
+        assert!(message.contains(&url), "{operation}: {message}");
+        assert!(message.contains(operation), "{operation}: {message}");
+    }
+}
