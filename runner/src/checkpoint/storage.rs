@@ -448,7 +448,22 @@ impl CheckpointStorage {
         let mut out = File::create(&temp).map_err(|e| self.local_err(OP, key, &temp, e))?;
         let copied = match result.payload {
             GetResultPayload::File(mut file, source_path) => {
-                io::copy(&mut file, &mut out).map_err(|e| self.local_err(OP, key, &source_path, e))
+                // The local backend: copy on this thread, blaming the right file.
+                let mut buf = vec![0u8; 1 << 20];
+                let mut total = 0u64;
+                loop {
+                    match file.read(&mut buf) {
+                        Ok(0) => break Ok(total),
+                        Ok(n) => {
+                            if let Err(e) = out.write_all(&buf[..n]) {
+                                break Err(self.local_err(OP, key, &temp, e));
+                            }
+                            total += n as u64;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(self.local_err(OP, key, &source_path, e)),
+                    }
+                }
             }
             GetResultPayload::Stream(mut stream) => {
                 let mut total = 0u64;

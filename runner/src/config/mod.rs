@@ -226,7 +226,8 @@ pub fn expand_env(text: &str) -> Result<String, ConfigError> {
     expand_variables(text, &|name| std::env::var(name).ok())
 }
 
-/// Replaces `${NAME}` with the environment variable; `$${` stays a literal `${`.
+/// Replaces `${NAME}` with the environment variable (`${NAME:-default}`
+/// when it may be unset); `$${` stays a literal `${`.
 fn expand_variables(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
@@ -243,10 +244,20 @@ fn expand_variables(
             let end = body
                 .find('}')
                 .ok_or_else(|| ConfigError::invalid("(file)", "`${` without a closing `}`"))?;
-            let name = &body[..end];
-            let value = env(name).ok_or_else(|| ConfigError::MissingVariable {
-                name: name.to_string(),
-            })?;
+            // `${NAME:-default}` falls back when NAME is unset or empty.
+            let (name, default) = match body[..end].split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (&body[..end], None),
+            };
+            let value = match (env(name).filter(|v| !v.is_empty()), default) {
+                (Some(v), _) => v,
+                (None, Some(d)) => d.to_string(),
+                (None, None) => {
+                    return Err(ConfigError::MissingVariable {
+                        name: name.to_string(),
+                    })
+                }
+            };
             out.push_str(&value);
             rest = &body[end + 1..];
         } else {

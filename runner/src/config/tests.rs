@@ -17,6 +17,51 @@ fn variables_are_expanded_and_escapes_kept() {
 }
 
 #[test]
+fn a_default_stands_in_for_an_unset_or_empty_variable() {
+    let env = |name: &str| match name {
+        "SET" => Some("10s".to_string()),
+        "EMPTY" => Some(String::new()),
+        _ => None,
+    };
+    let text = expand_variables("a: ${SET:-1m}\nb: ${UNSET:-2m}\nc: ${EMPTY:-3m}", &env).unwrap();
+    assert_eq!(text, "a: 10s\nb: 2m\nc: 3m");
+}
+
+#[test]
+fn kafka_sources_and_checkpoints_are_validated_by_field() {
+    let base = "name: x\nidentifiers: [{type: email}]\n";
+    let cases = [
+        (
+            "sources: [{type: kafka, bootstrapServers: 'h:1', topics: []}]\n",
+            "sources[0].topics",
+        ),
+        (
+            "sources: [{type: kafka, bootstrapServers: ' ', topics: [t]}]\n",
+            "sources[0].bootstrapServers",
+        ),
+        (
+            "sources: [{type: kafka, bootstrapServers: 'h:1', topics: [t], properties: {enable.auto.commit: 'true'}}]\n",
+            "properties.enable.auto.commit",
+        ),
+        ("checkpoints: {interval: soon}\n", "checkpoints.interval"),
+        ("checkpoints: {retain: 0}\n", "checkpoints.retain"),
+    ];
+    for (extra, field) in cases {
+        let err = load(&format!("{base}{extra}")).unwrap_err().to_string();
+        assert!(err.contains(field), "{extra}: {err}");
+    }
+    let ok = load(&format!(
+        "{base}sources: [{{type: kafka, bootstrapServers: 'h:1', topics: [a, b], startFrom: latest}}]\ncheckpoints: {{url: 's3://b/p', interval: 500ms}}\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        ok.checkpoints.interval,
+        std::time::Duration::from_millis(500)
+    );
+    assert_eq!(ok.checkpoints.url.as_deref(), Some("s3://b/p"));
+}
+
+#[test]
 fn errors_name_the_field_and_what_is_accepted() {
     let cases = [
         ("name: x\nidentifiers: []\n", "identifiers", "at least one"),

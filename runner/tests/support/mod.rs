@@ -2,4 +2,6 @@
 //! with `mod support;` and uses only part of it.
 #![allow(dead_code)]
 
+pub mod kafka;
+pub mod runner;
 pub mod services;

@@ -1,0 +1,160 @@
+//! The `kith-runner` binary as tests drive it.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_kith-runner")
+}
+
+pub fn example(path: &str) -> String {
+    super::services::workspace_root()
+        .join("examples")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+/// Runs the runner to completion; panics with its stderr on failure.
+pub fn run_ok(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let out = output(args, envs);
+    assert!(
+        out.status.success(),
+        "kith-runner {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn output(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("the runner starts")
+}
+
+/// Starts the runner in the background, its output to files in `logs`.
+pub fn spawn(args: &[&str], envs: &[(&str, &str)], logs: &Path, name: &str) -> Child {
+    Command::new(binary())
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(std::fs::File::create(logs.join(format!("{name}.out"))).unwrap())
+        .stderr(std::fs::File::create(logs.join(format!("{name}.err"))).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("the runner starts")
+}
+
+/// The summary line (the last line of stdout) as JSON.
+pub fn summary(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout.lines().last().expect("a summary line"))
+        .expect("the summary is JSON")
+}
+
+/// `export --state`, lines sorted.
+pub fn export(state: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = run_ok(&["export", "--state", state.to_str().unwrap()], &[])
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The state of a file run over `input` with the canonical example pipeline.
+pub fn reference_export(input: &Path, dir: &Path) -> Vec<String> {
+    let state: PathBuf = dir.join("reference-state");
+    run_ok(
+        &[
+            "run",
+            &example("canonical/pipeline.yaml"),
+            "--input",
+            input.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    );
+    export(&state)
+}
+
+/// `generate` output as lines.
+pub fn generate(people: u64, seed: u64) -> Vec<Vec<u8>> {
+    run_ok(
+        &[
+            "generate",
+            "--people",
+            &people.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ],
+        &[],
+    )
+    .lines()
+    .map(|l| l.as_bytes().to_vec())
+    .collect()
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP/1.1 request; `(status, body)`, or `None` when nothing listens.
+pub fn http(addr: &str, method: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    s.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+/// Polls `check` every 50 ms for up to `seconds`.
+pub fn wait_until(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+/// `TYPE:VALUE` of the first email in a workload, URL-safe enough for a query.
+pub fn reference_probe(lines: &[Vec<u8>]) -> String {
+    for l in lines {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(l) else {
+            continue;
+        };
+        if let Some(ids) = v["identifiers"].as_array() {
+            for i in ids {
+                if i["type"] == "email" {
+                    let value = i["value"].as_str().unwrap().trim().to_lowercase();
+                    if value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".@-_".contains(c))
+                    {
+                        return format!("email:{value}");
+                    }
+                }
+            }
+        }
+    }
+    panic!("no plain email in the workload")
+}
