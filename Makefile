@@ -5,19 +5,34 @@ SHELL := /bin/bash
 CARGO ?= cargo
 RUNNER := target/release/kith-runner
 
-.PHONY: all build test quickstart bench services services-down fmt lint clean
+.PHONY: all build build-deps test quickstart bench services services-down fmt lint clean
 
 all: build
 
-build:
+# librdkafka is built from source (rdkafka's cmake-build); its build needs
+# these Debian packages. Installs the missing ones (needs root or sudo).
+BUILD_PACKAGES := libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev cmake
+build-deps:
+	@missing=$$(for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing build packages:" $$missing; \
+	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: build-deps
 	$(CARGO) build --release --locked
 
 # The whole suite: unit, property and integration tests, with the test
-# runner's summary lines.
-test:
+# runner's summary lines. Integration tests run against the real services of
+# DESIGN §5, started here and stopped afterwards (KITH_KEEP_SERVICES=1 keeps
+# them running for the next run).
+test: build-deps
 	mkdir -p target; \
+	bash tests/services/up.sh kafka moto || exit 1; \
 	$(CARGO) test --locked --workspace 2>&1 | tee target/test.log; \
 	status=$${PIPESTATUS[0]}; \
+	[ "$${KITH_KEEP_SERVICES:-0}" = 1 ] || bash tests/services/down.sh; \
 	grep -E '^test result:' target/test.log | awk '{p+=$$4; f+=$$6; i+=$$8} END {printf "%d passed, %d failed, %d skipped\n", p, f, i}'; \
 	exit $$status
 

@@ -79,6 +79,7 @@ fn sigkill_at_random_moments_then_restart_equals_a_file_run() {
         ("KITH_INPUT_TOPIC", topic.as_str()),
         ("KITH_CHECKPOINTS", checkpoints.as_str()),
         ("KITH_CHECKPOINT_INTERVAL", "100ms"),
+        ("KITH_LOG", "kith_runner=info"),
     ];
     let seed: u64 = std::env::var("KITH_TEST_SEED")
         .ok()
@@ -107,7 +108,10 @@ fn sigkill_at_random_moments_then_restart_equals_a_file_run() {
             dir.path(),
             &format!("round-{round}"),
         );
-        std::thread::sleep(Duration::from_millis(rng.gen_range(150..2500)));
+        // Any moment, except that the restore of round 4 is let finish so
+        // that the test can see it happened.
+        let low = if round == 4 { 1200 } else { 150 };
+        std::thread::sleep(Duration::from_millis(rng.gen_range(low..2500)));
         let running = child.try_wait().unwrap().is_none();
         assert!(
             running,
@@ -117,6 +121,13 @@ fn sigkill_at_random_moments_then_restart_equals_a_file_run() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         kills += 1;
+        if round == 4 {
+            let log = std::fs::read_to_string(dir.path().join("round-4.err")).unwrap();
+            assert!(
+                log.contains("restored from object storage"),
+                "the lost state came back from checkpoint storage:\n{log}"
+            );
+        }
     }
     assert!(kills >= 5);
 

@@ -6,64 +6,9 @@ mod support;
 
 use kith_runner::checkpoint::storage::{CheckpointStorage, ObjectInfo, StorageError, PART_SIZE};
 use std::io::{BufWriter, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::moto::{fresh_bucket, http};
 use support::services::{require, Services};
-
-/// A bucket name no other test, run or binary uses, created on moto.
-fn fresh_bucket(services: &Services) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let bucket = format!(
-        "kith-test-{}-{}-{}",
-        std::process::id(),
-        nanos % 1_000_000_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let (status, _, body) = http(services.get("S3_ENDPOINT"), "PUT", &format!("/{bucket}"));
-    assert_eq!(status, 200, "CreateBucket {bucket} on moto: {body}");
-    bucket
-}
-
-/// One plain HTTP/1.1 request to moto, returning the status, the headers
-/// (names lowercased) and the body. moto checks no signature, but refuses
-/// reads of signed uploads to requests without one (anonymous access), so
-/// send a SigV4-shaped header, as `tests/services/moto/service.sh` does.
-const FAKE_SIGV4: &str = "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0000";
-
-fn http(endpoint: &str, method: &str, path: &str) -> (u16, Vec<(String, String)>, String) {
-    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream =
-        TcpStream::connect(authority).unwrap_or_else(|e| panic!("connect {authority}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: {FAKE_SIGV4}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, headers, body.to_string())
-}
 
 fn storage(services: &Services, url: &str) -> CheckpointStorage {
     CheckpointStorage::from_url_with_env(url, services.vars()).unwrap()

@@ -34,6 +34,7 @@ pub struct Metrics {
     consumer_lag: IntGaugeVec,
     latency: Histogram,
     checkpoint_duration: Gauge,
+    checkpoint_pause: Histogram,
     checkpoint_size: Gauge,
     checkpoint_last_success: Gauge,
     checkpoint_age: Gauge,
@@ -93,6 +94,12 @@ impl Metrics {
                 &registry,
                 "kith_checkpoint_duration_seconds",
                 "Seconds the last successful checkpoint took.",
+            ),
+            checkpoint_pause: histogram(
+                &registry,
+                "kith_checkpoint_pause_seconds",
+                "Seconds processing stopped to mark a checkpoint (seal the log, copy the \
+                 positions).",
             ),
             checkpoint_size: gauge(
                 &registry,
@@ -189,6 +196,11 @@ impl Metrics {
         self.checkpoint_size.set(size_bytes as f64);
         self.checkpoint_last_success.set(at_unix_seconds);
         self.checkpoints_completed.inc();
+    }
+
+    /// Records how long processing paused to mark a checkpoint.
+    pub fn checkpoint_marked(&self, pause: Duration) {
+        self.checkpoint_pause.observe(pause.as_secs_f64());
     }
 
     /// Records a failed checkpoint; the last-success gauges keep their values

@@ -330,11 +330,11 @@ impl Worker {
         }
         let (old, kept) = complete.split_at(complete.len() - keep);
         let mut referenced = HashSet::new();
-        for (id, _) in kept {
+        for id in kept {
             let md = super::restore::read_metadata(storage, &checkpoint_folder(*id))?;
             referenced.extend(md.files.into_iter().map(|f| f.key));
         }
-        for (id, _) in old {
+        for id in old {
             storage.delete_prefix(&format!("{}/", checkpoint_folder(*id)))?;
         }
         for object in storage.list("shared/")? {

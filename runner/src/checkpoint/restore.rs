@@ -9,19 +9,16 @@ use crate::store::Manifest;
 use std::path::Path;
 
 /// Ids of the checkpoints in `storage` that have `_metadata`, oldest first.
-pub fn complete_checkpoints(
-    storage: &CheckpointStorage,
-) -> Result<Vec<(u64, u64)>, CheckpointError> {
-    let mut found: Vec<(u64, u64)> = storage
-        .list("chk-")?
-        .into_iter()
-        .filter_map(|o| {
-            let (folder, file) = o.key.split_once('/')?;
-            (file == metadata::METADATA)
-                .then(|| parse_checkpoint_folder(folder).map(|id| (id, o.size)))
-                .flatten()
-        })
-        .collect();
+pub fn complete_checkpoints(storage: &CheckpointStorage) -> Result<Vec<u64>, CheckpointError> {
+    let mut found = Vec::new();
+    for folder in storage.list_folders()? {
+        let Some(id) = parse_checkpoint_folder(&folder) else {
+            continue;
+        };
+        if storage.exists(&format!("{folder}/{}", metadata::METADATA))? {
+            found.push(id);
+        }
+    }
     found.sort_unstable();
     Ok(found)
 }
@@ -47,7 +44,7 @@ pub fn read_metadata(
 
 /// The newest complete checkpoint whose metadata reads, if any.
 pub fn latest(storage: &CheckpointStorage) -> Result<Option<Metadata>, CheckpointError> {
-    for (id, _) in complete_checkpoints(storage)?.into_iter().rev() {
+    for id in complete_checkpoints(storage)?.into_iter().rev() {
         match read_metadata(storage, &checkpoint_folder(id)) {
             Ok(md) => return Ok(Some(md)),
             Err(e) => {
@@ -62,7 +59,9 @@ pub fn latest(storage: &CheckpointStorage) -> Result<Option<Metadata>, Checkpoin
 /// or partial one is skipped with an error log and the previous one tried.
 pub fn restore_latest(url: &str, dir: &Path) -> Result<Option<Metadata>, CheckpointError> {
     let storage = CheckpointStorage::from_url(url)?;
-    for (id, _) in complete_checkpoints(&storage)?.into_iter().rev() {
+    // What an interrupted earlier restore left must not mix in.
+    clear_dir(dir)?;
+    for id in complete_checkpoints(&storage)?.into_iter().rev() {
         let attempt = read_metadata(&storage, &checkpoint_folder(id))
             .and_then(|md| download(&storage, &md, dir).map(|()| md));
         match attempt {
@@ -80,6 +79,7 @@ pub fn restore_latest(url: &str, dir: &Path) -> Result<Option<Metadata>, Checkpo
 pub fn restore(url: &str, dir: &Path) -> Result<Metadata, CheckpointError> {
     let folder_storage = CheckpointStorage::from_url(url)?;
     let md = read_metadata(&folder_storage, "")?;
+    clear_dir(dir)?;
     let files_storage = match md.kind {
         Kind::Savepoint => folder_storage,
         // A checkpoint's files are shared, beside the checkpoint folders.
@@ -131,14 +131,31 @@ fn download(storage: &CheckpointStorage, md: &Metadata, dir: &Path) -> Result<()
     Ok(())
 }
 
-/// Removes what a failed download left, keeping the directory.
+/// Removes the state files a failed or interrupted download left (and only
+/// those: `--state` may point at a folder holding other things).
 fn clear_dir(dir: &Path) -> Result<(), CheckpointError> {
     let local = |source| CheckpointError::Local {
         path: dir.display().to_string(),
         source,
     };
+    if !dir.exists() {
+        return Ok(());
+    }
     for entry in std::fs::read_dir(dir).map_err(local)? {
         let path = entry.map_err(local)?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let ours = name.starts_with("snapshot-")
+            || crate::store::parse_segment_name(name).is_some()
+            || name.ends_with(".tmp")
+            || (name.starts_with('.') && name.ends_with(".part"))
+            || name == "pipeline.json"
+            || name == "model.json";
+        if !ours {
+            continue;
+        }
         let removed = if path.is_dir() {
             std::fs::remove_dir_all(&path)
         } else {

@@ -511,6 +511,31 @@ impl CheckpointStorage {
         Ok(objects)
     }
 
+    /// The names of the folders directly under the storage URL (one listing
+    /// request per page, whatever the folders hold), sorted.
+    pub fn list_folders(&self) -> Result<Vec<String>, StorageError> {
+        let listed = self
+            .block_on(self.store.list_with_delimiter(None))
+            .map_err(|e| self.backend_err(Operation::List, "", e))?;
+        let mut folders: Vec<String> = listed
+            .common_prefixes
+            .into_iter()
+            .filter_map(|p| p.parts().next_back().map(|part| part.as_ref().to_string()))
+            .collect();
+        folders.sort();
+        Ok(folders)
+    }
+
+    /// Whether object `key` exists.
+    pub fn exists(&self, key: &str) -> Result<bool, StorageError> {
+        let path = self.key_path(Operation::Get, key)?;
+        match self.block_on(self.store.head(&path)) {
+            Ok(_) => Ok(true),
+            Err(e) if is_missing_object(&e) => Ok(false),
+            Err(e) => Err(self.backend_err(Operation::Get, key, e)),
+        }
+    }
+
     /// Deletes object `key`; an absent object is not an error.
     pub fn delete(&self, key: &str) -> Result<(), StorageError> {
         let path = self.key_path(Operation::Delete, key)?;

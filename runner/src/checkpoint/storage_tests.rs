@@ -477,3 +477,23 @@ fn errors_stay_small_enough_to_wrap() {
     let size = std::mem::size_of::<StorageError>();
     assert!(size <= 96, "StorageError is {size} bytes");
 }
+
+#[test]
+fn folders_directly_under_the_url_are_listed_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = CheckpointStorage::from_url(dir.path().to_str().unwrap()).unwrap();
+    storage
+        .put("chk-0000000002/_metadata", b"{}".to_vec())
+        .unwrap();
+    storage
+        .put("chk-0000000010/_metadata", b"{}".to_vec())
+        .unwrap();
+    storage.put("shared/a/wal-1.bin", b"x".to_vec()).unwrap();
+    storage.put("top-level-object", b"x".to_vec()).unwrap();
+    assert_eq!(
+        storage.list_folders().unwrap(),
+        ["chk-0000000002", "chk-0000000010", "shared"]
+    );
+    assert!(storage.exists("chk-0000000002/_metadata").unwrap());
+    assert!(!storage.exists("chk-0000000003/_metadata").unwrap());
+}

@@ -3,5 +3,6 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod moto;
 pub mod runner;
 pub mod services;

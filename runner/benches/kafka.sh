@@ -1,0 +1,366 @@
+#!/usr/bin/env bash
+# Kafka and checkpoint benchmark (issue 4): on this machine, with the Kafka
+# broker of tests/services (started here if it is not up),
+#
+#   throughput  Kafka -> state with checkpoints every 10 s: the `generate
+#               --people 300000 --seed 42` workload (about 1.5M observations)
+#               produced first into a fresh 6-partition topic, then read by
+#               examples/kafka/pipeline.yaml with --exit-at-end, twice
+#               (target: 150,000 observations/s or more)
+#   latency     Kafka append to applied at a steady 20,000 observations/s for
+#               60 s into a running runner: the summary's append_p99_ms (its
+#               own log-linear histogram) and, as a cross-check, the upper
+#               bound of the bucket of kith_processing_latency_seconds on
+#               /metrics that holds the 99th percentile (target: 50 ms or less).
+#               It includes everything from the producer's `produce` call
+#               (the message timestamp is CreateTime) with linger.ms=1
+#   10m         a file run of `generate --people 3010000 --seed 42` (about 10M
+#               live records) into a state directory with checkpoints to a
+#               local folder (file://): the final checkpoint, which uploads
+#               every file (target: 10 s or less); peak RSS; then a restore of
+#               it into an empty state directory (target: 20 s or less) and
+#               a local recovery (state directory intact); then the pause a
+#               checkpoint takes at that size, under load (target: 200 ms or
+#               less)
+#
+# Builds the release runner when it is missing. The producer helper
+# (kafka_produce.py) runs in the virtualenv target/kafka-bench-venv, made from
+# requirements-kafka.txt (again only when that file changes). Workloads are
+# shared with engine.sh (target/bench/obs-<people>.jsonl, made the same way and
+# reused when present); everything else is under target/bench-kafka, and the
+# large state and checkpoint folders are deleted at the end, like the topics.
+#
+#   KITH_RUNNER            the runner binary (default target/release/kith-runner,
+#                          or $CARGO_TARGET_DIR/release/kith-runner)
+#   KITH_BENCH_STEPS       steps to run (default "throughput latency 10m")
+#   KITH_BENCH_10M         0 skips the 10m step (default 1)
+#   KITH_BENCH_RATE        observations/s of the latency step (default 20000)
+#   KITH_BENCH_SECONDS     seconds of the latency step (default 60)
+#   KITH_BENCH_KEEP        1 keeps target/bench-kafka's state folders
+#   BENCH_PEOPLE           people of the Kafka workload (default 300000)
+#   BENCH_BIG_PEOPLE       people of the 10m workload (default 3010000)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+runner=${KITH_RUNNER:-${CARGO_TARGET_DIR:-target}/release/kith-runner}
+steps=${KITH_BENCH_STEPS:-throughput latency 10m}
+[ "${KITH_BENCH_10M:-1}" = 0 ] && steps=${steps//10m/}
+rate=${KITH_BENCH_RATE:-20000}
+latency_s=${KITH_BENCH_SECONDS:-60}
+people=${BENCH_PEOPLE:-300000}
+big=${BENCH_BIG_PEOPLE:-3010000}
+bench=target/bench
+out=target/bench-kafka
+venv=target/kafka-bench-venv
+requirements=runner/benches/requirements-kafka.txt
+helper=runner/benches/kafka_produce.py
+kafka_pipeline=examples/kafka/pipeline.yaml
+min_free_gb=20
+stamp=$(date +%Y%m%d%H%M%S)-$$
+
+has_step() { [[ " $steps " == *" $1 "* ]]; }
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
+# A field of a JSON object, rounded to N decimals (no N: as is; "-" when absent).
+field() {
+  python3 -c 'import json, sys
+v = json.loads(sys.argv[1]).get(sys.argv[2], "-")
+if len(sys.argv) > 3 and isinstance(v, (int, float)):
+    v = f"{v:,.{int(sys.argv[3])}f}"
+print(v if not isinstance(v, dict) else json.dumps(v))' "$@"
+}
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) memory, $(uname -sr), load average $(load)"
+
+if [ ! -x "$runner" ]; then
+  echo "kafka bench: $runner not found; building it (cargo build --release --locked -p kith-runner)"
+  cargo build --release --locked -p kith-runner
+fi
+echo "runner: $runner ($("$runner" --version))"
+
+# The virtualenv, made once. The stamp (a copy of the requirements it was made
+# from) is written last, so an interrupted install is redone on the next run.
+if ! cmp -s "$requirements" "$venv/requirements.installed"; then
+  echo "kafka bench: making the virtualenv $venv (pip install -r $requirements)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$venv/requirements.installed"
+fi
+py() { "$venv/bin/python" "$helper" "$@"; }
+
+bash tests/services/up.sh kafka
+set -a
+# shellcheck disable=SC1091
+. target/services.env
+set +a
+echo "kafka: $KAFKA_BOOTSTRAP"
+
+mkdir -p "$bench" "$out"
+topics=()
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  if [ ${#topics[@]} -gt 0 ]; then
+    py delete-topics --bootstrap "$KAFKA_BOOTSTRAP" "${topics[@]}" || true
+  fi
+  if [ "${KITH_BENCH_KEEP:-0}" != 1 ]; then
+    rm -rf "$out/throughput" "$out/latency" "$out/big/state" "$out/big/checkpoints"
+  fi
+}
+trap cleanup EXIT
+
+workload() { # people -> $bench/obs-<people>.jsonl (and its truth), as engine.sh makes them
+  local n=$1
+  if [ ! -s "$bench/obs-$n.jsonl" ]; then
+    local t0
+    t0=$(now)
+    "$runner" generate --people "$n" --seed 42 --truth "$bench/truth-$n.jsonl.tmp" > "$bench/obs-$n.jsonl.tmp"
+    mv "$bench/truth-$n.jsonl.tmp" "$bench/truth-$n.jsonl"
+    mv "$bench/obs-$n.jsonl.tmp" "$bench/obs-$n.jsonl"
+    echo "workload: generated $bench/obs-$n.jsonl in $(since "$t0") s" >&2
+  fi
+  echo "$bench/obs-$n.jsonl"
+}
+
+# The environment of examples/kafka/pipeline.yaml, as text for the
+# reproduce lines and as words for `env`.
+kafka_env() { # topic checkpoints-dir
+  echo "KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP KITH_INPUT_TOPIC=$1 KITH_CHECKPOINTS=file://$root/$2 KITH_CHECKPOINT_INTERVAL=10s"
+}
+
+rows=()
+row() { rows+=("| $1 | $2 | $3 |"); }
+
+# ---------------------------------------------------------------------------
+if has_step throughput; then
+  echo
+  echo "== throughput: Kafka -> state, checkpoints every 10 s"
+  obs=$(workload "$people")
+  lines=$(wc -l < "$obs")
+  dir=$out/throughput
+  topic=kith-bench-throughput-$stamp
+  topics+=("$topic" "$topic-dlq")
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  t0=$(now)
+  py create-topic --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --partitions 6
+  produced=$(py produce --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --input "$obs")
+  echo "produced: $produced ($lines lines of $obs, round-robin over 6 partitions, linger.ms=5, acks=all, no compression; $(since "$t0") s with topic creation)"
+  messages=$(field "$produced" messages)
+  for i in 1 2; do
+    rm -rf "$dir/state" "$dir/checkpoints"
+    sync
+    envs=$(kafka_env "$topic" "$dir/checkpoints")
+    cmd="$runner run $kafka_pipeline --state $dir/state --exit-at-end"
+    echo "load average before run $i: $(load)"
+    t0=$(now)
+    # shellcheck disable=SC2086
+    summary=$(env $envs $cmd 2> "$dir/run-$i.log" | tail -n 1)
+    wall=$(since "$t0")
+    echo "run $i: $summary"
+    echo "run $i: wall ${wall} s (process start to exit)"
+    got=$(field "$summary" observations)
+    if [ "$got" != "$messages" ]; then
+      echo "run $i: WARNING: $got observations applied, $messages produced" >&2
+    fi
+    echo "reproduce: $envs $cmd"
+    row "Kafka -> state observations/s, checkpoints every 10 s, run $i" \
+      "$(field "$summary" observations_per_s 0) ($(field "$summary" observations) in $(field "$summary" seconds) s, $(field "$summary" checkpoints) checkpoints)" \
+      "≥ 150,000"
+  done
+  echo "reproduce the step: KITH_BENCH_STEPS=throughput bash runner/benches/kafka.sh"
+  py delete-topics --bootstrap "$KAFKA_BOOTSTRAP" "$topic" "$topic-dlq"
+  rm -rf "$dir/state" "$dir/checkpoints"
+fi
+
+# ---------------------------------------------------------------------------
+if has_step latency; then
+  echo
+  echo "== latency: Kafka append to applied at $rate observations/s for $latency_s s"
+  obs=$(workload "$people")
+  dir=$out/latency
+  topic=kith-bench-latency-$stamp
+  topics+=("$topic" "$topic-dlq")
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  py create-topic --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --partitions 6
+  port=$(free_port)
+  envs=$(kafka_env "$topic" "$dir/checkpoints")
+  cmd="$runner run $kafka_pipeline --state $dir/state --admin 127.0.0.1:$port"
+  # shellcheck disable=SC2086
+  env $envs $cmd > "$dir/run.out" 2> "$dir/run.log" &
+  pid=$!
+  pids+=("$pid")
+  py wait-ready --url "http://127.0.0.1:$port/readyz" --timeout 60
+  limit=$(python3 -c "print(round($rate * $latency_s))")
+  produce_cmd="$venv/bin/python $helper produce --bootstrap $KAFKA_BOOTSTRAP --topic $topic --input $obs --rate $rate --duration $latency_s --slice-ms 5 --linger-ms 1"
+  echo "load average before producing: $(load)"
+  produced=$($produce_cmd)
+  echo "produced: $produced (5 ms slices of $((rate / 200)) messages, round-robin over 6 partitions, linger.ms=1, acks=all)"
+  messages=$(field "$produced" messages)
+  t0=$(now)
+  py wait-counter --url "http://127.0.0.1:$port/metrics" --counter kith_observations_total --at-least "$messages" --timeout 300 > /dev/null
+  echo "applied all $messages $(since "$t0") s after the producer's flush returned"
+  scraped=$(py metrics --url "http://127.0.0.1:$port/metrics" --histogram kith_processing_latency_seconds --counter kith_observations_total)
+  echo "metrics: $scraped"
+  kill -TERM "$pid"
+  t0=$(now)
+  rc=0
+  wait "$pid" || rc=$?
+  pids=()
+  echo "SIGTERM to exit: $(since "$t0") s, exit code $rc"
+  summary=$(tail -n 1 "$dir/run.out")
+  echo "run: $summary"
+  hist=$(field "$scraped" kith_processing_latency_seconds)
+  bucket_ms=$(python3 -c "import json, sys; h = json.loads(sys.argv[1]); print(round(float(h['p99_le']) * 1000, 3) if 'p99_le' in h else '-')" "$hist")
+  echo "reproduce: $envs $cmd   # then: $produce_cmd; read http://127.0.0.1:$port/metrics; kill -TERM the runner"
+  echo "reproduce the step: KITH_BENCH_STEPS=latency bash runner/benches/kafka.sh"
+  row "p99 Kafka append -> applied at $rate/s (summary append_p99_ms)" "$(field "$summary" append_p99_ms) ms" "≤ 50 ms"
+  row "p99 bucket bound of kith_processing_latency_seconds (cross-check)" "≤ $bucket_ms ms ($(field "$hist" count) observations)" "≤ 50 ms"
+  [ "$rc" = 0 ] || echo "latency: WARNING: the runner exited with $rc after SIGTERM" >&2
+  py delete-topics --bootstrap "$KAFKA_BOOTSTRAP" "$topic" "$topic-dlq"
+  rm -rf "$dir/state" "$dir/checkpoints"
+fi
+
+# ---------------------------------------------------------------------------
+if has_step 10m; then
+  echo
+  echo "== 10m: checkpoint and restore of about 10 million live records"
+  avail_gb=$(df -Pk "$out" | awk 'NR == 2 {print int($4 / 1048576)}')
+  if [ "$avail_gb" -lt "$min_free_gb" ]; then
+    echo "10m: SKIPPED: $avail_gb GB free on the disk of $out, $min_free_gb GB needed (df -h: $(df -h "$out" | awk 'NR == 2'))"
+    row "10M records: checkpoint, restore" "skipped: $avail_gb GB free < $min_free_gb GB" "-"
+  else
+    obs=$(workload "$big")
+    dir=$out/big
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    pipe=$dir/pipeline.yaml
+    # The canonical example with checkpoints to a local folder. The interval
+    # is long enough that the run's only checkpoint is the final one, which
+    # uploads every file of the state.
+    {
+      cat examples/canonical/pipeline.yaml
+      echo "checkpoints:"
+      echo "  url: file://$root/$dir/checkpoints"
+      # shellcheck disable=SC2016
+      echo '  interval: ${KITH_CHECKPOINT_INTERVAL:-600s}'
+    } > "$pipe"
+    logenv="KITH_LOG=kith_runner=debug NO_COLOR=1"
+    events=("admin port open" "restored from object storage" "state restored" "checkpoint marked" "checkpoint completed" "run finished")
+
+    # The file run, with the admin port scraped every second for pauses.
+    port=$(free_port)
+    cmd="$runner run $pipe --input $obs --state $dir/state --admin 127.0.0.1:$port"
+    echo "load average before the run: $(load)"
+    sync
+    t0=$(now)
+    # shellcheck disable=SC2086
+    env $logenv $cmd > "$dir/run.out" 2> "$dir/run.log" &
+    pid=$!
+    pids+=("$pid")
+    py watch --url "http://127.0.0.1:$port/metrics" --histogram kith_checkpoint_pause_seconds --output "$dir/pause.json" --timeout 3600 &
+    watcher=$!
+    rc=0
+    wait "$pid" || rc=$?
+    pids=()
+    wall=$(since "$t0")
+    wait "$watcher" || true
+    [ "$rc" = 0 ] || { echo "10m: the run failed ($rc):"; tail -n 20 "$dir/run.log"; exit 1; }
+    summary=$(tail -n 1 "$dir/run.out")
+    echo "run: $summary"
+    echo "run: wall $wall s"
+    ev=$(py log-events --log "$dir/run.log" --start "$t0" "${events[@]}")
+    echo "run log (seconds from start; last line of each kind): $ev"
+    pause=$(cat "$dir/pause.json" 2>/dev/null || echo '{}')
+    echo "pause histogram (last scrape): $pause"
+    completed=$(field "$ev" "checkpoint completed")
+    ck_ms=$(field "$completed" ms)
+    ck_bytes=$(field "$completed" bytes)
+    ck_files=$(find "$dir/checkpoints" -type f | wc -l)
+    ck_du=$(du -sh "$dir/checkpoints" | cut -f1)
+    echo "checkpoints folder: $ck_files files, $ck_du"
+    echo "reproduce: $logenv $cmd"
+    row "10M: final checkpoint (uploads every file)" \
+      "$(python3 -c "print(round($ck_ms / 1000, 2))" 2>/dev/null || echo -) s, $(python3 -c "print(f'{$ck_bytes / 1e9:.2f}')" 2>/dev/null || echo -) GB, $(field "$summary" records 0) live records" "≤ 10 s"
+    row "10M: file run observations/s, peak RSS" \
+      "$(field "$summary" observations_per_s 0) ($(field "$summary" observations 0) in $(field "$summary" seconds) s), $(field "$summary" peak_rss_mb 0) MB" "-"
+
+    # Restore into an empty state directory from the latest checkpoint.
+    rm -rf "$dir/state"
+    sync
+    cmd="$runner run $pipe --input /dev/null --state $dir/state"
+    t0=$(now)
+    # shellcheck disable=SC2086
+    env $logenv $cmd > "$dir/restore.out" 2> "$dir/restore.log"
+    wall=$(since "$t0")
+    summary=$(tail -n 1 "$dir/restore.out")
+    echo "restore from checkpoint: $summary"
+    echo "restore from checkpoint: wall $wall s"
+    echo "restore log (seconds from start): $(py log-events --log "$dir/restore.log" --start "$t0" "${events[@]}")"
+    echo "reproduce: rm -rf $dir/state; $logenv $cmd"
+    row "10M: restore into an empty state dir (restore_seconds / wall)" "$(field "$summary" restore_seconds) s / $wall s" "≤ 20 s"
+
+    # Local recovery: the state directory is intact.
+    sync
+    t0=$(now)
+    # shellcheck disable=SC2086
+    env $logenv $cmd > "$dir/local.out" 2> "$dir/local.log"
+    wall=$(since "$t0")
+    summary=$(tail -n 1 "$dir/local.out")
+    echo "local recovery: $summary"
+    echo "local recovery: wall $wall s"
+    echo "local recovery log (seconds from start): $(py log-events --log "$dir/local.log" --start "$t0" "${events[@]}")"
+    echo "reproduce: $logenv $cmd"
+    row "10M: local recovery, state dir intact (restore_seconds / wall)" "$(field "$summary" restore_seconds) s / $wall s" "≤ 20 s"
+
+    # The pause: the same state, now taking new records at full speed (the
+    # Kafka workload's lines with their ids prefixed, so each is a new
+    # record) with a checkpoint every 2 s.
+    obs_small=$(workload "$people")
+    port=$(free_port)
+    cmd="$runner run $pipe --input - --state $dir/state --admin 127.0.0.1:$port"
+    sync
+    t0=$(now)
+    # shellcheck disable=SC2086
+    sed 's/"id":"/"id":"new-/' "$obs_small" | env $logenv KITH_CHECKPOINT_INTERVAL=2s $cmd > "$dir/pause.out" 2> "$dir/pause.log" &
+    pid=$!
+    pids+=("$pid")
+    py watch --url "http://127.0.0.1:$port/metrics" --histogram kith_checkpoint_pause_seconds --output "$dir/pause-load.json" --timeout 3600 &
+    watcher=$!
+    wait "$pid" || true
+    pids=()
+    wait "$watcher" || true
+    wall=$(since "$t0")
+    summary=$(tail -n 1 "$dir/pause.out")
+    echo "under load: $summary"
+    echo "under load: wall $wall s"
+    ev=$(py log-events --log "$dir/pause.log" --start "$t0" "${events[@]}")
+    echo "under load log (seconds from start): $ev"
+    max_pause_us=$(python3 - "$dir/pause.log" <<'PY'
+import re, sys
+vals = [int(m.group(1)) for line in open(sys.argv[1], errors="replace")
+        if "checkpoint marked" in line for m in [re.search(r"pause_us=(\d+)", line)] if m]
+print(f"{max(vals)} us max of {len(vals)} marks" if vals else "no mark logged")
+PY
+)
+    pause=$(cat "$dir/pause-load.json" 2>/dev/null || echo '{}')
+    echo "pause histogram (last scrape): $pause"
+    echo "pause from the debug log: $max_pause_us"
+    echo "reproduce: sed 's/\"id\":\"/\"id\":\"new-/' $obs_small | $logenv KITH_CHECKPOINT_INTERVAL=2s $cmd"
+    pause_max=$(python3 -c "import json, sys; h = json.loads(sys.argv[1]); print(f\"max bucket ≤ {float(h['max_le']) * 1000:g} ms of {h['count']}\" if h.get('count') else ('metric not exported' if not h.get('present') else 'no pause recorded'))" "$pause")
+    row "10M: checkpoint pause under load (debug log; metrics)" "$max_pause_us; $pause_max" "≤ 200 ms"
+    echo "reproduce the step: KITH_BENCH_STEPS=10m bash runner/benches/kafka.sh"
+  fi
+fi
+
+echo
+echo "| figure | value | target |"
+echo "|---|---|---|"
+printf '%s\n' "${rows[@]}"

@@ -1,0 +1,129 @@
+//! The broker goes away, before the runner starts and while it runs: the
+//! runner keeps retrying, reports not-ready, never crashes, and loses
+//! nothing. A test binary of its own, because it kills the shared test
+//! broker (`kill -9`) and starts it again on the same data.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use support::kafka::{create_topic, produce, unique_topic};
+use support::runner::{
+    example, export, free_port, generate, http, reference_export, spawn, wait_until,
+};
+use support::services::{require, workspace_root};
+
+fn kill_broker() {
+    let pidfile = workspace_root().join("target/services/kafka.pid");
+    let pid = std::fs::read_to_string(&pidfile).expect("the broker's pid file");
+    let status = Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        wait_until(30, || !Path::new(&format!("/proc/{}", pid.trim())).exists()),
+        "the broker did not die"
+    );
+}
+
+fn start_broker() {
+    let out = Command::new("bash")
+        .args(["tests/services/up.sh", "kafka"])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restarting the broker failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn applied(admin: &str) -> Option<u64> {
+    let (_, body) = http(admin, "GET", "/metrics")?;
+    body.lines()
+        .find_map(|l| l.strip_prefix("kith_observations_total "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn ready(admin: &str) -> Option<bool> {
+    http(admin, "GET", "/readyz").map(|(status, _)| status == 200)
+}
+
+#[test]
+fn losing_the_broker_before_and_during_a_run_loses_nothing() {
+    let services = require(&["kafka"]);
+    let bootstrap = services.get("KAFKA_BOOTSTRAP").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique_topic("kith-broker-loss");
+    create_topic(&bootstrap, &topic, 2);
+    let lines = generate(1000, 3);
+    let input = dir.path().join("input.jsonl");
+    std::fs::write(&input, lines.join(&b'\n')).unwrap();
+    let reference = reference_export(&input, dir.path());
+    let half = lines.len() / 2;
+    produce(&bootstrap, &topic, &lines[..half], 2);
+
+    // Broker down at start.
+    kill_broker();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let state = dir.path().join("state");
+    let checkpoints = format!("file://{}", dir.path().join("checkpoints").display());
+    let envs = [
+        ("KAFKA_BOOTSTRAP", bootstrap.as_str()),
+        ("KITH_INPUT_TOPIC", topic.as_str()),
+        ("KITH_CHECKPOINTS", checkpoints.as_str()),
+        ("KITH_CHECKPOINT_INTERVAL", "200ms"),
+    ];
+    let pipeline = example("kafka/pipeline.yaml");
+    let args = [
+        "run",
+        pipeline.as_str(),
+        "--state",
+        state.to_str().unwrap(),
+        "--admin",
+        admin.as_str(),
+    ];
+    let mut runner = spawn(&args, &envs, dir.path(), "runner");
+    assert!(wait_until(30, || http(&admin, "GET", "/healthz").is_some()));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(runner.try_wait().unwrap().is_none(), "the runner gave up");
+    assert_eq!(ready(&admin), Some(false), "not ready without a broker");
+    assert_eq!(http(&admin, "GET", "/healthz").unwrap().0, 200, "but alive");
+
+    start_broker();
+    assert!(
+        wait_until(60, || applied(&admin) == Some(half as u64)),
+        "the first half was not applied after the broker came back (applied {:?}; see {}/runner.err)",
+        applied(&admin),
+        dir.path().display()
+    );
+    assert!(wait_until(30, || ready(&admin) == Some(true)));
+
+    // Broker lost during the run.
+    kill_broker();
+    assert!(
+        wait_until(30, || ready(&admin) == Some(false)),
+        "readiness did not drop when the broker went away"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(runner.try_wait().unwrap().is_none(), "the runner crashed");
+
+    start_broker();
+    produce(&bootstrap, &topic, &lines[half..], 2);
+    assert!(
+        wait_until(60, || applied(&admin) == Some(lines.len() as u64)),
+        "not every observation was applied (applied {:?})",
+        applied(&admin)
+    );
+    assert!(wait_until(30, || ready(&admin) == Some(true)));
+    let status = Command::new("kill")
+        .args(["-TERM", &runner.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(runner.wait().unwrap().success());
+    assert_eq!(export(&state), reference);
+}
