@@ -56,6 +56,8 @@ pub struct CoordinatorConfig {
     pub pipeline_name: String,
     /// The pipeline, stored in every checkpoint's metadata.
     pub pipeline: serde_json::Value,
+    /// The validated pipeline, for compaction's version comparisons.
+    pub compiled: Arc<crate::config::Pipeline>,
 }
 
 pub struct Coordinator {
@@ -178,6 +180,9 @@ impl Worker {
                 positions,
             } => {
                 let result = self.checkpoint(id, &segments, &positions);
+                if result.is_ok() {
+                    self.compact();
+                }
                 let (bytes, error) = match result {
                     Ok(bytes) => (bytes, None),
                     Err(e) => {
@@ -215,6 +220,26 @@ impl Worker {
                     bytes,
                     error,
                 }
+            }
+        }
+    }
+
+    /// Folds the log into a new snapshot when it has grown past the
+    /// snapshot; the next checkpoint uploads the new snapshot files.
+    fn compact(&mut self) {
+        let started = Instant::now();
+        match self.committer.compact_if_due(&self.config.compiled) {
+            Ok(Some(c)) => tracing::info!(
+                generation = c.generation,
+                segments = c.segments_folded,
+                kept = c.versions_kept,
+                dropped = c.versions_dropped,
+                seconds = started.elapsed().as_secs_f64(),
+                "log compacted into a new snapshot"
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "compaction failed; the log keeps growing until it succeeds")
             }
         }
     }
@@ -315,6 +340,7 @@ impl Worker {
             positions: m.positions.clone(),
             snapshot: m.snapshot,
             segments: m.segments.clone(),
+            compacted_through: m.compacted_through,
             files,
             pipeline: self.config.pipeline.clone(),
         }

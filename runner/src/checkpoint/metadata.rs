@@ -41,6 +41,10 @@ pub struct Metadata {
     pub snapshot: Option<u64>,
     /// Log segments after the snapshot, oldest first.
     pub segments: Vec<u64>,
+    /// Segments up to this number are folded into the snapshot; new ones
+    /// are numbered above it, so that names in shared storage never repeat.
+    #[serde(default)]
+    pub compacted_through: u64,
     pub files: Vec<FileEntry>,
     /// The pipeline the state was written with (JSON; credentials removed).
     pub pipeline: serde_json::Value,

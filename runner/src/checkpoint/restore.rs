@@ -121,6 +121,7 @@ fn download(storage: &CheckpointStorage, md: &Metadata, dir: &Path) -> Result<()
     let mut manifest = Manifest::new(md.key_groups, md.identifier_types.clone());
     manifest.snapshot = md.snapshot;
     manifest.segments = md.segments.clone();
+    manifest.compacted_through = md.compacted_through;
     manifest.positions = md.positions.clone();
     manifest.checkpoint = md.id;
     if md.kind == Kind::Checkpoint {

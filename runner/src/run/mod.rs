@@ -367,7 +367,7 @@ fn restore_if_needed(
 
 fn start_coordinator(
     opts: &RunOptions,
-    pipeline: &Pipeline,
+    pipeline: &Arc<Pipeline>,
     store: &Store,
     spec_json: &str,
 ) -> Result<Coordinator, RunError> {
@@ -397,6 +397,7 @@ fn start_coordinator(
             retain: cp.retain,
             pipeline_name: pipeline.name.clone(),
             pipeline: serde_json::from_str(spec_json).expect("saved pipelines are JSON"),
+            compiled: pipeline.clone(),
         },
     ))
 }

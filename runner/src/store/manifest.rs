@@ -24,6 +24,10 @@ pub struct Manifest {
     /// positions is in the snapshot or the sealed segments.
     #[serde(default)]
     pub positions: Positions,
+    /// Every segment up to this number is folded into the snapshot; a file
+    /// of one still on disk (a crash before its removal) is left over.
+    #[serde(default)]
+    pub compacted_through: u64,
     /// The last checkpoint these files were committed as.
     #[serde(default)]
     pub checkpoint: u64,
@@ -42,6 +46,7 @@ impl Manifest {
             identifier_types,
             segments: Vec::new(),
             positions: Positions::default(),
+            compacted_through: 0,
             checkpoint: 0,
             state_id: new_state_id(),
         }

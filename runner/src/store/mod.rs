@@ -23,8 +23,11 @@
 //! - `pipeline.json`: the pipeline the state was last run with, so that
 //!   `export`, `lookup` and `explain` need only `--state`.
 
+mod compact;
 mod frame;
 mod manifest;
+
+pub use compact::Compacted;
 
 pub use manifest::{parse_segment_name, segment_name, Manifest};
 
@@ -252,6 +255,8 @@ impl Store {
         Committer {
             dir: self.dir.clone(),
             manifest: self.manifest.clone(),
+            type_map: Arc::new(self.type_map.clone()),
+            min_compaction_bytes: compact::MIN_SEGMENT_BYTES,
         }
     }
 
@@ -275,6 +280,7 @@ impl Store {
             let previous = m.snapshot.replace(next);
             let obsolete = std::mem::take(&mut m.segments);
             m.positions = positions.clone();
+            m.compacted_through = self.log_seq - 1;
             m.write(&self.dir)?;
             (previous, obsolete)
         };
@@ -298,6 +304,10 @@ impl Store {
 pub struct Committer {
     dir: PathBuf,
     manifest: Arc<Mutex<Manifest>>,
+    /// Stored type indexes to the pipeline's (for compaction's comparisons).
+    type_map: Arc<Vec<TypeId>>,
+    /// Compaction threshold; tests lower it.
+    min_compaction_bytes: u64,
 }
 
 impl Committer {
@@ -329,6 +339,12 @@ impl Committer {
 
     pub fn manifest(&self) -> Manifest {
         self.manifest.lock().expect("manifest lock").clone()
+    }
+
+    /// The same committer, compacting from `bytes` of log on.
+    pub fn with_compaction_threshold(mut self, bytes: u64) -> Self {
+        self.min_compaction_bytes = bytes;
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -406,6 +422,7 @@ pub fn repartition(dir: &Path, key_groups: u32) -> Result<(), StoreError> {
     let previous = manifest.snapshot.replace(next);
     let obsolete = std::mem::take(&mut manifest.segments);
     manifest.key_groups = key_groups;
+    manifest.compacted_through = found.last_segment;
     manifest.write(dir)?;
     for seq in obsolete.into_iter().chain(found.adopted) {
         let _ = fs::remove_file(dir.join(segment_name(seq)));
@@ -500,11 +517,21 @@ fn read_versions(dir: &Path, manifest: &Manifest, repair: bool) -> Result<Found,
             }
         }
     }
-    let listed_last = manifest.segments.iter().copied().max().unwrap_or(0);
+    let listed_last = manifest
+        .segments
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(manifest.compacted_through);
     let mut adopted = Vec::new();
     let mut last_seen = listed_last;
     for seq in segments_on_disk(dir)? {
         if seq <= listed_last {
+            if seq <= manifest.compacted_through && repair {
+                // Folded into the snapshot before a crash cut its removal short.
+                let _ = fs::remove_file(dir.join(segment_name(seq)));
+            }
             continue;
         }
         last_seen = last_seen.max(seq);

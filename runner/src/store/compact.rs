@@ -1,0 +1,195 @@
+//! Compaction off the engine thread: folds the committed log segments into a
+//! new snapshot, keeping each key's greatest version, so that a long-running
+//! pipeline's log (and its restore time) stays proportional to its live
+//! state, not to its history. Segments and snapshots are immutable, so this
+//! reads files the engine no longer writes; the engine goes on appending to
+//! newer segments meanwhile.
+//!
+//! Memory stays bounded by one key group: the segments are first split by
+//! key group into temporary files, then each group's snapshot file and
+//! segment share are merged in a hash map.
+
+use super::frame::{FrameReader, FrameWriter};
+use super::{io, key_group, remap_types, segment_name, unmap_types, Committer, StoreError};
+use crate::config::Pipeline;
+use crate::engine::supersedes;
+use crate::observation::Observation;
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::Path;
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compacted {
+    pub generation: u64,
+    pub segments_folded: usize,
+    pub versions_kept: u64,
+    pub versions_dropped: u64,
+}
+
+/// Folded when the committed segments hold more than this many bytes and
+/// more than the snapshot itself.
+pub const MIN_SEGMENT_BYTES: u64 = 64 << 20;
+
+impl Committer {
+    /// Compacts when the committed segments outweigh the snapshot (and
+    /// [`MIN_SEGMENT_BYTES`]); `Ok(None)` when there is nothing worth doing.
+    pub fn compact_if_due(&self, pipeline: &Pipeline) -> Result<Option<Compacted>, StoreError> {
+        let m = self.manifest();
+        let bytes = |names: &[String]| -> u64 {
+            names
+                .iter()
+                .filter_map(|n| fs::metadata(self.dir.join(n)).ok())
+                .map(|md| md.len())
+                .sum()
+        };
+        let segments: Vec<String> = m.segments.iter().map(|s| segment_name(*s)).collect();
+        let snapshot: Vec<String> = m
+            .files()
+            .into_iter()
+            .filter(|f| f.starts_with("snapshot-"))
+            .collect();
+        let log = bytes(&segments);
+        if log < self.min_compaction_bytes || log <= bytes(&snapshot) {
+            return Ok(None);
+        }
+        self.compact(pipeline).map(Some)
+    }
+
+    /// Folds every committed segment into a new snapshot generation.
+    pub fn compact(&self, pipeline: &Pipeline) -> Result<Compacted, StoreError> {
+        let m = self.manifest();
+        let next = m.generation() + 1;
+        let groups = m.key_groups;
+        let folded = m.segments.clone();
+        let work = self.dir.join(format!("compact-{next}.tmp"));
+        if work.exists() {
+            fs::remove_dir_all(&work).map_err(io(&work))?;
+        }
+        fs::create_dir_all(&work).map_err(io(&work))?;
+        split_by_key_group(&self.dir, &folded, &work, groups)?;
+
+        let snap_tmp = self.dir.join(format!("snapshot-{next}.tmp"));
+        if snap_tmp.exists() {
+            fs::remove_dir_all(&snap_tmp).map_err(io(&snap_tmp))?;
+        }
+        fs::create_dir_all(&snap_tmp).map_err(io(&snap_tmp))?;
+        let (mut kept, mut dropped) = (0u64, 0u64);
+        for k in 0..groups {
+            let mut current: HashMap<(String, String), Observation> = HashMap::new();
+            let mut sources = Vec::new();
+            if let Some(g) = m.snapshot {
+                sources.push(self.dir.join(format!("snapshot-{g}/kg-{k}.bin")));
+            }
+            sources.push(work.join(format!("kg-{k}.bin")));
+            for path in &sources {
+                for mut v in read_frames(path)? {
+                    remap_types(&mut v, &self.type_map);
+                    let key = (v.source.clone(), v.id.clone());
+                    match current.get(&key) {
+                        Some(stored) if !supersedes(stored, &v, pipeline) => dropped += 1,
+                        Some(_) => {
+                            dropped += 1;
+                            current.insert(key, v);
+                        }
+                        None => {
+                            current.insert(key, v);
+                        }
+                    }
+                }
+            }
+            let path = snap_tmp.join(format!("kg-{k}.bin"));
+            let file = File::create(&path).map_err(io(&path))?;
+            let mut w = FrameWriter::new(BufWriter::with_capacity(256 << 10, file));
+            let mut versions: Vec<Observation> = current.into_values().collect();
+            // A stable order, so that the same state gives the same file.
+            versions.sort_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
+            for mut v in versions {
+                unmap_types(&mut v, &self.type_map);
+                w.write(&v).map_err(io(&path))?;
+                kept += 1;
+            }
+            let inner = w.inner_mut();
+            inner.flush().map_err(io(&path))?;
+            inner.get_ref().sync_all().map_err(io(&path))?;
+        }
+        let snap = self.dir.join(format!("snapshot-{next}"));
+        if snap.exists() {
+            // Left by a crash before the manifest pointed at it.
+            fs::remove_dir_all(&snap).map_err(io(&snap))?;
+        }
+        fs::rename(&snap_tmp, &snap).map_err(io(&snap))?;
+        let _ = fs::remove_dir_all(&work);
+
+        let previous = {
+            let mut m = self.manifest.lock().expect("manifest lock");
+            let previous = m.snapshot.replace(next);
+            // Segments committed while this ran stay listed.
+            m.segments.retain(|s| !folded.contains(s));
+            m.compacted_through = m
+                .compacted_through
+                .max(folded.iter().copied().max().unwrap_or(0));
+            m.write(&self.dir)?;
+            previous
+        };
+        for seq in &folded {
+            let _ = fs::remove_file(self.dir.join(segment_name(*seq)));
+        }
+        if let Some(p) = previous {
+            let _ = fs::remove_dir_all(self.dir.join(format!("snapshot-{p}")));
+        }
+        Ok(Compacted {
+            generation: next,
+            segments_folded: folded.len(),
+            versions_kept: kept,
+            versions_dropped: dropped,
+        })
+    }
+}
+
+/// Copies the frames of `segments` into one file per key group under `work`.
+fn split_by_key_group(
+    dir: &Path,
+    segments: &[u64],
+    work: &Path,
+    groups: u32,
+) -> Result<(), StoreError> {
+    let mut writers = (0..groups)
+        .map(|k| {
+            let path = work.join(format!("kg-{k}.bin"));
+            File::create(&path)
+                .map(|f| FrameWriter::new(BufWriter::with_capacity(64 << 10, f)))
+                .map_err(io(&path))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for seq in segments {
+        let path = dir.join(segment_name(*seq));
+        for v in read_frames(&path)? {
+            let k = key_group(&v.source, &v.id, groups);
+            writers[k as usize].write(&v).map_err(io(work))?;
+        }
+    }
+    for w in &mut writers {
+        w.inner_mut().flush().map_err(io(work))?;
+    }
+    Ok(())
+}
+
+/// Every version in a framed file; a damaged frame is an error (these files
+/// were committed, so damage is not a torn tail).
+fn read_frames(path: &Path) -> Result<Vec<Observation>, StoreError> {
+    let file = File::open(path).map_err(io(path))?;
+    let mut reader = FrameReader::new(BufReader::with_capacity(256 << 10, file));
+    let mut out = Vec::new();
+    while let Some(v) = reader.next::<Observation>().map_err(io(path))? {
+        out.push(v);
+    }
+    if reader.torn() {
+        return Err(StoreError::Corrupt {
+            path: path.display().to_string(),
+            message: "a committed file is damaged".into(),
+        });
+    }
+    Ok(out)
+}
