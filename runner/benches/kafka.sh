@@ -61,10 +61,14 @@ stamp=$(date +%Y%m%d%H%M%S)-$$
 has_step() { [[ " $steps " == *" $1 "* ]]; }
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
-# A field of a JSON object, rounded to N decimals (no N: as is; "-" when absent).
+# A field of a JSON object, rounded to N decimals (no N: as is; "-" when
+# absent or when the text is not an object).
 field() {
   python3 -c 'import json, sys
-v = json.loads(sys.argv[1]).get(sys.argv[2], "-")
+try:
+    v = json.loads(sys.argv[1]).get(sys.argv[2], "-")
+except (ValueError, AttributeError):
+    v = "-"
 if len(sys.argv) > 3 and isinstance(v, (int, float)):
     v = f"{v:,.{int(sys.argv[3])}f}"
 print(v if not isinstance(v, dict) else json.dumps(v))' "$@"
@@ -78,7 +82,7 @@ if [ ! -x "$runner" ]; then
   echo "kafka bench: $runner not found; building it (cargo build --release --locked -p kith-runner)"
   cargo build --release --locked -p kith-runner
 fi
-echo "runner: $runner ($("$runner" --version))"
+echo "runner: $runner ($("$runner" --version)); source tree: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(git status --porcelain -- runner api 2>/dev/null | wc -l) changed files under runner/ and api/"
 
 # The virtualenv, made once. The stamp (a copy of the requirements it was made
 # from) is written last, so an interrupted install is redone on the next run.
@@ -253,7 +257,7 @@ if has_step 10m; then
       echo '  interval: ${KITH_CHECKPOINT_INTERVAL:-600s}'
     } > "$pipe"
     logenv="KITH_LOG=kith_runner=debug NO_COLOR=1"
-    events=("admin port open" "restored from object storage" "state restored" "checkpoint marked" "checkpoint completed" "run finished")
+    events=("admin port open" "restored from object storage" "state restored" "checkpoint marked" "checkpoint completed" "log compacted into a new snapshot" "run finished")
 
     # The file run, with the admin port scraped every second for pauses.
     port=$(free_port)
@@ -287,8 +291,14 @@ if has_step 10m; then
     ck_du=$(du -sh "$dir/checkpoints" | cut -f1)
     echo "checkpoints folder: $ck_files files, $ck_du"
     echo "reproduce: $logenv $cmd"
+    # The checkpoint thread may compact the log right after a checkpoint, and
+    # the duration it reports for the checkpoint then includes that
+    # compaction: take it out when the log says so.
+    compaction_s=$(field "$(field "$ev" "log compacted into a new snapshot")" seconds)
+    ck_s=$(python3 -c "import sys; c = sys.argv[2]; print(round(int(sys.argv[1]) / 1000 - (float(c) if c != '-' else 0), 2))" "$ck_ms" "$compaction_s" 2>/dev/null || echo -)
+    echo "final checkpoint: $ck_s s of its own; the log's 'checkpoint completed' says $ck_ms ms, which includes a compaction of $compaction_s s"
     row "10M: final checkpoint (uploads every file)" \
-      "$(python3 -c "print(round($ck_ms / 1000, 2))" 2>/dev/null || echo -) s, $(python3 -c "print(f'{$ck_bytes / 1e9:.2f}')" 2>/dev/null || echo -) GB, $(field "$summary" records 0) live records" "≤ 10 s"
+      "$ck_s s, $(python3 -c "print(f'{$ck_bytes / 1e9:.2f}')" 2>/dev/null || echo -) GB, $(field "$summary" records 0) live records (reported duration with the compaction after it: $ck_ms ms)" "≤ 10 s"
     row "10M: file run observations/s, peak RSS" \
       "$(field "$summary" observations_per_s 0) ($(field "$summary" observations 0) in $(field "$summary" seconds) s), $(field "$summary" peak_rss_mb 0) MB" "-"
 
@@ -347,14 +357,14 @@ if has_step 10m; then
 import re, sys
 vals = [int(m.group(1)) for line in open(sys.argv[1], errors="replace")
         if "checkpoint marked" in line for m in [re.search(r"pause_us=(\d+)", line)] if m]
-print(f"{max(vals)} us max of {len(vals)} marks" if vals else "no mark logged")
+print(f"log: {max(vals) / 1000:g} ms max of {len(vals)} marks (median {sorted(vals)[len(vals) // 2] / 1000:g} ms)" if vals else "log: no mark logged")
 PY
 )
     pause=$(cat "$dir/pause-load.json" 2>/dev/null || echo '{}')
     echo "pause histogram (last scrape): $pause"
     echo "pause from the debug log: $max_pause_us"
     echo "reproduce: sed 's/\"id\":\"/\"id\":\"new-/' $obs_small | $logenv KITH_CHECKPOINT_INTERVAL=2s $cmd"
-    pause_max=$(python3 -c "import json, sys; h = json.loads(sys.argv[1]); print(f\"max bucket ≤ {float(h['max_le']) * 1000:g} ms of {h['count']}\" if h.get('count') else ('metric not exported' if not h.get('present') else 'no pause recorded'))" "$pause")
+    pause_max=$(python3 -c "import json, sys; h = json.loads(sys.argv[1]); print(f\"/metrics: highest bucket ≤ {float(h['max_le']) * 1000:g} ms of {h['count']} pauses\" if h.get('count') else ('/metrics: kith_checkpoint_pause_seconds not exported' if not h.get('present') else '/metrics: kith_checkpoint_pause_seconds empty (count 0)'))" "$pause")
     row "10M: checkpoint pause under load (debug log; metrics)" "$max_pause_us; $pause_max" "≤ 200 ms"
     echo "reproduce the step: KITH_BENCH_STEPS=10m bash runner/benches/kafka.sh"
   fi

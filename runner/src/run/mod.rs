@@ -176,14 +176,19 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         Some(dir) => {
             restore_if_needed(opts, dir, &pipeline, &metrics)?;
             let opened = Store::open(dir, &pipeline, &spec_json)?;
-            for v in &opened.versions {
-                engine.apply(v);
+            let mut restored = 0u64;
+            for batch in opened.versions {
+                for v in &batch? {
+                    engine.apply(v);
+                    engine.clear_events();
+                    restored += 1;
+                }
             }
-            engine.clear_events();
             positions = opened.positions;
             tracing::info!(
-                versions = opened.versions.len(),
+                versions = restored,
                 profiles = engine.profile_count(),
+                seconds = restore_started.elapsed().as_secs_f64(),
                 "state restored"
             );
             Some(opened.store)

@@ -91,7 +91,7 @@ pub struct Store {
 pub struct Opened {
     pub store: Store,
     /// Every stored version, to be applied to a fresh engine.
-    pub versions: Vec<Observation>,
+    pub versions: VersionStream,
     /// Where sources resume.
     pub positions: Positions,
 }
@@ -124,13 +124,9 @@ impl Store {
                 configured: pipeline.key_groups,
             });
         }
-        let type_map = stored_types(&manifest, pipeline, &shown)?;
+        let stored_map = stored_types(&manifest, pipeline, &shown)?;
         upgrade_format_1(dir, &mut manifest)?;
-        let found = read_versions(dir, &manifest, true)?;
-        let mut versions = found.versions;
-        for v in &mut versions {
-            remap_types(v, &type_map);
-        }
+        let plan = plan(dir, &manifest, true)?;
         // New types the pipeline added since are appended to the stored list.
         for name in type_names {
             if !manifest.identifier_types.contains(&name) {
@@ -144,7 +140,7 @@ impl Store {
             .collect();
         manifest.write(dir)?;
         write_atomically(&dir.join("pipeline.json"), spec_json.as_bytes())?;
-        let log_seq = found.last_segment + 1;
+        let log_seq = plan.last_segment + 1;
         let log = open_segment(dir, log_seq)?;
         let positions = manifest.positions.clone();
         Ok(Opened {
@@ -154,11 +150,11 @@ impl Store {
                 log,
                 log_seq,
                 open_bytes: 0,
-                log_bytes: found.segment_bytes,
-                sealed: found.adopted,
+                log_bytes: plan.segment_bytes,
+                sealed: plan.adopted,
                 type_map,
             },
-            versions,
+            versions: VersionStream::start(plan.files, stored_map),
             positions,
         })
     }
@@ -485,36 +481,35 @@ fn stored_types(
         .collect()
 }
 
-struct Found {
-    versions: Vec<Observation>,
+/// Which files hold a state, in the order their versions are read.
+struct Plan {
+    /// The snapshot's files, then the listed segments, then adopted ones.
+    files: Vec<(PathBuf, FileKind)>,
     /// Segments on disk that the manifest does not list yet.
     adopted: Vec<u64>,
-    /// The highest segment number seen.
+    /// The highest segment number seen (or folded).
     last_segment: u64,
     segment_bytes: u64,
 }
 
-/// The snapshot's versions, then the listed segments', then those of any
-/// later segment on disk (sealed or open when the runner stopped). With
-/// `repair`, torn tails are cut off so that the files can be shipped as is.
-fn read_versions(dir: &Path, manifest: &Manifest, repair: bool) -> Result<Found, StoreError> {
-    let shown = dir.display().to_string();
-    let mut versions = Vec::new();
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Snapshot,
+    /// Listed in the manifest: durable, so damage is an error.
+    Committed,
+    /// Written after the last commit: a torn tail is a crash mid-write.
+    Adopted,
+}
+
+/// The snapshot's files, then the listed segments, then any later segment
+/// on disk (sealed or open when the runner stopped). With `repair`, leftover
+/// files are removed (folded segments, empty ones).
+fn plan(dir: &Path, manifest: &Manifest, repair: bool) -> Result<Plan, StoreError> {
+    let mut files = Vec::new();
     if let Some(g) = manifest.snapshot {
         let snap = dir.join(format!("snapshot-{g}"));
         for k in 0..manifest.key_groups {
-            let path = snap.join(format!("kg-{k}.bin"));
-            let file = File::open(&path).map_err(io(&path))?;
-            let mut reader = FrameReader::new(BufReader::new(file));
-            while let Some(obs) = reader.next::<Observation>().map_err(io(&path))? {
-                versions.push(obs);
-            }
-            if reader.torn() {
-                return Err(StoreError::Corrupt {
-                    path: shown,
-                    message: format!("snapshot file {} is damaged", path.display()),
-                });
-            }
+            files.push((snap.join(format!("kg-{k}.bin")), FileKind::Snapshot));
         }
     }
     let listed_last = manifest
@@ -544,37 +539,147 @@ fn read_versions(dir: &Path, manifest: &Manifest, repair: bool) -> Result<Found,
         }
     }
     let mut segment_bytes = 0;
-    for seq in manifest.segments.iter().chain(&adopted) {
+    for seq in &manifest.segments {
         let path = dir.join(segment_name(*seq));
-        let file = File::open(&path).map_err(io(&path))?;
-        let mut reader = FrameReader::new(BufReader::new(file));
-        while let Some(obs) = reader.next::<Observation>().map_err(io(&path))? {
-            versions.push(obs);
+        segment_bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        files.push((path, FileKind::Committed));
+    }
+    for seq in &adopted {
+        let path = dir.join(segment_name(*seq));
+        segment_bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        files.push((path, FileKind::Adopted));
+    }
+    Ok(Plan {
+        files,
+        adopted,
+        last_segment: last_seen,
+        segment_bytes,
+    })
+}
+
+/// Reads one file's versions into `out`, in batches of up to `batch`.
+/// A damaged snapshot or committed segment is an error; an adopted
+/// segment's torn tail is cut off (with `repair`, from the file too).
+fn read_file(
+    path: &Path,
+    kind: FileKind,
+    repair: bool,
+    batch: usize,
+    out: &mut dyn FnMut(Vec<Observation>) -> bool,
+) -> Result<(), StoreError> {
+    let file = File::open(path).map_err(io(path))?;
+    let mut reader = FrameReader::new(BufReader::with_capacity(1 << 20, file));
+    let mut versions = Vec::with_capacity(batch);
+    while let Some(obs) = reader.next::<Observation>().map_err(io(path))? {
+        versions.push(obs);
+        if versions.len() == batch
+            && !out(std::mem::replace(&mut versions, Vec::with_capacity(batch)))
+        {
+            return Ok(());
         }
-        segment_bytes += reader.valid_bytes();
-        if reader.torn() {
-            if manifest.segments.contains(seq) {
-                return Err(StoreError::Corrupt {
-                    path: shown,
-                    message: format!("committed log segment {} is damaged", path.display()),
-                });
-            }
-            tracing::warn!(path = %path.display(), valid_bytes = reader.valid_bytes(), "cutting a torn tail off a log segment");
-            if repair {
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(io(&path))?;
-                f.set_len(reader.valid_bytes()).map_err(io(&path))?;
-            }
+    }
+    if !versions.is_empty() {
+        out(versions);
+    }
+    if reader.torn() {
+        if kind != FileKind::Adopted {
+            return Err(StoreError::Corrupt {
+                path: path.display().to_string(),
+                message: "a committed state file is damaged".into(),
+            });
         }
+        tracing::warn!(path = %path.display(), valid_bytes = reader.valid_bytes(), "cutting a torn tail off a log segment");
+        if repair {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io(path))?;
+            f.set_len(reader.valid_bytes()).map_err(io(path))?;
+        }
+    }
+    Ok(())
+}
+
+struct Found {
+    versions: Vec<Observation>,
+    adopted: Vec<u64>,
+    last_segment: u64,
+}
+
+/// Every version of a state, in memory (for tools and repartitioning).
+fn read_versions(dir: &Path, manifest: &Manifest, repair: bool) -> Result<Found, StoreError> {
+    let plan = plan(dir, manifest, repair)?;
+    let mut versions = Vec::new();
+    for (path, kind) in &plan.files {
+        read_file(path, *kind, repair, 4096, &mut |mut b| {
+            versions.append(&mut b);
+            true
+        })?;
     }
     Ok(Found {
         versions,
-        last_segment: last_seen,
-        adopted,
-        segment_bytes,
+        adopted: plan.adopted,
+        last_segment: plan.last_segment,
     })
+}
+
+/// Versions read by a thread of their own while the engine applies them:
+/// decoding overlaps applying, and memory holds a few batches, not the state.
+pub struct VersionStream {
+    batches: std::sync::mpsc::Receiver<Result<Vec<Observation>, StoreError>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Iterator for VersionStream {
+    type Item = Result<Vec<Observation>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.batches.recv() {
+            Ok(item) => Some(item),
+            Err(_) => {
+                if let Some(r) = self.reader.take() {
+                    let _ = r.join();
+                }
+                None
+            }
+        }
+    }
+}
+
+impl VersionStream {
+    fn start(files: Vec<(PathBuf, FileKind)>, type_map: Vec<TypeId>) -> VersionStream {
+        let (tx, batches) = std::sync::mpsc::sync_channel(8);
+        let reader = std::thread::Builder::new()
+            .name("kith-restore".into())
+            .spawn(move || {
+                for (path, kind) in files {
+                    let sent = read_file(&path, kind, true, 4096, &mut |mut b| {
+                        for v in &mut b {
+                            remap_types(v, &type_map);
+                        }
+                        tx.send(Ok(b)).is_ok()
+                    });
+                    if let Err(e) = sent {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            })
+            .expect("the restore thread starts");
+        VersionStream {
+            batches,
+            reader: Some(reader),
+        }
+    }
+
+    /// Every version, in memory.
+    pub fn collect_all(self) -> Result<Vec<Observation>, StoreError> {
+        let mut all = Vec::new();
+        for batch in self {
+            all.extend(batch?);
+        }
+        Ok(all)
+    }
 }
 
 fn remap_types(v: &mut Observation, map: &[TypeId]) {

@@ -10,7 +10,7 @@ fn pipeline(yaml: &str) -> Pipeline {
 
 fn open(dir: &Path, p: &Pipeline) -> (Store, Vec<Observation>) {
     let o = Store::open(dir, p, "{}").unwrap();
-    (o.store, o.versions)
+    (o.store, o.versions.collect_all().unwrap())
 }
 
 fn version(p: &Pipeline, id: u32) -> Observation {
@@ -161,11 +161,12 @@ fn sealed_segments_commit_with_their_positions_and_unlisted_ones_are_adopted() {
 
     let opened = Store::open(dir.path(), &p, "{}").unwrap();
     assert_eq!(opened.positions.get("obs", 0), Some(10));
+    let mut store = opened.store;
     assert_eq!(
-        opened.versions, all,
+        opened.versions.collect_all().unwrap(),
+        all,
         "committed and adopted segments are read"
     );
-    let mut store = opened.store;
     // The adopted segment is committed with the next checkpoint.
     assert_eq!(
         store.seal().unwrap(),
@@ -192,7 +193,12 @@ fn a_damaged_committed_segment_is_an_error_naming_the_file() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     fs::write(&seg, bytes).unwrap();
-    let err = Store::open(dir.path(), &p, "{}").err().unwrap().to_string();
+    let err = Store::open(dir.path(), &p, "{}")
+        .unwrap()
+        .versions
+        .collect_all()
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("wal-0000000001.bin") && err.contains("damaged"),
         "{err}"
@@ -295,6 +301,6 @@ fn compaction_folds_committed_segments_into_a_snapshot_of_the_latest_versions() 
     // behind: it is removed on open, not adopted again.
     fs::write(dir.path().join(segment_name(2)), b"stale").unwrap();
     let opened = Store::open(dir.path(), &p, "{}").unwrap();
-    assert_eq!(opened.versions.len(), 31);
+    assert_eq!(opened.versions.collect_all().unwrap().len(), 31);
     assert!(!dir.path().join(segment_name(2)).exists());
 }

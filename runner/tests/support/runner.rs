@@ -36,16 +36,43 @@ pub fn output(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .expect("the runner starts")
 }
 
+/// A runner in the background, killed when dropped (so that a failing test
+/// leaves no process behind).
+pub struct Running(pub Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts the runner in the background, its output to files in `logs`.
-pub fn spawn(args: &[&str], envs: &[(&str, &str)], logs: &Path, name: &str) -> Child {
-    Command::new(binary())
+pub fn spawn(args: &[&str], envs: &[(&str, &str)], logs: &Path, name: &str) -> Running {
+    let child = Command::new(binary())
         .args(args)
         .envs(envs.iter().copied())
         .stdout(std::fs::File::create(logs.join(format!("{name}.out"))).unwrap())
         .stderr(std::fs::File::create(logs.join(format!("{name}.err"))).unwrap())
         .stdin(Stdio::null())
         .spawn()
-        .expect("the runner starts")
+        .expect("the runner starts");
+    Running(child)
 }
 
 /// The summary line (the last line of stdout) as JSON.
