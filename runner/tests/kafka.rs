@@ -319,3 +319,57 @@ fn unsafe_sigterm(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn start_from_latest_skips_history_once_and_a_restart_skips_nothing_after() {
+    let services = require(&["kafka"]);
+    let bootstrap = services.get("KAFKA_BOOTSTRAP").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique_topic("kith-latest");
+    create_topic(&bootstrap, &topic, 2);
+    let lines = generate(300, 21);
+    let (history, fresh) = lines.split_at(lines.len() / 2);
+    produce(&bootstrap, &topic, history, 2);
+
+    let pipeline = dir.path().join("pipeline.yaml");
+    let text = std::fs::read_to_string(example("kafka/pipeline.yaml")).unwrap();
+    std::fs::write(
+        &pipeline,
+        text.replace("startFrom: earliest", "startFrom: latest"),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let checkpoints = format!("file://{}", dir.path().join("checkpoints").display());
+    let envs = [
+        ("KAFKA_BOOTSTRAP", bootstrap.as_str()),
+        ("KITH_INPUT_TOPIC", topic.as_str()),
+        ("KITH_CHECKPOINTS", checkpoints.as_str()),
+        ("KITH_CHECKPOINT_INTERVAL", "100ms"),
+    ];
+    let args = [
+        "run",
+        pipeline.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ];
+    // Starts at the end, checkpoints an empty state with its positions, stops.
+    let mut first = spawn(&args, &envs, dir.path(), "first");
+    std::thread::sleep(Duration::from_millis(1500));
+    unsafe_sigterm(first.id());
+    assert!(first.wait().unwrap().success());
+    assert!(
+        export(&state).is_empty(),
+        "history before the start is skipped"
+    );
+
+    // Appended while no runner ran: a restart must not skip it.
+    produce(&bootstrap, &topic, fresh, 2);
+    let out = run_ok(&[&args[..], &["--exit-at-end"]].concat(), &envs);
+    assert_eq!(
+        summary(&out)["observations"].as_u64().unwrap() as usize,
+        fresh.len()
+    );
+    let input = dir.path().join("fresh.jsonl");
+    write_lines(&input, fresh);
+    assert_eq!(export(&state), reference_export(&input, dir.path()));
+}

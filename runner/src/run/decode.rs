@@ -204,6 +204,17 @@ pub fn decode_kafka(
     let mut batch = Batch::default();
     let mut batch_has_dead = false;
     let (mut skipped, mut busy, mut since_end_check) = (0u64, Duration::ZERO, 0u32);
+    let start = Batch {
+        items: Vec::new(),
+        positions: run.source.start_positions(),
+    };
+    if batches.send(start).is_err() {
+        return Ok(DecodeTotals {
+            dead_letters: 0,
+            skipped: 0,
+            busy,
+        });
+    }
     loop {
         if run.stop.load(Ordering::Relaxed) {
             break;

@@ -213,6 +213,14 @@ impl KafkaSource {
         })
     }
 
+    /// The position every partition was assigned at. The first checkpoint
+    /// must hold them even for partitions nothing has been read from yet:
+    /// with `startFrom: latest`, a restart would otherwise skip what was
+    /// appended in between.
+    pub fn start_positions(&self) -> Positions {
+        self.read.clone()
+    }
+
     pub fn status(&self) -> Arc<KafkaStatus> {
         self.status.clone()
     }
