@@ -26,6 +26,10 @@ pub enum Job {
     Checkpoint {
         segments: Vec<u64>,
         positions: Positions,
+        /// Whether to fold the log into a new snapshot afterwards when it has
+        /// grown past the snapshot (not for the last one of a run: the
+        /// engine writes its snapshot then, from memory).
+        compact: bool,
     },
     Savepoint {
         segments: Vec<u64>,
@@ -178,9 +182,10 @@ impl Worker {
             Job::Checkpoint {
                 segments,
                 positions,
+                compact,
             } => {
                 let result = self.checkpoint(id, &segments, &positions);
-                if result.is_ok() {
+                if result.is_ok() && compact {
                     self.compact();
                 }
                 let (bytes, error) = match result {

@@ -267,6 +267,7 @@ impl EngineLoop<'_> {
                 coordinator.submit(Job::Checkpoint {
                     segments: store.seal()?,
                     positions: self.positions.clone(),
+                    compact: false,
                 });
             }
             while let Some(done) = coordinator.wait_completed() {
