@@ -182,6 +182,7 @@ fn a_savepoint_restores_into_a_fresh_state_with_other_key_groups() {
         ("KAFKA_BOOTSTRAP", bootstrap.as_str()),
         ("KITH_INPUT_TOPIC", topic.as_str()),
         ("KITH_CHECKPOINTS", checkpoints.as_str()),
+        ("KITH_CHECKPOINT_INTERVAL", "200ms"),
     ];
     let pipeline = dir.path().join("pipeline.yaml");
     let text = std::fs::read_to_string(example("kafka/pipeline.yaml")).unwrap();
@@ -238,6 +239,12 @@ fn a_savepoint_restores_into_a_fresh_state_with_other_key_groups() {
     for name in ["kith_checkpoint_duration_seconds", "kith_profiles"] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
+    let marked: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("kith_checkpoint_pause_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(marked > 0, "periodic checkpoints were marked:\n{metrics}");
 
     let out = run_ok(&["savepoint", "--admin", &admin], &[]);
     let done: serde_json::Value = serde_json::from_str(out.trim()).unwrap();

@@ -153,11 +153,9 @@ impl EngineLoop<'_> {
         coordinator.submit(Job::Checkpoint {
             segments,
             positions: self.positions.clone(),
+            compact: true,
         });
-        tracing::debug!(
-            pause_us = mark.elapsed().as_micros() as u64,
-            "checkpoint marked"
-        );
+        self.metrics.checkpoint_marked(mark.elapsed());
         Ok(())
     }
 
