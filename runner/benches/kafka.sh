@@ -94,6 +94,21 @@ if ! cmp -s "$requirements" "$venv/requirements.installed"; then
   cp "$requirements" "$venv/requirements.installed"
 fi
 py() { "$venv/bin/python" "$helper" "$@"; }
+# `timed FILE COMMAND...`: runs COMMAND, writing its CPU time and the whole
+# machine's to FILE (see kafka_produce.py). In the background, start
+# "$venv/bin/python" "$helper" timed directly, so that $! is the process that
+# passes SIGTERM on.
+timed() { "$venv/bin/python" "$helper" timed --output "$1" -- "${@:2}"; }
+cpu() { # FILE -> one line on how much of the machine the command had
+  python3 -c 'import json, sys
+try:
+    c = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    print("cpu: not measured"); sys.exit()
+cap = c["machine_cores"] * c["wall_s"]
+print(f"cpu: the runner {c[\"cpu_s\"]:.1f} s (user {c[\"user_s\"]:.1f}, sys {c[\"sys_s\"]:.1f}) in {c[\"wall_s\"]:.1f} s wall;"
+      f" the machine was busy {c[\"machine_busy_s\"]:.1f} of {cap:.1f} core-seconds, {c[\"others_busy_s\"]:.1f} of them other processes")' "$1"
+}
 
 bash tests/services/up.sh kafka
 set -a
@@ -141,6 +156,37 @@ kafka_env() { # topic checkpoints-dir
 rows=()
 row() { rows+=("| $1 | $2 | $3 |"); }
 
+# Where a run's time went, from the seconds (since start) of its log lines:
+# restore (download, then replay into the engine), input, the final
+# checkpoint (its reported duration includes a compaction that follows it on
+# the checkpoint thread), and what came after it until "run finished".
+phases() { # log-events-json observations
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+ev, n = json.loads(sys.argv[1]), int(sys.argv[2])
+at = lambda k: float(ev[k]["at_s"]) if k in ev else None
+parts = []
+downloaded, restored = at("restored from object storage"), at("state restored")
+if downloaded is not None:
+    parts.append(f"download from checkpoint storage {downloaded:.1f} s")
+if restored is not None:
+    parts.append(f"replay into the engine {restored - (downloaded or 0):.1f} s (state restored at {restored:.1f} s)")
+done = at("checkpoint completed")
+if done is not None:
+    ck = ev["checkpoint completed"]
+    total = int(ck["ms"]) / 1000
+    compaction = float(ev["log compacted into a new snapshot"]["seconds"]) if "log compacted into a new snapshot" in ev else 0.0
+    started = done - total
+    if n:
+        parts.append(f"input read and applied by {started:.1f} s ({n / max(started - (restored or 0), 1e-9):,.0f} observations/s)")
+    parts.append(f"last checkpoint {total - compaction:.1f} s + compaction {compaction:.1f} s (done at {done:.1f} s)")
+finished = at("run finished")
+if finished is not None and done is not None:
+    parts.append(f"then {finished - done:.1f} s to 'run finished' at {finished:.1f} s")
+print("phases: " + "; ".join(parts))
+PY
+}
+
 # ---------------------------------------------------------------------------
 if has_step throughput; then
   echo
@@ -165,17 +211,17 @@ if has_step throughput; then
     echo "load average before run $i: $(load)"
     t0=$(now)
     # shellcheck disable=SC2086
-    summary=$(env $envs $cmd 2> "$dir/run-$i.log" | tail -n 1)
+    summary=$(timed "$dir/cpu-$i.json" env $envs $cmd 2> "$dir/run-$i.log" | tail -n 1)
     wall=$(since "$t0")
     echo "run $i: $summary"
-    echo "run $i: wall ${wall} s (process start to exit)"
+    echo "run $i: wall ${wall} s (process start to exit); $(cpu "$dir/cpu-$i.json")"
     got=$(field "$summary" observations)
     if [ "$got" != "$messages" ]; then
       echo "run $i: WARNING: $got observations applied, $messages produced" >&2
     fi
     echo "reproduce: $envs $cmd"
     row "Kafka -> state observations/s, checkpoints every 10 s, run $i" \
-      "$(field "$summary" observations_per_s 0) ($(field "$summary" observations) in $(field "$summary" seconds) s, $(field "$summary" checkpoints) checkpoints)" \
+      "$(field "$summary" observations_per_s 0) ($(field "$summary" observations) in $(field "$summary" seconds) s, $(field "$summary" checkpoints) checkpoints; runner CPU $(field "$(cat "$dir/cpu-$i.json")" cpu_s 1) s, other processes $(field "$(cat "$dir/cpu-$i.json")" others_busy_s 1) core-s)" \
       "≥ 150,000"
   done
   echo "reproduce the step: KITH_BENCH_STEPS=throughput bash runner/benches/kafka.sh"
@@ -198,7 +244,7 @@ if has_step latency; then
   envs=$(kafka_env "$topic" "$dir/checkpoints")
   cmd="$runner run $kafka_pipeline --state $dir/state --admin 127.0.0.1:$port"
   # shellcheck disable=SC2086
-  env $envs $cmd > "$dir/run.out" 2> "$dir/run.log" &
+  "$venv/bin/python" "$helper" timed --output "$dir/cpu.json" -- env $envs $cmd > "$dir/run.out" 2> "$dir/run.log" &
   pid=$!
   pids+=("$pid")
   py wait-ready --url "http://127.0.0.1:$port/readyz" --timeout 60
@@ -218,7 +264,7 @@ if has_step latency; then
   rc=0
   wait "$pid" || rc=$?
   pids=()
-  echo "SIGTERM to exit: $(since "$t0") s, exit code $rc"
+  echo "SIGTERM to exit: $(since "$t0") s, exit code $rc; $(cpu "$dir/cpu.json")"
   summary=$(tail -n 1 "$dir/run.out")
   echo "run: $summary"
   hist=$(field "$scraped" kith_processing_latency_seconds)
@@ -265,23 +311,22 @@ if has_step 10m; then
     echo "load average before the run: $(load)"
     sync
     t0=$(now)
-    # shellcheck disable=SC2086
-    env $logenv $cmd > "$dir/run.out" 2> "$dir/run.log" &
-    pid=$!
-    pids+=("$pid")
     py watch --url "http://127.0.0.1:$port/metrics" --histogram kith_checkpoint_pause_seconds --output "$dir/pause.json" --timeout 3600 &
     watcher=$!
+    pids+=("$watcher")
     rc=0
-    wait "$pid" || rc=$?
-    pids=()
+    # shellcheck disable=SC2086
+    timed "$dir/cpu-run.json" env $logenv $cmd > "$dir/run.out" 2> "$dir/run.log" || rc=$?
     wall=$(since "$t0")
     wait "$watcher" || true
+    pids=()
     [ "$rc" = 0 ] || { echo "10m: the run failed ($rc):"; tail -n 20 "$dir/run.log"; exit 1; }
     summary=$(tail -n 1 "$dir/run.out")
     echo "run: $summary"
-    echo "run: wall $wall s"
+    echo "run: wall $wall s; $(cpu "$dir/cpu-run.json")"
     ev=$(py log-events --log "$dir/run.log" --start "$t0" "${events[@]}")
     echo "run log (seconds from start; last line of each kind): $ev"
+    phases "$ev" "$(field "$summary" observations)"
     pause=$(cat "$dir/pause.json" 2>/dev/null || echo '{}')
     echo "pause histogram (last scrape): $pause"
     completed=$(field "$ev" "checkpoint completed")
@@ -308,12 +353,14 @@ if has_step 10m; then
     cmd="$runner run $pipe --input /dev/null --state $dir/state"
     t0=$(now)
     # shellcheck disable=SC2086
-    env $logenv $cmd > "$dir/restore.out" 2> "$dir/restore.log"
+    timed "$dir/cpu-restore.json" env $logenv $cmd > "$dir/restore.out" 2> "$dir/restore.log"
     wall=$(since "$t0")
     summary=$(tail -n 1 "$dir/restore.out")
     echo "restore from checkpoint: $summary"
-    echo "restore from checkpoint: wall $wall s"
-    echo "restore log (seconds from start): $(py log-events --log "$dir/restore.log" --start "$t0" "${events[@]}")"
+    echo "restore from checkpoint: wall $wall s; $(cpu "$dir/cpu-restore.json")"
+    ev=$(py log-events --log "$dir/restore.log" --start "$t0" "${events[@]}")
+    echo "restore log (seconds from start): $ev"
+    phases "$ev" 0
     echo "reproduce: rm -rf $dir/state; $logenv $cmd"
     row "10M: restore into an empty state dir (restore_seconds / wall)" "$(field "$summary" restore_seconds) s / $wall s" "≤ 20 s"
 
@@ -321,12 +368,14 @@ if has_step 10m; then
     sync
     t0=$(now)
     # shellcheck disable=SC2086
-    env $logenv $cmd > "$dir/local.out" 2> "$dir/local.log"
+    timed "$dir/cpu-local.json" env $logenv $cmd > "$dir/local.out" 2> "$dir/local.log"
     wall=$(since "$t0")
     summary=$(tail -n 1 "$dir/local.out")
     echo "local recovery: $summary"
-    echo "local recovery: wall $wall s"
-    echo "local recovery log (seconds from start): $(py log-events --log "$dir/local.log" --start "$t0" "${events[@]}")"
+    echo "local recovery: wall $wall s; $(cpu "$dir/cpu-local.json")"
+    ev=$(py log-events --log "$dir/local.log" --start "$t0" "${events[@]}")
+    echo "local recovery log (seconds from start): $ev"
+    phases "$ev" 0
     echo "reproduce: $logenv $cmd"
     row "10M: local recovery, state dir intact (restore_seconds / wall)" "$(field "$summary" restore_seconds) s / $wall s" "≤ 20 s"
 
@@ -339,7 +388,7 @@ if has_step 10m; then
     sync
     t0=$(now)
     # shellcheck disable=SC2086
-    sed 's/"id":"/"id":"new-/' "$obs_small" | env $logenv KITH_CHECKPOINT_INTERVAL=2s $cmd > "$dir/pause.out" 2> "$dir/pause.log" &
+    sed 's/"id":"/"id":"new-/' "$obs_small" | "$venv/bin/python" "$helper" timed --output "$dir/cpu-pause.json" -- env $logenv KITH_CHECKPOINT_INTERVAL=2s $cmd > "$dir/pause.out" 2> "$dir/pause.log" &
     pid=$!
     pids+=("$pid")
     py watch --url "http://127.0.0.1:$port/metrics" --histogram kith_checkpoint_pause_seconds --output "$dir/pause-load.json" --timeout 3600 &
@@ -350,7 +399,7 @@ if has_step 10m; then
     wall=$(since "$t0")
     summary=$(tail -n 1 "$dir/pause.out")
     echo "under load: $summary"
-    echo "under load: wall $wall s"
+    echo "under load: wall $wall s; $(cpu "$dir/cpu-pause.json")"
     ev=$(py log-events --log "$dir/pause.log" --start "$t0" "${events[@]}")
     echo "under load log (seconds from start): $ev"
     max_pause_us=$(python3 - "$dir/pause.log" <<'PY'

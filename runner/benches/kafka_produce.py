@@ -10,6 +10,7 @@
   watch         --url URL --histogram NAME --output FILE [--every S] [--timeout S]
   wait-ready    --url URL [--timeout S]
   log-events    --log FILE --start UNIX_S MESSAGE [MESSAGE ...]
+  timed         --output FILE -- COMMAND [ARG ...]
 
 `produce` sends the lines of FILE (JSON lines, one message each, no key) to
 the partitions of T in turn (round-robin by explicit partition number). Without
@@ -26,16 +27,24 @@ the bucket holding the 99th percentile, and the upper bound of the highest
 non-empty bucket. `watch` scrapes every --every seconds until the page stops
 answering (the runner exited) and writes the last scrape of the histogram to
 FILE. `wait-ready` waits for an HTTP 200. `log-events` prints, for each
-MESSAGE, the seconds from UNIX_S to the last line of the runner's log (the
-`tracing` text format) that holds it, with that line's `key=value` fields.
-Only `produce`, `create-topic` and `delete-topics` need confluent-kafka.
+MESSAGE, the last line of the runner's log (the `tracing` text format) that
+holds it: its `key=value` fields, `at_s` (seconds from UNIX_S to it) and
+`count` (lines holding MESSAGE).
+`timed` runs COMMAND (standard streams inherited, SIGTERM and SIGINT passed
+on), exits with its status, and writes to FILE its wall time, user and system
+CPU seconds, with the CPU seconds the whole machine was busy
+meanwhile (all processes, from /proc/stat), so that a figure taken on a
+shared machine shows how much of it the command had. Only `produce`, `create-topic` and `delete-topics` need confluent-kafka.
 """
 
 import argparse
 import datetime
 import json
 import math
+import os
 import re
+import signal
+import subprocess
 import sys
 import time
 import urllib.error
@@ -45,7 +54,8 @@ import urllib.request
 def admin(bootstrap):
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient({"bootstrap.servers": bootstrap})
+    # log_level 3: errors only (not librdkafka's notice on closing).
+    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
 
 
 def create_topic(args):
@@ -287,11 +297,47 @@ def log_events(args):
                     fields = {k: v.strip('"') for k, v in FIELD.findall(rest)}
                     prev = found.get(message, {"count": 0})
                     found[message] = {
-                        "seconds": round(at - args.start, 3),
-                        "count": prev["count"] + 1,
                         **fields,
+                        "at_s": round(at - args.start, 3),
+                        "count": prev["count"] + 1,
                     }
     print(json.dumps(found))
+
+
+def machine_busy():
+    """CPU seconds all cores spent busy since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(args):
+    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    busy0, t0 = machine_busy(), time.monotonic()
+    child = subprocess.Popen(cmd)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, _f: child.send_signal(s))
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - t0
+    busy = machine_busy() - busy0
+    cpu = usage.ru_utime + usage.ru_stime
+    with open(args.output, "w") as f:
+        json.dump(
+            {
+                "wall_s": round(wall, 3),
+                "cpu_s": round(cpu, 3),
+                "user_s": round(usage.ru_utime, 3),
+                "sys_s": round(usage.ru_stime, 3),
+                "machine_cores": os.cpu_count(),
+                "machine_busy_s": round(busy, 3),
+                "others_busy_s": round(max(busy - cpu, 0), 3),
+            },
+            f,
+        )
+    code = child.returncode
+    sys.exit(code if code >= 0 else 128 - code)
 
 
 def main():
@@ -351,6 +397,11 @@ def main():
     le.add_argument("--start", type=float, required=True)
     le.add_argument("messages", nargs="+")
     le.set_defaults(func=log_events)
+
+    t = sub.add_parser("timed")
+    t.add_argument("--output", required=True)
+    t.add_argument("command", nargs=argparse.REMAINDER)
+    t.set_defaults(func=timed)
 
     args = p.parse_args()
     args.func(args)

@@ -85,7 +85,7 @@ impl Idents {
     }
 
     fn hash(&self, kind: Kind, t: TypeId, value: &str) -> u64 {
-        self.hasher.hash_one((kind as u8, t.0, value))
+        self.hasher.hash_one((kind as u8, t.0, value.as_bytes()))
     }
 
     pub fn find(&self, kind: Kind, t: TypeId, value: &str) -> Option<IdentId> {
@@ -93,7 +93,7 @@ impl Idents {
         self.table
             .find(hash, |id| {
                 let i = &self.slots[id.index()];
-                i.kind == kind && i.type_id == t && self.values.get(i.value) == value
+                i.kind == kind && i.type_id == t && self.values.bytes(i.value) == value.as_bytes()
             })
             .copied()
     }
@@ -118,11 +118,11 @@ impl Idents {
             hash,
             |id| {
                 let i = &slots[id.index()];
-                i.kind == kind && i.type_id == t && values.get(i.value) == value
+                i.kind == kind && i.type_id == t && values.bytes(i.value) == value.as_bytes()
             },
             |id| {
                 let i = &slots[id.index()];
-                hasher.hash_one((i.kind as u8, i.type_id.0, values.get(i.value)))
+                hasher.hash_one((i.kind as u8, i.type_id.0, values.bytes(i.value)))
             },
         );
         let id = IdentId(self.slots.len() as u32);

@@ -140,7 +140,7 @@ impl Records {
     }
 
     fn hash(&self, source: NameId, id: &str) -> u64 {
-        self.hasher.hash_one((source.0, id))
+        self.hasher.hash_one((source.0, id.as_bytes()))
     }
 
     /// The record of a top-level key, if it was ever seen.
@@ -149,7 +149,7 @@ impl Records {
         self.by_key
             .find(hash, |r| {
                 let rec = &self.slots[r.index()];
-                rec.source == source && self.ids.get(rec.id) == id
+                rec.source == source && self.ids.bytes(rec.id) == id.as_bytes()
             })
             .copied()
     }
@@ -163,11 +163,11 @@ impl Records {
             hash,
             |r| {
                 let rec = &slots[r.index()];
-                rec.source == source && ids.get(rec.id) == id
+                rec.source == source && ids.bytes(rec.id) == id.as_bytes()
             },
             |r| {
                 let rec = &slots[r.index()];
-                hasher.hash_one((rec.source.0, ids.get(rec.id)))
+                hasher.hash_one((rec.source.0, ids.bytes(rec.id)))
             },
         );
         let next = RecordId(match self.free.last() {

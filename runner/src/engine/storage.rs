@@ -104,12 +104,18 @@ impl StrArena {
     }
 
     pub fn get(&self, r: StrRef) -> &str {
+        // Only whole `&str`s are ever pushed.
+        std::str::from_utf8(self.bytes(r)).expect("arena holds UTF-8")
+    }
+
+    /// The stored string's bytes, without the UTF-8 check `get` makes:
+    /// hash-table probes compare with this, since equal bytes are equal
+    /// strings and the check dominated their cost.
+    pub fn bytes(&self, r: StrRef) -> &[u8] {
         let chunk = (r.0 >> (ARENA_CHUNK_BITS + LEN_BITS)) as usize;
         let offset = ((r.0 >> LEN_BITS) & ((1 << ARENA_CHUNK_BITS) - 1)) as usize;
         let len = (r.0 & ((1 << LEN_BITS) - 1)) as usize;
-        let bytes = &self.chunks[chunk][offset..offset + len];
-        // Only whole `&str`s are ever pushed.
-        std::str::from_utf8(bytes).expect("arena holds UTF-8")
+        &self.chunks[chunk][offset..offset + len]
     }
 }
 

@@ -58,8 +58,8 @@ impl Services {
 }
 
 /// Starts `services` (names as `tests/services/up.sh` takes them: `kafka`,
-/// `moto`) unless they already run, and returns the environment. Panics with
-/// `up.sh`'s output when they cannot be started.
+/// `moto`, `kube`) unless they already run, and returns the environment.
+/// Panics with `up.sh`'s output when they cannot be started.
 pub fn require(services: &[&str]) -> Services {
     if let Some(ready) = already_running(services) {
         return ready;
@@ -140,6 +140,7 @@ fn required_keys(service: &str) -> &'static [&'static str] {
             "AWS_SECRET_ACCESS_KEY",
             "AWS_REGION",
         ],
+        "kube" => &["KUBECONFIG", "KUBECTL", "KUBE_APISERVER"],
         _ => &[],
     }
 }
@@ -150,12 +151,13 @@ fn probe_key(service: &str) -> Option<&'static str> {
     match service {
         "kafka" => Some("KAFKA_BOOTSTRAP"),
         "moto" => Some("S3_ENDPOINT"),
+        "kube" => Some("KUBE_APISERVER"),
         _ => None,
     }
 }
 
 /// True when something accepts a TCP connection at `endpoint`, either
-/// `host:port` or `http://host:port[/...]`.
+/// `host:port` or `http(s)://host:port[/...]`.
 fn accepts_connections(endpoint: &str) -> bool {
     let authority = endpoint
         .split_once("://")
