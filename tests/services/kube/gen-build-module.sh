@@ -30,7 +30,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/build"
 
 # Outside any module (GOFLAGS=-mod=mod would not help here): a temp dir.
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-gomod=$(cd "$tmp" && GOFLAGS= go mod download -json "k8s.io/kubernetes@$kube_version" \
+gomod=$(cd "$tmp" && GOFLAGS='' go mod download -json "k8s.io/kubernetes@$kube_version" \
   | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')
 [[ -f $gomod ]] || { echo "could not download k8s.io/kubernetes@$kube_version" >&2; exit 1; }
 
@@ -67,6 +67,6 @@ etcd_version=${2:-$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2 }' "$gomod
 mv go.mod.new go.mod
 rm -f go.sum
 # tidy keeps these (the tools need them) and lists them among the indirect ones.
-GOFLAGS= go mod edit -require="k8s.io/kubernetes@$kube_version" -require="go.etcd.io/etcd/server/v3@$etcd_version"
-GOFLAGS= go mod tidy
+GOFLAGS='' go mod edit -require="k8s.io/kubernetes@$kube_version" -require="go.etcd.io/etcd/server/v3@$etcd_version"
+GOFLAGS='' go mod tidy
 echo "wrote $(pwd)/go.mod and go.sum: kubernetes $kube_version (staging $staging_version), etcd $etcd_version" >&2
