@@ -25,15 +25,15 @@ producer's queueing and linger. It prints one JSON object.
 counters' values and, for the histogram, its count, sum, the upper bound of
 the bucket holding the 99th percentile, and the upper bound of the highest
 non-empty bucket. `watch` scrapes every --every seconds until the page stops
-answering (the runner exited) and writes the last scrape of the histogram to
-FILE. `wait-ready` waits for an HTTP 200. `log-events` prints, for each
+answering after it has answered (the runner exited), or until it is killed,
+and keeps the last scrape of the histogram in FILE. `wait-ready` waits for an HTTP 200. `log-events` prints, for each
 MESSAGE, the last line of the runner's log (the `tracing` text format) that
 holds it: its `key=value` fields, `at_s` (seconds from UNIX_S to it) and
 `count` (lines holding MESSAGE).
 `timed` runs COMMAND (standard streams inherited, SIGTERM and SIGINT passed
 on), exits with its status, and writes to FILE its wall time, user and system
-CPU seconds, with the CPU seconds the whole machine was busy
-meanwhile (all processes, from /proc/stat), so that a figure taken on a
+CPU seconds (and per thread name, sampled every 0.2 s), with the CPU seconds
+the whole machine was busy meanwhile (all processes, from /proc/stat), so that a figure taken on a
 shared machine shows how much of it the command had. Only `produce`, `create-topic` and `delete-topics` need confluent-kafka.
 """
 
@@ -256,8 +256,9 @@ def watch(args):
         try:
             last = parse(scrape(args.url, timeout=2), args.histogram)[args.histogram]
             last["scraped_unix"] = round(time.time(), 3)
-            with open(args.output, "w") as f:
+            with open(args.output + ".tmp", "w") as f:
                 json.dump(last, f, default=str)
+            os.replace(args.output + ".tmp", args.output)
         except (urllib.error.URLError, ConnectionError, OSError):
             if last is not None:
                 return  # answered before, gone now: the runner exited
@@ -312,13 +313,54 @@ def machine_busy():
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid):
+    """CPU seconds per thread name of process `pid` (threads named alike summed;
+    librdkafka's `rdk:...` threads as one)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if name.startswith("rdk:"):
+            name = "rdk:* (librdkafka)"
+        fields = stat[stat.rindex(")") + 2 :].split()
+        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        out[name] = out.get(name, 0.0) + cpu
+    return out
+
+
 def timed(args):
+    import threading
+
     cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
     busy0, t0 = machine_busy(), time.monotonic()
     child = subprocess.Popen(cmd)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, _f: child.send_signal(s))
+    # The child's threads, sampled until it exits (the last sample is at most
+    # 0.2 s old; a thread that ended earlier keeps its last value).
+    threads = {}
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.2):
+            now = thread_cpu(child.pid)
+            if now:
+                for name, cpu in now.items():
+                    threads[name] = max(threads.get(name, 0.0), cpu)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(child.pid, 0)
+    done.set()
     child.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - t0
     busy = machine_busy() - busy0
@@ -333,6 +375,7 @@ def timed(args):
                 "machine_cores": os.cpu_count(),
                 "machine_busy_s": round(busy, 3),
                 "others_busy_s": round(max(busy - cpu, 0), 3),
+                "threads_cpu_s": {k: round(v, 2) for k, v in sorted(threads.items(), key=lambda kv: -kv[1])},
             },
             f,
         )
