@@ -141,6 +141,12 @@ struct Worker {
     /// Files of this lineage already in storage, by state-directory name.
     uploaded: HashMap<String, FileEntry>,
     savepoint_storage: Option<Arc<CheckpointStorage>>,
+    /// Whether the checkpoints already in storage have been read: until
+    /// then no id is known to be free, and nothing is written there.
+    storage_known: bool,
+    /// Sealed segments handed over but not committed yet (a failed commit
+    /// keeps them for the next one, so none is ever left out).
+    uncommitted: Vec<u64>,
 }
 
 impl Worker {
@@ -152,26 +158,49 @@ impl Worker {
             config,
             uploaded: HashMap::new(),
             savepoint_storage: None,
+            storage_known: false,
+            uncommitted: Vec::new(),
         };
-        if let Some(storage) = worker.config.storage.clone() {
-            match super::restore::latest(&storage) {
-                Ok(Some(latest)) => {
-                    worker.last_id = worker.last_id.max(latest.id);
-                    if latest.state_id == manifest.state_id {
-                        worker.uploaded = latest
-                            .files
-                            .into_iter()
-                            .map(|f| (f.name.clone(), f))
-                            .collect();
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the checkpoints in storage; the next checkpoint uploads every file")
-                }
-            }
+        if let Err(e) = worker.learn_storage() {
+            tracing::error!(error = %e, "cannot read the checkpoints in storage yet; checkpoints stay local until it can");
         }
         worker
+    }
+
+    /// Reads the newest checkpoint in storage: its id (ids are never
+    /// reused) and, for this lineage, the files it already holds.
+    fn learn_storage(&mut self) -> Result<(), CheckpointError> {
+        let Some(storage) = self.config.storage.clone() else {
+            return Ok(());
+        };
+        if self.storage_known {
+            return Ok(());
+        }
+        if let Some(latest) = super::restore::latest(&storage)? {
+            self.last_id = self.last_id.max(latest.id);
+            if latest.state_id == self.committer.manifest().state_id {
+                self.uploaded = latest
+                    .files
+                    .into_iter()
+                    .map(|f| (f.name.clone(), f))
+                    .collect();
+            }
+        }
+        self.storage_known = true;
+        Ok(())
+    }
+
+    /// Commits every segment handed over so far with `positions`.
+    fn commit(
+        &mut self,
+        segments: &[u64],
+        positions: &Positions,
+        id: u64,
+    ) -> Result<Manifest, CheckpointError> {
+        self.uncommitted.extend_from_slice(segments);
+        let manifest = self.committer.commit(&self.uncommitted, positions, id)?;
+        self.uncommitted.clear();
+        Ok(manifest)
     }
 
     fn run(&mut self, job: Job) -> Completed {
@@ -185,6 +214,7 @@ impl Worker {
                 compact,
             } => {
                 let result = self.checkpoint(id, &segments, &positions);
+                let duration = started.elapsed();
                 if result.is_ok() && compact {
                     self.compact();
                 }
@@ -198,7 +228,7 @@ impl Worker {
                 Completed {
                     id,
                     positions,
-                    duration: started.elapsed(),
+                    duration,
                     bytes,
                     error,
                 }
@@ -256,10 +286,18 @@ impl Worker {
         segments: &[u64],
         positions: &Positions,
     ) -> Result<u64, CheckpointError> {
-        let manifest = self.committer.commit(segments, positions, id)?;
+        let manifest = self.commit(segments, positions, id)?;
         let Some(storage) = self.config.storage.clone() else {
             return Ok(local_bytes(&self.committer, &manifest));
         };
+        if !self.storage_known {
+            self.learn_storage()?;
+            if self.last_id >= id {
+                // Storage holds this id already: take the next free one.
+                self.last_id += 1;
+                return self.checkpoint(self.last_id, &[], positions);
+            }
+        }
         let mut files = Vec::new();
         for name in state_files(&self.committer, &manifest) {
             let entry = match self.uploaded.get(&name) {
@@ -297,7 +335,6 @@ impl Worker {
         records: u64,
     ) -> Result<SavepointDone, String> {
         let manifest = self
-            .committer
             .commit(segments, positions, id)
             .map_err(|e| e.to_string())?;
         let storage = match &self.savepoint_storage {

@@ -257,17 +257,25 @@ impl EngineLoop<'_> {
     /// durable and committed), then compaction of a long log into a snapshot.
     pub fn finish(&mut self) -> Result<Counters, RunError> {
         self.feed.flush()?;
-        if let Some(mut coordinator) = self.coordinator.take() {
-            while let Some(done) = coordinator.wait_completed() {
-                self.completed(done);
+        let mut coordinator = self.coordinator.take();
+        while let Some(done) = coordinator.as_mut().and_then(Coordinator::wait_completed) {
+            self.completed(done);
+        }
+        // A long log is folded into a snapshot from memory first (no
+        // checkpoint is in flight now), so that the last checkpoint carries
+        // the snapshot and a restore reads each record once.
+        if let Some(store) = &mut self.store {
+            store.sync()?;
+            if store.log_bytes() >= MIN_COMPACTION_BYTES {
+                store.snapshot(self.engine.versions(), &self.positions)?;
             }
-            if let Some(store) = &mut self.store {
-                coordinator.submit(Job::Checkpoint {
-                    segments: store.seal()?,
-                    positions: self.positions.clone(),
-                    compact: false,
-                });
-            }
+        }
+        if let (Some(mut coordinator), Some(store)) = (coordinator, self.store.as_mut()) {
+            coordinator.submit(Job::Checkpoint {
+                segments: store.seal()?,
+                positions: self.positions.clone(),
+                compact: false,
+            });
             while let Some(done) = coordinator.wait_completed() {
                 self.completed(done);
             }
@@ -278,12 +286,6 @@ impl EngineLoop<'_> {
                 }
             }
             coordinator.finish();
-        }
-        if let Some(store) = &mut self.store {
-            store.sync()?;
-            if store.log_bytes() >= MIN_COMPACTION_BYTES {
-                store.snapshot(self.engine.versions(), &self.positions)?;
-            }
         }
         Ok(std::mem::take(&mut self.counters))
     }

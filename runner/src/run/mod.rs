@@ -302,6 +302,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         counters: Default::default(),
     };
     let outcome = looped.run(receiver);
+    // Ingestion ends with the input; the last checkpoint is not part of it.
+    let ingest_seconds = ingest_started.elapsed().as_secs_f64();
     let decoded = decoder.join().expect("the decode thread does not panic");
     let counters = looped.finish()?;
     outcome?;
@@ -311,7 +313,6 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         "run finished"
     );
     drop(admin);
-    let ingest_seconds = ingest_started.elapsed().as_secs_f64();
     let observations = counters.observations;
     Ok(RunSummary {
         observations,
