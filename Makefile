@@ -50,9 +50,11 @@ quickstart: build
 bench: build
 	bash runner/benches/engine.sh
 	bash runner/benches/febrl.sh
+	bash runner/benches/kafka.sh
 
-# Test services on loopback (DESIGN §5): Kafka in KRaft mode and moto
-# (DynamoDB and S3) so far. Installs on first use, caches under
+# Test services on loopback (DESIGN §5): Kafka in KRaft mode, moto
+# (DynamoDB and S3) and a Kubernetes control plane (kube-apiserver, etcd,
+# kubectl built from their Go modules; the first build takes minutes). Installs on first use, caches under
 # ~/.cache/kith, writes target/services.env (load it with
 # `set -a; . target/services.env; set +a`).
 services:
