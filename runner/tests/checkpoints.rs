@@ -101,6 +101,19 @@ fn checkpoints_on_s3_are_pruned_and_restore_a_lost_state() {
         latest.files.iter().any(|f| f.name.starts_with("wal-")),
         "incremental: log segments, not a full copy each time"
     );
+    let pipeline_file = latest
+        .files
+        .iter()
+        .find(|f| f.name == "pipeline.json")
+        .expect("the pipeline travels with the state");
+    assert_eq!(
+        pipeline_file.key,
+        format!(
+            "shared/{}/{:08x}-pipeline.json",
+            latest.state_id, pipeline_file.crc32
+        ),
+        "a file that can change is stored under its checksum"
+    );
 
     // The pod lost its disk: an empty state restores from S3.
     std::fs::remove_dir_all(&state).unwrap();

@@ -300,10 +300,28 @@ impl Worker {
         }
         let mut files = Vec::new();
         for name in state_files(&self.committer, &manifest) {
-            let entry = match self.uploaded.get(&name) {
-                Some(e) => e.clone(),
-                None => {
+            // Snapshot files and segments never change under their name;
+            // the pipeline and model may, so their key carries their
+            // checksum and an older checkpoint's copy is never overwritten.
+            let immutable = name.starts_with("snapshot-") || name.starts_with("wal-");
+            let current = if immutable {
+                None
+            } else {
+                let path = self.committer.dir().join(&name);
+                Some(file_crc32(&path).map_err(|source| CheckpointError::Local {
+                    path: path.display().to_string(),
+                    source,
+                })?)
+            };
+            let entry = match (self.uploaded.get(&name), current) {
+                (Some(e), None) => e.clone(),
+                (Some(e), Some((_, crc))) if e.crc32 == crc => e.clone(),
+                (_, None) => {
                     let key = format!("shared/{}/{}", manifest.state_id, name);
+                    upload(&storage, &self.committer, &name, &key)?
+                }
+                (_, Some((_, crc))) => {
+                    let key = format!("shared/{}/{crc:08x}-{}", manifest.state_id, name);
                     upload(&storage, &self.committer, &name, &key)?
                 }
             };
