@@ -7,7 +7,7 @@ mod support;
 use kith_runner::checkpoint::CheckpointStorage;
 use std::path::Path;
 use support::moto::fresh_bucket;
-use support::runner::{example, export, generate, run_ok, summary};
+use support::runner::{example, export, generate, run_ok, summary, write_lines};
 use support::services::require;
 
 /// The canonical example with checkpoints to `url`.
@@ -20,10 +20,6 @@ fn pipeline(dir: &Path, url: &str, retain: u32) -> String {
     )
     .unwrap();
     path.display().to_string()
-}
-
-fn write_lines(path: &Path, lines: &[Vec<u8>]) {
-    std::fs::write(path, lines.join(&b'\n')).unwrap();
 }
 
 /// Runs `input` into `state` (each run ends with a checkpoint).

@@ -7,14 +7,11 @@ mod support;
 
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
-use support::kafka::{create_topic, produce, read_all, unique_topic};
+use support::kafka::{create_topic, read_all, KafkaCase};
 use support::runner::{
-    example, export, free_port, generate, http, reference_export, run_ok, spawn, summary,
-    wait_until,
+    example, export, free_port, generate, http, run_ok, spawn, summary, wait_until,
 };
-use support::services::require;
 
 /// Lines a pipeline cannot apply, each a different reason.
 fn garbage() -> Vec<Vec<u8>> {
@@ -25,15 +22,6 @@ fn garbage() -> Vec<Vec<u8>> {
         vec![0xff, 0xfe, b'{', b'}'],
         br#"{"source":"crm","id":"g-3","ts":"2026-01-01T00:00:00Z","kind":"person","identifiers":[{"type":"shoe_size","value":"9"}]}"#.to_vec(),
     ]
-}
-
-fn write_lines(path: &Path, lines: &[Vec<u8>]) {
-    let mut all = Vec::new();
-    for l in lines {
-        all.extend_from_slice(l);
-        all.push(b'\n');
-    }
-    std::fs::write(path, all).unwrap();
 }
 
 fn kafka_run_args<'a>(state: &'a str, extra: &[&'a str]) -> Vec<String> {
@@ -53,12 +41,9 @@ fn as_strs(v: &[String]) -> Vec<&str> {
 
 #[test]
 fn sigkill_at_random_moments_then_restart_equals_a_file_run() {
-    let services = require(&["kafka"]);
-    let bootstrap = services.get("KAFKA_BOOTSTRAP").to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let topic = unique_topic("kith-crash");
-    create_topic(&bootstrap, &topic, 4);
-    create_topic(&bootstrap, &format!("{topic}-dlq"), 1);
+    let case = KafkaCase::new("kith-crash", 4);
+    let (bootstrap, topic, dir) = (&case.bootstrap, &case.topic, &case.dir);
+    create_topic(bootstrap, &format!("{topic}-dlq"), 1);
 
     // The workload, with bad messages mixed in at known places.
     let mut lines = generate(4000, 11);
@@ -67,20 +52,12 @@ fn sigkill_at_random_moments_then_restart_equals_a_file_run() {
         let at = (i + 1) * lines.len() / (bad.len() + 1);
         lines.insert(at, g.clone());
     }
-    let input = dir.path().join("input.jsonl");
-    write_lines(&input, &lines);
-    let reference = reference_export(&input, dir.path());
+    let reference = case.reference(&lines, "all");
     assert!(reference.len() > 1000, "the workload makes many profiles");
 
     let state = dir.path().join("state");
-    let checkpoints = format!("file://{}", dir.path().join("checkpoints").display());
-    let envs = [
-        ("KAFKA_BOOTSTRAP", bootstrap.as_str()),
-        ("KITH_INPUT_TOPIC", topic.as_str()),
-        ("KITH_CHECKPOINTS", checkpoints.as_str()),
-        ("KITH_CHECKPOINT_INTERVAL", "100ms"),
-        ("KITH_LOG", "kith_runner=info"),
-    ];
+    let mut envs = case.envs("100ms");
+    envs.push(("KITH_LOG", "kith_runner=info"));
     let seed: u64 = std::env::var("KITH_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -89,12 +66,12 @@ fn sigkill_at_random_moments_then_restart_equals_a_file_run() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
 
     let half = lines.len() / 2;
-    produce(&bootstrap, &topic, &lines[..half], 4);
+    case.produce(&lines[..half]);
     let state_arg = state.to_str().unwrap().to_string();
     let mut kills = 0;
     for round in 0..6 {
         if round == 2 {
-            produce(&bootstrap, &topic, &lines[half..], 4);
+            case.produce(&lines[half..]);
         }
         if round == 4 {
             // The pod lost its disk: the next start restores the latest
@@ -143,12 +120,12 @@ fn sigkill_at_random_moments_then_restart_equals_a_file_run() {
 
     // Every bad message is on the dead-letter topic, with where it was and
     // why; a crash may repeat one, never lose one.
-    let dead = read_all(&bootstrap, &format!("{topic}-dlq"));
+    let dead = read_all(bootstrap, &format!("{topic}-dlq"));
     let distinct: BTreeSet<(String, String)> = dead
         .iter()
         .map(|m| {
             assert!(!m.headers["kith-reason"].is_empty());
-            assert_eq!(m.headers["kith-topic"], topic);
+            assert_eq!(&m.headers["kith-topic"], topic);
             (
                 m.headers["kith-partition"].clone(),
                 m.headers["kith-offset"].clone(),
@@ -162,28 +139,17 @@ fn sigkill_at_random_moments_then_restart_equals_a_file_run() {
 
 #[test]
 fn a_savepoint_restores_into_a_fresh_state_with_other_key_groups() {
-    let services = require(&["kafka"]);
-    let bootstrap = services.get("KAFKA_BOOTSTRAP").to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let topic = unique_topic("kith-savepoint");
-    create_topic(&bootstrap, &topic, 3);
+    let case = KafkaCase::new("kith-savepoint", 3);
+    let dir = &case.dir;
     let lines = generate(1500, 5);
-    let input = dir.path().join("input.jsonl");
-    write_lines(&input, &lines);
-    let reference = reference_export(&input, dir.path());
-    produce(&bootstrap, &topic, &lines, 3);
+    let reference = case.reference(&lines, "all");
+    case.produce(&lines);
 
     let port = free_port();
     let admin = format!("127.0.0.1:{port}");
     let state = dir.path().join("state");
     let savepoints = format!("file://{}", dir.path().join("savepoints").display());
-    let checkpoints = format!("file://{}", dir.path().join("checkpoints").display());
-    let envs = [
-        ("KAFKA_BOOTSTRAP", bootstrap.as_str()),
-        ("KITH_INPUT_TOPIC", topic.as_str()),
-        ("KITH_CHECKPOINTS", checkpoints.as_str()),
-        ("KITH_CHECKPOINT_INTERVAL", "200ms"),
-    ];
+    let envs = case.envs("200ms");
     let pipeline = dir.path().join("pipeline.yaml");
     let text = std::fs::read_to_string(example("kafka/pipeline.yaml")).unwrap();
     std::fs::write(
@@ -329,14 +295,11 @@ fn unsafe_sigterm(pid: u32) {
 
 #[test]
 fn start_from_latest_skips_history_once_and_a_restart_skips_nothing_after() {
-    let services = require(&["kafka"]);
-    let bootstrap = services.get("KAFKA_BOOTSTRAP").to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let topic = unique_topic("kith-latest");
-    create_topic(&bootstrap, &topic, 2);
+    let case = KafkaCase::new("kith-latest", 2);
+    let dir = &case.dir;
     let lines = generate(300, 21);
     let (history, fresh) = lines.split_at(lines.len() / 2);
-    produce(&bootstrap, &topic, history, 2);
+    case.produce(history);
 
     let pipeline = dir.path().join("pipeline.yaml");
     let text = std::fs::read_to_string(example("kafka/pipeline.yaml")).unwrap();
@@ -346,13 +309,7 @@ fn start_from_latest_skips_history_once_and_a_restart_skips_nothing_after() {
     )
     .unwrap();
     let state = dir.path().join("state");
-    let checkpoints = format!("file://{}", dir.path().join("checkpoints").display());
-    let envs = [
-        ("KAFKA_BOOTSTRAP", bootstrap.as_str()),
-        ("KITH_INPUT_TOPIC", topic.as_str()),
-        ("KITH_CHECKPOINTS", checkpoints.as_str()),
-        ("KITH_CHECKPOINT_INTERVAL", "100ms"),
-    ];
+    let envs = case.envs("100ms");
     let args = [
         "run",
         pipeline.to_str().unwrap(),
@@ -370,13 +327,11 @@ fn start_from_latest_skips_history_once_and_a_restart_skips_nothing_after() {
     );
 
     // Appended while no runner ran: a restart must not skip it.
-    produce(&bootstrap, &topic, fresh, 2);
+    case.produce(fresh);
     let out = run_ok(&[&args[..], &["--exit-at-end"]].concat(), &envs);
     assert_eq!(
         summary(&out)["observations"].as_u64().unwrap() as usize,
         fresh.len()
     );
-    let input = dir.path().join("fresh.jsonl");
-    write_lines(&input, fresh);
-    assert_eq!(export(&state), reference_export(&input, dir.path()));
+    assert_eq!(export(&state), case.reference(fresh, "fresh"));
 }

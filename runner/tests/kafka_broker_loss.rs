@@ -8,11 +8,9 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use support::kafka::{create_topic, produce, unique_topic};
-use support::runner::{
-    example, export, free_port, generate, http, reference_export, spawn, wait_until,
-};
-use support::services::{require, workspace_root};
+use support::kafka::KafkaCase;
+use support::runner::{example, export, free_port, generate, http, spawn, wait_until};
+use support::services::workspace_root;
 
 fn kill_broker() {
     let pidfile = workspace_root().join("target/services/kafka.pid");
@@ -54,29 +52,18 @@ fn ready(admin: &str) -> Option<bool> {
 
 #[test]
 fn losing_the_broker_before_and_during_a_run_loses_nothing() {
-    let services = require(&["kafka"]);
-    let bootstrap = services.get("KAFKA_BOOTSTRAP").to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let topic = unique_topic("kith-broker-loss");
-    create_topic(&bootstrap, &topic, 2);
+    let case = KafkaCase::new("kith-broker-loss", 2);
     let lines = generate(1000, 3);
-    let input = dir.path().join("input.jsonl");
-    std::fs::write(&input, lines.join(&b'\n')).unwrap();
-    let reference = reference_export(&input, dir.path());
+    let reference = case.reference(&lines, "all");
     let half = lines.len() / 2;
-    produce(&bootstrap, &topic, &lines[..half], 2);
+    case.produce(&lines[..half]);
 
     // Broker down at start.
     kill_broker();
     let admin = format!("127.0.0.1:{}", free_port());
+    let dir = &case.dir;
     let state = dir.path().join("state");
-    let checkpoints = format!("file://{}", dir.path().join("checkpoints").display());
-    let envs = [
-        ("KAFKA_BOOTSTRAP", bootstrap.as_str()),
-        ("KITH_INPUT_TOPIC", topic.as_str()),
-        ("KITH_CHECKPOINTS", checkpoints.as_str()),
-        ("KITH_CHECKPOINT_INTERVAL", "200ms"),
-    ];
+    let envs = case.envs("200ms");
     let pipeline = example("kafka/pipeline.yaml");
     let args = [
         "run",
@@ -112,7 +99,7 @@ fn losing_the_broker_before_and_during_a_run_loses_nothing() {
     assert!(runner.try_wait().unwrap().is_none(), "the runner crashed");
 
     start_broker();
-    produce(&bootstrap, &topic, &lines[half..], 2);
+    case.produce(&lines[half..]);
     assert!(
         wait_until(60, || applied(&admin) == Some(lines.len() as u64)),
         "not every observation was applied (applied {:?})",

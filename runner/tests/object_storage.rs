@@ -1,10 +1,12 @@
 //! Checkpoint storage against S3, served by moto (DESIGN §5): the same calls
 //! as the local-filesystem unit tests, plus what only S3 shows: multipart
-//! uploads, key prefixes within a bucket and a bucket that does not exist.
+//! uploads, key prefixes within a bucket and a bucket that does not exist;
+//! and files of several parts on both backends.
 
 mod support;
 
 use kith_runner::checkpoint::storage::{CheckpointStorage, ObjectInfo, StorageError, PART_SIZE};
+use std::collections::BTreeSet;
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use support::moto::{fresh_bucket, http};
@@ -39,6 +41,29 @@ fn write_pattern_file(path: &Path, len: usize) -> u64 {
     }
     out.flush().unwrap();
     hasher.digest()
+}
+
+/// Every file under `dir`, relative, for checking that no staging or
+/// temporary file is left behind.
+fn files_under(dir: &Path) -> BTreeSet<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.insert(
+                    path.strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    let mut out = Default::default();
+    walk(dir, dir, &mut out);
+    out
 }
 
 fn file_checksum(path: &Path) -> u64 {
@@ -271,4 +296,53 @@ fn a_missing_bucket_is_an_error_naming_the_url() {
         assert!(message.contains(&url), "{operation}: {message}");
         assert!(message.contains(operation), "{operation}: {message}");
     }
+}
+
+#[test]
+fn large_file_round_trip_through_multipart_on_a_local_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = CheckpointStorage::from_url(dir.path().to_str().unwrap()).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let source = scratch.path().join("state.bin");
+    let len = 40 * 1024 * 1024 + 12_345; // three parts, the last one short
+    assert!(len > 2 * PART_SIZE);
+    let checksum = write_pattern_file(&source, len);
+
+    assert_eq!(
+        storage.put_file("shared/seg-000001.bin", &source).unwrap(),
+        len as u64
+    );
+    assert_eq!(
+        storage.list("shared").unwrap(),
+        vec![ObjectInfo {
+            key: "shared/seg-000001.bin".into(),
+            size: len as u64
+        }]
+    );
+    // Only the object itself: no staging file left in the storage directory.
+    assert_eq!(
+        files_under(dir.path()),
+        BTreeSet::from(["shared/seg-000001.bin".to_string()])
+    );
+
+    let restored = scratch.path().join("restored.bin");
+    assert_eq!(
+        storage
+            .get_to_file("shared/seg-000001.bin", &restored)
+            .unwrap(),
+        len as u64
+    );
+    assert_eq!(file_checksum(&restored), checksum);
+    // The temporary download name was renamed away.
+    assert_eq!(
+        files_under(scratch.path()),
+        BTreeSet::from(["restored.bin".to_string(), "state.bin".to_string()])
+    );
+
+    // Replacing an existing destination file works too.
+    std::fs::write(&restored, b"stale").unwrap();
+    storage
+        .get_to_file("shared/seg-000001.bin", &restored)
+        .unwrap();
+    assert_eq!(file_checksum(&restored), checksum);
 }

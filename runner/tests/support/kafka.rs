@@ -121,3 +121,55 @@ pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Read> {
     }
     out
 }
+
+/// What every Kafka test starts from: the test broker, a fresh topic and a
+/// working folder, and the environment `examples/kafka/pipeline.yaml` reads
+/// (checkpoints to a folder inside the working one).
+pub struct KafkaCase {
+    pub bootstrap: String,
+    pub topic: String,
+    pub dir: tempfile::TempDir,
+    pub partitions: i32,
+    checkpoints: String,
+}
+
+impl KafkaCase {
+    pub fn new(prefix: &str, partitions: i32) -> KafkaCase {
+        let services = super::services::require(&["kafka"]);
+        let bootstrap = services.get("KAFKA_BOOTSTRAP").to_string();
+        let topic = unique_topic(prefix);
+        create_topic(&bootstrap, &topic, partitions);
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = format!("file://{}", dir.path().join("checkpoints").display());
+        KafkaCase {
+            bootstrap,
+            topic,
+            dir,
+            partitions,
+            checkpoints,
+        }
+    }
+
+    pub fn produce(&self, lines: &[Vec<u8>]) {
+        produce(&self.bootstrap, &self.topic, lines, self.partitions);
+    }
+
+    /// The pipeline's environment with checkpoints every `interval`.
+    pub fn envs<'a>(&'a self, interval: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("KAFKA_BOOTSTRAP", self.bootstrap.as_str()),
+            ("KITH_INPUT_TOPIC", self.topic.as_str()),
+            ("KITH_CHECKPOINTS", self.checkpoints.as_str()),
+            ("KITH_CHECKPOINT_INTERVAL", interval),
+        ]
+    }
+
+    /// The export of a file run over `lines` (written into the working folder).
+    pub fn reference(&self, lines: &[Vec<u8>], name: &str) -> Vec<String> {
+        let input = self.dir.path().join(format!("{name}.jsonl"));
+        super::runner::write_lines(&input, lines);
+        let reference_dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&reference_dir).unwrap();
+        super::runner::reference_export(&input, &reference_dir)
+    }
+}

@@ -185,3 +185,8 @@ pub fn reference_probe(lines: &[Vec<u8>]) -> String {
     }
     panic!("no plain email in the workload")
 }
+
+/// Writes lines of JSON (or anything) to a file, one per line.
+pub fn write_lines(path: &Path, lines: &[Vec<u8>]) {
+    std::fs::write(path, lines.join(&b'\n')).unwrap();
+}
