@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// How long to wait for another test binary holding the lock (a cold start,
-/// with installation, takes about 25 s).
-const LOCK_WAIT_SECS: u32 = 600;
+/// How long to wait for another test binary holding the lock: Kafka and
+/// moto start cold in about 25 s, but the first build of the Kubernetes
+/// control plane takes about 4 minutes on an idle 2-core machine and over 10
+/// on a busy one.
+const LOCK_WAIT_SECS: u32 = 1800;
 
 /// The environment written by `tests/services/up.sh`.
 #[derive(Debug, Clone)]
