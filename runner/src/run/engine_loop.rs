@@ -202,11 +202,13 @@ impl EngineLoop<'_> {
                         .iter()
                         .map(|v| serde_json::to_value(v).expect("profile views serialize"))
                         .collect()),
-                    Err(LookupError::UnknownType { accepted, .. }) => {
-                        Err(LookupFailure::UnknownType {
-                            accepted: accepted.split(", ").map(str::to_string).collect(),
-                        })
-                    }
+                    // The pipeline's names, not the error message's list
+                    // parsed back.
+                    Err(LookupError::UnknownType { .. }) => Err(LookupFailure::UnknownType {
+                        accepted: (self.engine.pipeline().identifiers.iter())
+                            .map(|(_, t)| t.name.clone())
+                            .collect(),
+                    }),
                     // A value that does not normalize is held by no profile.
                     Err(_) => Ok(Vec::new()),
                 };

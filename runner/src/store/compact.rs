@@ -9,14 +9,15 @@
 //! key group into temporary files, then each group's snapshot file and
 //! segment share are merged in a hash map.
 
-use super::frame::{FrameReader, FrameWriter};
-use super::{io, key_group, remap_types, segment_name, unmap_types, Committer, StoreError};
+use super::{
+    install, key_group, read_all, remap_types, remove_replaced, segment_name, unmap_types,
+    Committer, FileKind, GroupFiles, StoreError,
+};
 use crate::config::Pipeline;
 use crate::engine::supersedes;
 use crate::observation::Observation;
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Write};
+use std::fs;
 use std::path::Path;
 
 /// What a compaction did.
@@ -64,17 +65,10 @@ impl Committer {
         let groups = m.key_groups;
         let folded = m.segments.clone();
         let work = self.dir.join(format!("compact-{next}.tmp"));
-        if work.exists() {
-            fs::remove_dir_all(&work).map_err(io(&work))?;
-        }
-        fs::create_dir_all(&work).map_err(io(&work))?;
         split_by_key_group(&self.dir, &folded, &work, groups)?;
 
         let snap_tmp = self.dir.join(format!("snapshot-{next}.tmp"));
-        if snap_tmp.exists() {
-            fs::remove_dir_all(&snap_tmp).map_err(io(&snap_tmp))?;
-        }
-        fs::create_dir_all(&snap_tmp).map_err(io(&snap_tmp))?;
+        let mut files = GroupFiles::create(&snap_tmp, groups)?;
         let (mut kept, mut dropped) = (0u64, 0u64);
         for k in 0..groups {
             let mut current: HashMap<(String, String), Observation> = HashMap::new();
@@ -84,7 +78,7 @@ impl Committer {
             }
             sources.push(work.join(format!("kg-{k}.bin")));
             for path in &sources {
-                for mut v in read_frames(path)? {
+                for mut v in read_all(path, FileKind::Committed, false)? {
                     remap_types(&mut v, &self.type_map);
                     let key = (v.source.clone(), v.id.clone());
                     match current.get(&key) {
@@ -99,27 +93,17 @@ impl Committer {
                     }
                 }
             }
-            let path = snap_tmp.join(format!("kg-{k}.bin"));
-            let file = File::create(&path).map_err(io(&path))?;
-            let mut w = FrameWriter::new(BufWriter::with_capacity(256 << 10, file));
             let mut versions: Vec<Observation> = current.into_values().collect();
             // A stable order, so that the same state gives the same file.
             versions.sort_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
             for mut v in versions {
                 unmap_types(&mut v, &self.type_map);
-                w.write(&v).map_err(io(&path))?;
+                files.write(k, &v)?;
                 kept += 1;
             }
-            let inner = w.inner_mut();
-            inner.flush().map_err(io(&path))?;
-            inner.get_ref().sync_all().map_err(io(&path))?;
         }
-        let snap = self.dir.join(format!("snapshot-{next}"));
-        if snap.exists() {
-            // Left by a crash before the manifest pointed at it.
-            fs::remove_dir_all(&snap).map_err(io(&snap))?;
-        }
-        fs::rename(&snap_tmp, &snap).map_err(io(&snap))?;
+        files.finish(true)?;
+        install(&snap_tmp, &self.dir.join(format!("snapshot-{next}")))?;
         let _ = fs::remove_dir_all(&work);
 
         let previous = {
@@ -133,12 +117,7 @@ impl Committer {
             m.write(&self.dir)?;
             previous
         };
-        for seq in &folded {
-            let _ = fs::remove_file(self.dir.join(segment_name(*seq)));
-        }
-        if let Some(p) = previous {
-            let _ = fs::remove_dir_all(self.dir.join(format!("snapshot-{p}")));
-        }
+        remove_replaced(&self.dir, folded.iter().copied(), previous);
         Ok(Compacted {
             generation: next,
             segments_folded: folded.len(),
@@ -155,41 +134,12 @@ fn split_by_key_group(
     work: &Path,
     groups: u32,
 ) -> Result<(), StoreError> {
-    let mut writers = (0..groups)
-        .map(|k| {
-            let path = work.join(format!("kg-{k}.bin"));
-            File::create(&path)
-                .map(|f| FrameWriter::new(BufWriter::with_capacity(64 << 10, f)))
-                .map_err(io(&path))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut files = GroupFiles::create(work, groups)?;
     for seq in segments {
-        let path = dir.join(segment_name(*seq));
-        for v in read_frames(&path)? {
-            let k = key_group(&v.source, &v.id, groups);
-            writers[k as usize].write(&v).map_err(io(work))?;
+        for v in read_all(&dir.join(segment_name(*seq)), FileKind::Committed, false)? {
+            files.write(key_group(&v.source, &v.id, groups), &v)?;
         }
     }
-    for w in &mut writers {
-        w.inner_mut().flush().map_err(io(work))?;
-    }
-    Ok(())
-}
-
-/// Every version in a framed file; a damaged frame is an error (these files
-/// were committed, so damage is not a torn tail).
-fn read_frames(path: &Path) -> Result<Vec<Observation>, StoreError> {
-    let file = File::open(path).map_err(io(path))?;
-    let mut reader = FrameReader::new(BufReader::with_capacity(256 << 10, file));
-    let mut out = Vec::new();
-    while let Some(v) = reader.next::<Observation>().map_err(io(path))? {
-        out.push(v);
-    }
-    if reader.torn() {
-        return Err(StoreError::Corrupt {
-            path: path.display().to_string(),
-            message: "a committed file is damaged".into(),
-        });
-    }
-    Ok(out)
+    // Scratch files, read once and removed: no need to reach the disk.
+    files.finish(false)
 }

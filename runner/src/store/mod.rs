@@ -282,14 +282,12 @@ impl Store {
         };
         self.log_bytes = 0;
         // Every segment before the open one is now in the snapshot.
-        for seq in obsolete.into_iter().chain(segments_on_disk(&self.dir)?) {
-            if seq < self.log_seq {
-                let _ = fs::remove_file(self.dir.join(segment_name(seq)));
-            }
-        }
-        if let Some(p) = previous {
-            let _ = fs::remove_dir_all(self.dir.join(format!("snapshot-{p}")));
-        }
+        let log_seq = self.log_seq;
+        let folded = obsolete
+            .into_iter()
+            .chain(segments_on_disk(&self.dir)?)
+            .filter(|seq| *seq < log_seq);
+        remove_replaced(&self.dir, folded, previous);
         Ok(())
     }
 }
@@ -368,33 +366,80 @@ pub(crate) fn write_snapshot(
     type_map: &[TypeId],
 ) -> Result<(), StoreError> {
     let tmp = snap.with_extension("tmp");
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
-    fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    let mut writers = (0..groups)
-        .map(|k| {
-            let path = tmp.join(format!("kg-{k}.bin"));
-            File::create(&path)
-                .map(|f| FrameWriter::new(BufWriter::with_capacity(64 << 10, f)))
-                .map_err(io(&path))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut files = GroupFiles::create(&tmp, groups)?;
     for mut v in versions {
         let k = key_group(&v.source, &v.id, groups);
         unmap_types(&mut v, type_map);
-        writers[k as usize].write(&v).map_err(io(&tmp))?;
+        files.write(k, &v)?;
     }
-    for w in &mut writers {
-        let inner = w.inner_mut();
-        inner.flush().map_err(io(&tmp))?;
-        inner.get_ref().sync_all().map_err(io(&tmp))?;
+    files.finish(true)?;
+    install(&tmp, snap)
+}
+
+/// One framed file per key group, `kg-<k>.bin`, in a folder created empty.
+struct GroupFiles {
+    dir: PathBuf,
+    writers: Vec<FrameWriter<BufWriter<File>>>,
+}
+
+impl GroupFiles {
+    fn create(dir: &Path, groups: u32) -> Result<GroupFiles, StoreError> {
+        if dir.exists() {
+            fs::remove_dir_all(dir).map_err(io(dir))?;
+        }
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let writers = (0..groups)
+            .map(|k| {
+                let path = dir.join(format!("kg-{k}.bin"));
+                File::create(&path)
+                    .map(|f| FrameWriter::new(BufWriter::with_capacity(64 << 10, f)))
+                    .map_err(io(&path))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(GroupFiles {
+            dir: dir.to_path_buf(),
+            writers,
+        })
     }
-    drop(writers);
+
+    fn write(&mut self, group: u32, v: &Observation) -> Result<(), StoreError> {
+        self.writers[group as usize]
+            .write(v)
+            .map(|_| ())
+            .map_err(io(&self.dir))
+    }
+
+    /// Flushes every file; with `durable`, also syncs it to disk.
+    fn finish(mut self, durable: bool) -> Result<(), StoreError> {
+        for w in &mut self.writers {
+            let inner = w.inner_mut();
+            inner.flush().map_err(io(&self.dir))?;
+            if durable {
+                inner.get_ref().sync_all().map_err(io(&self.dir))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Puts the finished folder `tmp` in place as `snap`, replacing one a crash
+/// left before the manifest pointed at it.
+fn install(tmp: &Path, snap: &Path) -> Result<(), StoreError> {
     if snap.exists() {
         fs::remove_dir_all(snap).map_err(io(snap))?;
     }
-    fs::rename(&tmp, snap).map_err(io(snap))
+    fs::rename(tmp, snap).map_err(io(snap))
+}
+
+/// Once the manifest points at a new snapshot: removes the segments it
+/// folded and the snapshot it replaced.
+fn remove_replaced(dir: &Path, segments: impl IntoIterator<Item = u64>, previous: Option<u64>) {
+    for seq in segments {
+        let _ = fs::remove_file(dir.join(segment_name(seq)));
+    }
+    if let Some(p) = previous {
+        let _ = fs::remove_dir_all(dir.join(format!("snapshot-{p}")));
+    }
 }
 
 /// Rewrites a state (restored from a savepoint taken with another key-group
@@ -420,12 +465,7 @@ pub fn repartition(dir: &Path, key_groups: u32) -> Result<(), StoreError> {
     manifest.key_groups = key_groups;
     manifest.compacted_through = found.last_segment;
     manifest.write(dir)?;
-    for seq in obsolete.into_iter().chain(found.adopted) {
-        let _ = fs::remove_file(dir.join(segment_name(seq)));
-    }
-    if let Some(p) = previous {
-        let _ = fs::remove_dir_all(dir.join(format!("snapshot-{p}")));
-    }
+    remove_replaced(dir, obsolete.into_iter().chain(found.adopted), previous);
     Ok(())
 }
 
@@ -600,6 +640,16 @@ fn read_file(
     Ok(())
 }
 
+/// Every version of one file (see [`read_file`]).
+fn read_all(path: &Path, kind: FileKind, repair: bool) -> Result<Vec<Observation>, StoreError> {
+    let mut versions = Vec::new();
+    read_file(path, kind, repair, 4096, &mut |mut b| {
+        versions.append(&mut b);
+        true
+    })?;
+    Ok(versions)
+}
+
 struct Found {
     versions: Vec<Observation>,
     adopted: Vec<u64>,
@@ -611,10 +661,7 @@ fn read_versions(dir: &Path, manifest: &Manifest, repair: bool) -> Result<Found,
     let plan = plan(dir, manifest, repair)?;
     let mut versions = Vec::new();
     for (path, kind) in &plan.files {
-        read_file(path, *kind, repair, 4096, &mut |mut b| {
-            versions.append(&mut b);
-            true
-        })?;
+        versions.append(&mut read_all(path, *kind, repair)?);
     }
     Ok(Found {
         versions,
