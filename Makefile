@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 RUNNER := target/release/kith-runner
 
-.PHONY: all build build-deps test quickstart bench services services-down fmt lint clean
+.PHONY: all build build-deps test quickstart bench services services-down crds fmt lint clean
 
 all: build
 
@@ -29,7 +29,7 @@ build: build-deps
 # them running for the next run).
 test: build-deps
 	mkdir -p target; \
-	bash tests/services/up.sh kafka moto || exit 1; \
+	bash tests/services/up.sh kafka moto kube || exit 1; \
 	$(CARGO) test --locked --workspace 2>&1 | tee target/test.log; \
 	status=$${PIPESTATUS[0]}; \
 	[ "$${KITH_KEEP_SERVICES:-0}" = 1 ] || bash tests/services/down.sh; \
@@ -62,6 +62,11 @@ services:
 
 services-down:
 	bash tests/services/down.sh
+
+# The CRD manifests of crds/, generated from the types in api/src/crd (a
+# test fails when they are stale).
+crds: build-deps
+	$(CARGO) run --locked -q -p kith-operator -- crdgen --out crds
 
 fmt:
 	$(CARGO) fmt --all

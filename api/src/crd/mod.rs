@@ -1,0 +1,32 @@
+//! The Kubernetes custom resources of DESIGN §6: `ProfilePipeline` (a pipeline
+//! and how to run it) and `ProfileSnapshot` (a requested savepoint).
+//!
+//! The schemas are derived from these types (`kith-operator crdgen` writes them
+//! to `crds/`). What a structural schema cannot say is stated as CEL rules, so
+//! the API server rejects it before any controller sees it: the maximum
+//! parallelism never changes, the parallelism never exceeds it, a snapshot
+//! never moves to another pipeline.
+
+mod pipeline;
+mod snapshot;
+
+pub use pipeline::{
+    PipelineDocument, PipelineState, ProfilePipeline, ProfilePipelineSpec, ProfilePipelineStatus,
+    SnapshotReference, StateStorageSpec, UpgradeMode, MAX_KEY_GROUPS,
+};
+pub use snapshot::{ProfileSnapshot, ProfileSnapshotSpec, ProfileSnapshotStatus, SnapshotState};
+
+/// The API group of every Kith resource.
+pub const GROUP: &str = "kith.dev";
+
+/// Condition types on a `ProfilePipeline`, following kstatus: `Ready` is the
+/// summary a GitOps tool waits on, `Progressing` says a rollout is under way,
+/// `Degraded` says the operator cannot get to the desired state on its own.
+pub mod condition {
+    pub const READY: &str = "Ready";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const DEGRADED: &str = "Degraded";
+}
+
+#[cfg(test)]
+mod tests;

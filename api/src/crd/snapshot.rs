@@ -1,0 +1,68 @@
+//! `ProfileSnapshot`: one requested savepoint of a pipeline (like the Flink
+//! operator's FlinkStateSnapshot). Users create them with kubectl; the operator
+//! creates them for upgrades; the pipeline's runners execute them and report.
+// One `printcolumn(...)` per column repeats the same keys, which clippy
+// mistakes for a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A savepoint request and its outcome.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kube(
+    group = "kith.dev",
+    version = "v1alpha1",
+    kind = "ProfileSnapshot",
+    namespaced,
+    shortname = "psnap",
+    category = "kith",
+    status = "ProfileSnapshotStatus",
+    doc = "A savepoint of a ProfilePipeline's state, requested by a user or by the operator.",
+    printcolumn(name = "Pipeline", type_ = "string", json_path = ".spec.pipeline"),
+    printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
+    printcolumn(name = "Path", type_ = "string", json_path = ".status.path"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new("self == oldSelf").message("spec of a ProfileSnapshot is immutable; create another one").reason(Reason::FieldValueForbidden))]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileSnapshotSpec {
+    /// Name of the `ProfilePipeline` (same namespace) to snapshot.
+    #[schemars(length(min = 1, max = 253))]
+    pub pipeline: String,
+}
+
+/// Progress of a snapshot, written by the runner executing it.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileSnapshotStatus {
+    #[serde(default)]
+    pub state: SnapshotState,
+    /// Where the savepoint was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// RFC 3339 time the runner started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// RFC 3339 time it completed or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+}
+
+/// Pending → InProgress → Completed | Failed.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotState {
+    #[default]
+    Pending,
+    InProgress,
+    Completed,
+    Failed,
+}

@@ -1,0 +1,153 @@
+use super::*;
+use crate::validate::validate;
+use kith_api::crd::{PipelineState, ProfilePipelineSpec};
+
+fn pipeline() -> ProfilePipeline {
+    let spec: ProfilePipelineSpec = serde_json::from_value(serde_json::json!({
+        "pipeline": {
+            "name": "people",
+            "sources": [{"type": "kafka", "bootstrapServers": "kafka:9092", "topics": ["people"]}],
+            "identifiers": [{"type": "email", "normalize": "email"}]
+        },
+        "image": "kith-runner:test",
+        "stateStorage": {"url": "s3://bucket/people"},
+        "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+    }))
+    .unwrap();
+    let mut p = ProfilePipeline::new("people", spec);
+    p.metadata.namespace = Some("team".into());
+    p.metadata.uid = Some("uid-1".into());
+    p
+}
+
+fn build(p: &ProfilePipeline, replicas: i32) -> Desired {
+    desired(p, &validate(&p.spec).unwrap(), replicas)
+}
+
+#[test]
+fn every_object_is_owned_labelled_and_in_the_pipelines_namespace() {
+    let d = build(&pipeline(), 1);
+    let metas = [
+        &d.config_map.metadata,
+        &d.service_account.metadata,
+        &d.role.metadata,
+        &d.role_binding.metadata,
+        &d.service.metadata,
+        &d.deployment.metadata,
+        &d.disruption_budget.metadata,
+    ];
+    for m in metas {
+        assert_eq!(m.namespace.as_deref(), Some("team"));
+        let owner = &m.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.uid.as_str(), owner.controller),
+            ("uid-1", Some(true))
+        );
+        let labels = m.labels.as_ref().unwrap();
+        assert_eq!(labels["app.kubernetes.io/managed-by"], MANAGED_BY);
+        assert_eq!(labels[PIPELINE_LABEL], "people");
+    }
+    assert_eq!(
+        d.config_map.metadata.name.as_deref(),
+        Some("people-pipeline")
+    );
+    assert_eq!(d.deployment.metadata.name.as_deref(), Some("people-runner"));
+}
+
+#[test]
+fn the_runner_pod_is_restricted_and_probed() {
+    let d = build(&pipeline(), 2).deployment;
+    assert_eq!(d.spec.replicas, Some(2));
+    let pod = d.spec.template.spec.unwrap();
+    let pod_security = pod.security_context.unwrap();
+    assert_eq!(pod_security.run_as_non_root, Some(true));
+    assert_ne!(pod_security.run_as_user, Some(0));
+    let c = &pod.containers[0];
+    let security = c.security_context.as_ref().unwrap();
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(
+        security.capabilities.as_ref().unwrap().drop,
+        Some(vec!["ALL".to_string()])
+    );
+    let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        p.as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(path(&c.liveness_probe), "/healthz");
+    assert_eq!(path(&c.readiness_probe), "/readyz");
+    // Every path the runner writes is a volume, since the root is read-only.
+    let mounts: Vec<&str> = c
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert_eq!(mounts, ["/etc/kith", "/var/lib/kith", "/tmp"]);
+    let env = c.env.as_ref().unwrap();
+    let token = env.iter().find(|e| e.name == "TOKEN").unwrap();
+    assert!(token.value.is_none() && token.value_from.is_some());
+}
+
+#[test]
+fn a_changed_pipeline_changes_the_pod_template_but_a_rescale_does_not() {
+    let p = pipeline();
+    let annotation = |d: &Desired| {
+        d.deployment
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap()[CONFIG_HASH_ANNOTATION]
+            .clone()
+    };
+    let base = annotation(&build(&p, 1));
+    assert_eq!(annotation(&build(&p, 5)), base);
+    let mut changed = p.clone();
+    changed.spec.pipeline.0["defaultRegion"] = serde_json::json!("GB");
+    assert_ne!(annotation(&build(&changed, 1)), base);
+}
+
+#[test]
+fn the_runner_role_grants_only_its_own_pipeline() {
+    let role = build(&pipeline(), 1).role;
+    let rules = role.rules.unwrap();
+    let on = |resource: &str| {
+        rules
+            .iter()
+            .filter(|r| r.resources.as_ref().unwrap().iter().any(|x| x == resource))
+            .collect::<Vec<_>>()
+    };
+    for r in on("profilepipelines")
+        .into_iter()
+        .chain(on("profilepipelines/status"))
+    {
+        assert_eq!(r.resource_names, Some(vec!["people".to_string()]));
+        assert!(!r
+            .verbs
+            .iter()
+            .any(|v| v == "delete" || v == "update" || v == "*"));
+    }
+    assert!(rules.iter().all(|r| !r.verbs.iter().any(|v| v == "*")));
+}
+
+#[test]
+fn the_config_map_holds_the_validated_pipeline_file() {
+    let mut p = pipeline();
+    p.spec.state = PipelineState::Suspended;
+    let cm = build(&p, 0).config_map;
+    let file: serde_json::Value =
+        serde_yaml::from_str(&cm.data.unwrap()[config_map::PIPELINE_FILE]).unwrap();
+    assert_eq!(file["keyGroups"], 128);
+    assert_eq!(file["checkpoints"]["url"], "s3://bucket/people");
+}

@@ -1,0 +1,179 @@
+//! The ProfilePipeline controller: one per watched namespace (or one for the
+//! whole cluster), each reconciling its pipelines in small steps:
+//! read → validate → build (pure) → apply (server-side apply) → status.
+//!
+//! A pipeline is reconciled when its spec, finalizers or deletion change (not
+//! on status writes: the runners report there every few seconds), when one of
+//! the objects it owns changes (drift is undone at once), and every five
+//! minutes regardless.
+
+mod apply;
+mod cleanup;
+mod events;
+mod reconcile;
+
+use crate::build::MANAGED_BY_SELECTOR;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use futures::{Future, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kith_api::crd::ProfilePipeline;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The server-side-apply field manager of everything the operator writes.
+pub const FIELD_MANAGER: &str = "kith-operator";
+/// Removed once the operator has cleaned up after a deleted pipeline.
+pub const FINALIZER: &str = "kith.dev/cleanup";
+
+/// What every reconcile of one controller shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// HorizontalPodAutoscalers of the controller's scope: a runner
+    /// Deployment one of them targets keeps the replicas the autoscaler gave it.
+    pub autoscalers: Store<HorizontalPodAutoscaler>,
+}
+
+/// Runs a controller for each of `namespaces` (all namespaces when empty)
+/// until `shutdown` completes; in-flight reconciles finish first.
+pub async fn run(
+    client: Client,
+    namespaces: &[String],
+    reporter: Reporter,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Clone + Send + Sync + 'static,
+) {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
+    };
+    let controllers = scopes.into_iter().map(|scope| {
+        run_scope(
+            client.clone(),
+            scope,
+            reporter.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )
+    });
+    futures::future::join_all(controllers).await;
+}
+
+async fn run_scope(
+    client: Client,
+    scope: Option<String>,
+    reporter: Reporter,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (autoscalers, writer) = reflector::store();
+    let autoscaler_watch = watcher(
+        api::<HorizontalPodAutoscaler>(&client, &scope),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .for_each(|_| std::future::ready(()));
+    tokio::spawn(autoscaler_watch);
+
+    let (pipelines, writer) = reflector::store();
+    let triggers = watcher(
+        api::<ProfilePipeline>(&client, &scope),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(spec_or_lifecycle, Default::default());
+    let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+    let context = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        metrics,
+        autoscalers,
+    });
+    tracing::info!(
+        namespace = scope.as_deref().unwrap_or("(all)"),
+        "watching ProfilePipelines"
+    );
+    Controller::for_stream(triggers, pipelines)
+        .owns(api::<Deployment>(&client, &scope), owned.clone())
+        .owns(api::<ConfigMap>(&client, &scope), owned.clone())
+        .owns(api::<Service>(&client, &scope), owned.clone())
+        .owns(api::<ServiceAccount>(&client, &scope), owned.clone())
+        .owns(api::<Role>(&client, &scope), owned.clone())
+        .owns(api::<RoleBinding>(&client, &scope), owned.clone())
+        .owns(api::<PodDisruptionBudget>(&client, &scope), owned)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+            std::future::ready(())
+        })
+        .await;
+}
+
+fn api<K>(client: &Client, scope: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    match scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// What makes a pipeline worth reconciling: its spec (generation), its
+/// finalizers, and the start of its deletion. Status writes are not.
+fn spec_or_lifecycle(pipeline: &ProfilePipeline) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    pipeline.metadata.generation.hash(&mut h);
+    pipeline.finalizers().hash(&mut h);
+    pipeline.metadata.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
+}
+
+async fn reconcile(pipeline: Arc<ProfilePipeline>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile::reconcile(pipeline, &ctx).await;
+    ctx.metrics
+        .reconcile_seconds
+        .observe(started.elapsed().as_secs_f64());
+    let label = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics.reconciles.with_label_values(&[label]).inc();
+    result
+}
+
+/// Failed reconciles are retried after a few seconds (the controller's
+/// scheduler collapses repeats), and counted by reason.
+fn error_policy(pipeline: Arc<ProfilePipeline>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(
+        pipeline = %pipeline.name_any(),
+        namespace = pipeline.namespace().as_deref().unwrap_or(""),
+        error = %error,
+        "reconcile failed; retrying"
+    );
+    ctx.metrics
+        .errors
+        .with_label_values(&[error.metric_reason().as_str()])
+        .inc();
+    Action::requeue(Duration::from_secs(5))
+}

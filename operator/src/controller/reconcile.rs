@@ -1,0 +1,186 @@
+//! One reconcile of one pipeline: read → validate → build → apply → status.
+
+use super::{apply, cleanup, events, Context, FIELD_MANAGER, FINALIZER};
+use crate::build::{self, selector_string, Names};
+use crate::error::Error;
+use crate::status::{self, Outcome};
+use crate::validate::validate;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kith_api::crd::{
+    PipelineState, ProfilePipeline, ProfilePipelineStatus, ProfileSnapshot, ProfileSnapshotSpec,
+};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{finalizer, Event};
+use kube::{Api, Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every pipeline is looked at this often even when nothing changes.
+const RESYNC: Duration = Duration::from_secs(300);
+
+pub async fn reconcile(pipeline: Arc<ProfilePipeline>, ctx: &Context) -> Result<Action, Error> {
+    let namespace = pipeline
+        .namespace()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let api: Api<ProfilePipeline> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, pipeline, |event| async move {
+        match event {
+            Event::Apply(pipeline) => apply_pipeline(&pipeline, ctx).await,
+            Event::Cleanup(pipeline) => cleanup::cleanup(&pipeline, ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Action, Error> {
+    let names = Names::of(pipeline);
+    let mut savepoint_nonce = None;
+    let outcome = match validate(&pipeline.spec) {
+        // Running runners are left exactly as they are: a bad edit must not
+        // take a working pipeline down.
+        Err(invalid) => Outcome::Invalid {
+            message: invalid.to_string(),
+        },
+        Ok(valid) => {
+            let deployments: Api<Deployment> =
+                Api::namespaced(ctx.client.clone(), &names.namespace);
+            let live = deployments
+                .get_opt(&names.runner)
+                .await
+                .map_err(Error::kube("get", "Deployment"))?;
+            let replicas = replicas(pipeline, live.as_ref(), autoscaled(ctx, &names));
+            let desired = build::desired(pipeline, &valid, replicas);
+            let applied = apply::apply_all(&ctx.client, &desired).await?;
+            events::deployment_changes(ctx, pipeline, live.as_ref(), &applied, &valid.spec_hash)
+                .await;
+            savepoint_nonce = request_savepoint(pipeline, ctx, &names).await?;
+            Outcome::Applied {
+                deployment: Box::new(applied),
+                spec_hash: valid.spec_hash,
+                selector: selector_string(&names),
+            }
+        }
+    };
+    let mut status = status::compute(
+        pipeline,
+        &outcome,
+        Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    if savepoint_nonce.is_some() {
+        status.observed_savepoint_nonce = savepoint_nonce;
+    }
+    events::transitions(ctx, pipeline, &status).await;
+    write_status(ctx, pipeline, &status).await?;
+    ctx.metrics
+        .set_phase(&key(pipeline), status.phase.as_deref());
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Runners wanted: none while suspended; what an autoscaler set when one
+/// targets the Deployment; else the pipeline's parallelism (which an
+/// autoscaler targeting the pipeline's scale subresource sets).
+fn replicas(pipeline: &ProfilePipeline, live: Option<&Deployment>, autoscaled: bool) -> i32 {
+    if pipeline.spec.state == PipelineState::Suspended {
+        return 0;
+    }
+    let live_replicas = live.and_then(|d| d.spec.replicas);
+    match live_replicas {
+        Some(current) if autoscaled && current > 0 => current,
+        _ => pipeline.spec.parallelism,
+    }
+}
+
+fn autoscaled(ctx: &Context, names: &Names) -> bool {
+    ctx.autoscalers.state().iter().any(|hpa| {
+        let target = &hpa.spec.scale_target_ref;
+        hpa.namespace().as_deref() == Some(names.namespace.as_str())
+            && target.kind == "Deployment"
+            && target.name == names.runner
+            && target
+                .api_version
+                .as_deref()
+                .is_none_or(|v| v.starts_with("apps/"))
+    })
+}
+
+/// A changed `spec.savepointNonce` asks for a savepoint: a `ProfileSnapshot`
+/// the runners execute. Returns the nonce acted on, if any.
+async fn request_savepoint(
+    pipeline: &ProfilePipeline,
+    ctx: &Context,
+    names: &Names,
+) -> Result<Option<i64>, Error> {
+    let Some(nonce) = pipeline.spec.savepoint_nonce else {
+        return Ok(None);
+    };
+    let observed = pipeline
+        .status
+        .as_ref()
+        .and_then(|s| s.observed_savepoint_nonce);
+    if observed == Some(nonce) {
+        return Ok(None);
+    }
+    let mut snapshot = ProfileSnapshot::new(
+        &format!("{}-savepoint-{nonce}", names.pipeline),
+        ProfileSnapshotSpec {
+            pipeline: names.pipeline.clone(),
+        },
+    );
+    snapshot.metadata.namespace = Some(names.namespace.clone());
+    snapshot.metadata.owner_references = pipeline.controller_owner_ref(&()).map(|r| vec![r]);
+    let api: Api<ProfileSnapshot> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    match api.create(&PostParams::default(), &snapshot).await {
+        Ok(_) => {
+            events::publish(
+                ctx,
+                pipeline,
+                kube::runtime::events::EventType::Normal,
+                "SavepointRequested",
+                format!("created ProfileSnapshot {}", snapshot.name_any()),
+            )
+            .await
+        }
+        // Created by an earlier reconcile whose status write was lost.
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(Error::kube("create", "ProfileSnapshot")(e)),
+    }
+    Ok(Some(nonce))
+}
+
+async fn write_status(
+    ctx: &Context,
+    pipeline: &ProfilePipeline,
+    status: &ProfilePipelineStatus,
+) -> Result<(), Error> {
+    let api: Api<ProfilePipeline> = Api::namespaced(
+        ctx.client.clone(),
+        &pipeline.namespace().unwrap_or_default(),
+    );
+    // Server-side apply: the operator owns these fields; `runtime` belongs to
+    // the runners' field manager and is not in this patch.
+    let patch = serde_json::json!({
+        "apiVersion": ProfilePipeline::api_version(&()),
+        "kind": ProfilePipeline::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &pipeline.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("patch status of", "ProfilePipeline"))?;
+    Ok(())
+}
+
+/// `namespace/name`.
+pub fn key(pipeline: &ProfilePipeline) -> String {
+    format!(
+        "{}/{}",
+        pipeline.namespace().unwrap_or_default(),
+        pipeline.name_any()
+    )
+}

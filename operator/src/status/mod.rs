@@ -1,0 +1,233 @@
+//! The status of a pipeline, computed as a pure function of what reconcile
+//! found: the conditions kstatus and `kubectl wait` read, the phase people
+//! read, and the scale subresource's replica count and selector.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kith_api::crd::condition::{DEGRADED, PROGRESSING, READY};
+use kith_api::crd::{PipelineState, ProfilePipeline, ProfilePipelineStatus};
+
+/// What reconciling a pipeline came to.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The spec fails validation: nothing was applied.
+    Invalid { message: String },
+    /// The objects were applied; `deployment` is the Deployment as the API
+    /// server returned it.
+    Applied {
+        deployment: Box<Deployment>,
+        spec_hash: String,
+        selector: String,
+    },
+}
+
+/// Phase names (the `Phase` printer column).
+pub mod phase {
+    pub const DEPLOYING: &str = "Deploying";
+    pub const RUNNING: &str = "Running";
+    pub const SUSPENDED: &str = "Suspended";
+    pub const FAILED: &str = "Failed";
+}
+
+/// One condition's new value.
+struct Verdict {
+    kind: &'static str,
+    status: bool,
+    reason: &'static str,
+    message: String,
+}
+
+/// The status `pipeline` should have after `outcome`, at time `now`.
+/// Conditions keep their `lastTransitionTime` unless their status flips, and
+/// what the runners report (`runtime`) is left as it was.
+pub fn compute(pipeline: &ProfilePipeline, outcome: &Outcome, now: Time) -> ProfilePipelineStatus {
+    let old = pipeline.status.clone().unwrap_or_default();
+    let generation = pipeline.metadata.generation;
+    let mut status = ProfilePipelineStatus {
+        observed_generation: generation,
+        runtime: None,
+        conditions: Vec::new(),
+        ..old.clone()
+    };
+    let (phase, verdicts) = match outcome {
+        Outcome::Invalid { message } => (
+            phase::FAILED,
+            [
+                verdict(READY, false, "InvalidSpec", message.clone()),
+                verdict(
+                    PROGRESSING,
+                    false,
+                    "InvalidSpec",
+                    "the spec must be fixed first".into(),
+                ),
+                verdict(DEGRADED, true, "InvalidSpec", message.clone()),
+            ],
+        ),
+        Outcome::Applied {
+            deployment,
+            spec_hash,
+            selector,
+        } => {
+            let rollout = Rollout::of(deployment);
+            status.replicas = Some(rollout.replicas);
+            status.ready_replicas = Some(rollout.ready);
+            status.selector = Some(selector.clone());
+            status.spec_hash = Some(spec_hash.clone());
+            let suspended = pipeline.spec.state == PipelineState::Suspended;
+            let (phase, verdicts) = if let Some(message) = rollout.deadline_exceeded {
+                (
+                    phase::FAILED,
+                    [
+                        verdict(READY, false, "ProgressDeadlineExceeded", message.clone()),
+                        verdict(
+                            PROGRESSING,
+                            false,
+                            "ProgressDeadlineExceeded",
+                            message.clone(),
+                        ),
+                        verdict(DEGRADED, true, "ProgressDeadlineExceeded", message),
+                    ],
+                )
+            } else if !rollout.complete() {
+                let message = rollout.describe();
+                (
+                    phase::DEPLOYING,
+                    [
+                        verdict(READY, false, "RollingOut", message.clone()),
+                        verdict(PROGRESSING, true, "RollingOut", message),
+                        verdict(DEGRADED, false, "AsExpected", String::new()),
+                    ],
+                )
+            } else if suspended {
+                (
+                    phase::SUSPENDED,
+                    [
+                        verdict(
+                            READY,
+                            true,
+                            "Suspended",
+                            "suspended: no runner runs, state is kept".into(),
+                        ),
+                        verdict(PROGRESSING, false, "Suspended", String::new()),
+                        verdict(DEGRADED, false, "AsExpected", String::new()),
+                    ],
+                )
+            } else {
+                let message = format!("{} of {} runners ready", rollout.ready, rollout.replicas);
+                (
+                    phase::RUNNING,
+                    [
+                        verdict(READY, true, "Running", message),
+                        verdict(PROGRESSING, false, "RolloutComplete", String::new()),
+                        verdict(DEGRADED, false, "AsExpected", String::new()),
+                    ],
+                )
+            };
+            if phase == phase::RUNNING || phase == phase::SUSPENDED {
+                status.last_stable_spec_hash = Some(spec_hash.clone());
+            }
+            (phase, verdicts)
+        }
+    };
+    status.phase = Some(phase.to_string());
+    status.conditions = verdicts
+        .into_iter()
+        .map(|v| condition(&old.conditions, v, generation, &now))
+        .collect();
+    status
+}
+
+fn verdict(kind: &'static str, status: bool, reason: &'static str, message: String) -> Verdict {
+    Verdict {
+        kind,
+        status,
+        reason,
+        message,
+    }
+}
+
+fn condition(old: &[Condition], v: Verdict, generation: Option<i64>, now: &Time) -> Condition {
+    let status = if v.status { "True" } else { "False" }.to_string();
+    let last_transition_time = old
+        .iter()
+        .find(|c| c.type_ == v.kind && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: v.kind.to_string(),
+        status,
+        reason: v.reason.to_string(),
+        message: v.message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// Where a Deployment's rollout stands, from its status (written by the
+/// Deployment controller; kstatus' rules for Deployments).
+struct Rollout {
+    replicas: i32,
+    updated: i32,
+    ready: i32,
+    available: i32,
+    /// The total, old replicas included (a Recreate rollout waits for old ones to go).
+    current: i32,
+    observed: bool,
+    deadline_exceeded: Option<String>,
+}
+
+impl Rollout {
+    fn of(deployment: &Deployment) -> Rollout {
+        let replicas = deployment.spec.replicas.unwrap_or(1);
+        let status = deployment.status.clone().unwrap_or_default();
+        let observed = matches!(
+            (status.observed_generation, deployment.metadata.generation),
+            (Some(seen), Some(wanted)) if seen >= wanted
+        );
+        let deadline_exceeded = status
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|c| {
+                (c.type_.as_deref() == Some("Progressing")
+                    && c.status.as_deref() == Some("False")
+                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+                .then(|| {
+                    c.message
+                        .unwrap_or_else(|| "the runner rollout is stuck".into())
+                })
+            });
+        Rollout {
+            replicas,
+            updated: status.updated_replicas.unwrap_or(0),
+            ready: status.ready_replicas.unwrap_or(0),
+            available: status.available_replicas.unwrap_or(0),
+            current: status.replicas.unwrap_or(0),
+            observed,
+            deadline_exceeded: if observed { deadline_exceeded } else { None },
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.observed
+            && self.updated >= self.replicas
+            && self.available >= self.replicas
+            && self.current <= self.replicas
+    }
+
+    fn describe(&self) -> String {
+        if !self.observed {
+            return "waiting for the Deployment controller to see the new runner spec".into();
+        }
+        format!(
+            "{} of {} runners updated, {} available, {} still to stop",
+            self.updated.min(self.replicas),
+            self.replicas,
+            self.available.min(self.replicas),
+            (self.current - self.replicas).max(0)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

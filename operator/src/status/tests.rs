@@ -1,0 +1,170 @@
+use super::*;
+use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
+use k8s_openapi::jiff::Timestamp;
+use kith_api::crd::ProfilePipelineSpec;
+
+fn pipeline(generation: i64, state: PipelineState) -> ProfilePipeline {
+    let mut spec: ProfilePipelineSpec = serde_json::from_value(serde_json::json!({
+        "pipeline": {"name": "p", "identifiers": [{"type": "email"}]},
+        "image": "kith-runner:test",
+        "stateStorage": {"url": "s3://b/p"},
+    }))
+    .unwrap();
+    spec.state = state;
+    let mut p = ProfilePipeline::new("p", spec);
+    p.metadata.generation = Some(generation);
+    p
+}
+
+fn deployment(generation: i64, replicas: i32, status: DeploymentStatus) -> Deployment {
+    let mut d = Deployment {
+        spec: DeploymentSpec {
+            replicas: Some(replicas),
+            ..DeploymentSpec::default()
+        },
+        status: Some(status),
+        ..Deployment::default()
+    };
+    d.metadata.generation = Some(generation);
+    d
+}
+
+fn rolled_out(generation: i64, replicas: i32) -> DeploymentStatus {
+    DeploymentStatus {
+        observed_generation: Some(generation),
+        replicas: Some(replicas),
+        updated_replicas: Some(replicas),
+        ready_replicas: Some(replicas),
+        available_replicas: Some(replicas),
+        ..DeploymentStatus::default()
+    }
+}
+
+fn applied(d: Deployment) -> Outcome {
+    Outcome::Applied {
+        deployment: Box::new(d),
+        spec_hash: "h1".into(),
+        selector: "s".into(),
+    }
+}
+
+fn at(seconds: i64) -> Time {
+    Time(Timestamp::from_second(seconds).unwrap())
+}
+
+fn get<'a>(s: &'a ProfilePipelineStatus, kind: &str) -> &'a Condition {
+    s.conditions.iter().find(|c| c.type_ == kind).unwrap()
+}
+
+#[test]
+fn a_deployment_not_yet_observed_is_progressing() {
+    let p = pipeline(1, PipelineState::Running);
+    let s = compute(&p, &applied(deployment(2, 1, rolled_out(1, 1))), at(10));
+    assert_eq!(s.phase.as_deref(), Some(phase::DEPLOYING));
+    assert_eq!(get(&s, READY).status, "False");
+    assert_eq!(get(&s, PROGRESSING).status, "True");
+    assert_eq!(get(&s, DEGRADED).status, "False");
+    assert_eq!(s.observed_generation, Some(1));
+    assert!(s
+        .conditions
+        .iter()
+        .all(|c| c.observed_generation == Some(1)));
+    assert_eq!(s.last_stable_spec_hash, None);
+}
+
+#[test]
+fn a_complete_rollout_is_ready_and_keeps_transition_times() {
+    let mut p = pipeline(1, PipelineState::Running);
+    let s = compute(&p, &applied(deployment(1, 2, rolled_out(1, 2))), at(10));
+    assert_eq!(s.phase.as_deref(), Some(phase::RUNNING));
+    assert_eq!(get(&s, READY).status, "True");
+    assert_eq!(get(&s, READY).last_transition_time, at(10));
+    assert_eq!(s.ready_replicas, Some(2));
+    assert_eq!(s.last_stable_spec_hash.as_deref(), Some("h1"));
+    p.status = Some(s);
+    let again = compute(&p, &applied(deployment(1, 2, rolled_out(1, 2))), at(20));
+    assert_eq!(
+        get(&again, READY).last_transition_time,
+        at(10),
+        "no flip, no new time"
+    );
+}
+
+#[test]
+fn old_runners_still_stopping_keep_a_recreate_rollout_going() {
+    let p = pipeline(1, PipelineState::Running);
+    let mut status = rolled_out(1, 2);
+    status.replicas = Some(3);
+    let s = compute(&p, &applied(deployment(1, 2, status)), at(10));
+    assert_eq!(get(&s, PROGRESSING).status, "True");
+    assert!(
+        get(&s, READY).message.contains("1 still to stop"),
+        "{}",
+        get(&s, READY).message
+    );
+}
+
+#[test]
+fn a_stuck_rollout_is_degraded() {
+    let p = pipeline(1, PipelineState::Running);
+    let mut status = rolled_out(1, 1);
+    status.available_replicas = Some(0);
+    status.conditions = Some(vec![DeploymentCondition {
+        type_: Some("Progressing".into()),
+        status: Some("False".into()),
+        reason: Some("ProgressDeadlineExceeded".into()),
+        message: Some("ReplicaSet has timed out progressing".into()),
+        ..DeploymentCondition::default()
+    }]);
+    let s = compute(&p, &applied(deployment(1, 1, status)), at(10));
+    assert_eq!(s.phase.as_deref(), Some(phase::FAILED));
+    assert_eq!(get(&s, DEGRADED).status, "True");
+    assert_eq!(get(&s, DEGRADED).reason, "ProgressDeadlineExceeded");
+}
+
+#[test]
+fn an_invalid_spec_is_degraded_and_keeps_the_last_known_runners() {
+    let mut p = pipeline(1, PipelineState::Running);
+    p.status = Some(compute(
+        &p,
+        &applied(deployment(1, 1, rolled_out(1, 1))),
+        at(10),
+    ));
+    p.metadata.generation = Some(2);
+    let s = compute(
+        &p,
+        &Outcome::Invalid {
+            message: "spec.pipeline: bad".into(),
+        },
+        at(20),
+    );
+    assert_eq!(s.phase.as_deref(), Some(phase::FAILED));
+    assert_eq!(get(&s, DEGRADED).reason, "InvalidSpec");
+    assert_eq!(get(&s, DEGRADED).message, "spec.pipeline: bad");
+    assert_eq!(get(&s, READY).status, "False");
+    assert_eq!(get(&s, READY).last_transition_time, at(20));
+    assert_eq!(s.observed_generation, Some(2));
+    // What runs is still what the last good spec deployed.
+    assert_eq!(s.spec_hash.as_deref(), Some("h1"));
+    assert_eq!(s.ready_replicas, Some(1));
+}
+
+#[test]
+fn suspended_with_no_runners_left_is_ready() {
+    let p = pipeline(3, PipelineState::Suspended);
+    let s = compute(&p, &applied(deployment(4, 0, rolled_out(4, 0))), at(10));
+    assert_eq!(s.phase.as_deref(), Some(phase::SUSPENDED));
+    assert_eq!(get(&s, READY).status, "True");
+    assert_eq!(get(&s, READY).reason, "Suspended");
+}
+
+#[test]
+fn the_runners_runtime_report_is_not_part_of_the_operators_status() {
+    let mut p = pipeline(1, PipelineState::Running);
+    p.status = Some(ProfilePipelineStatus {
+        runtime: Some(serde_json::json!({"lag": 3})),
+        ..ProfilePipelineStatus::default()
+    });
+    let s = compute(&p, &applied(deployment(1, 1, rolled_out(1, 1))), at(10));
+    assert_eq!(s.runtime, None);
+}

@@ -1,0 +1,221 @@
+//! Validation of a `ProfilePipeline` beyond what its schema and CEL rules say:
+//! the embedded pipeline must be one the runner accepts. It is checked with the
+//! runner's own configuration code, so the operator never deploys a spec the
+//! runner would refuse at start, and never refuses one the runner would run.
+//!
+//! The resource-level settings (maximum parallelism, state storage, checkpoint
+//! interval) are written into the pipeline document here: the runner reads a
+//! single file, and a value set in both places is refused rather than guessed.
+
+use kith_api::crd::ProfilePipelineSpec;
+use kith_api::pipeline::{PipelineSpec, SourceSpec};
+use serde_json::{json, Map, Value};
+
+/// A mistake in a pipeline's spec, phrased for its owner: the field and what
+/// would be accepted. Reported as the Degraded condition with reason InvalidSpec.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSpec(pub String);
+
+/// A pipeline ready to be written into the runner's ConfigMap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidPipeline {
+    /// The pipeline file the runners read (the document with the
+    /// resource-level settings written in).
+    pub document: Value,
+    /// Hash of everything that makes a runner behave differently (pipeline,
+    /// image, environment, resources, storage), but not of the parallelism:
+    /// a changed hash is an upgrade, a changed parallelism is a rescale.
+    pub spec_hash: String,
+}
+
+/// Checks `spec` and returns the runners' pipeline file.
+pub fn validate(spec: &ProfilePipelineSpec) -> Result<ValidPipeline, InvalidSpec> {
+    let Value::Object(mut document) = spec.pipeline.0.clone() else {
+        return Err(InvalidSpec("spec.pipeline must be a mapping".into()));
+    };
+    set_once(
+        &mut document,
+        "keyGroups",
+        "keyGroups",
+        json!(spec.max_parallelism),
+        "spec.maxParallelism",
+    )?;
+    let checkpoints = document
+        .entry("checkpoints")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(checkpoints) = checkpoints else {
+        return Err(InvalidSpec(
+            "spec.pipeline.checkpoints must be a mapping".into(),
+        ));
+    };
+    for (field, value, instead) in [
+        (
+            "url",
+            Some(spec.state_storage.url.clone()),
+            "spec.stateStorage.url",
+        ),
+        (
+            "savepointUrl",
+            spec.state_storage.savepoint_url.clone(),
+            "spec.stateStorage.savepointUrl",
+        ),
+        (
+            "interval",
+            Some(spec.checkpoint_interval.clone()),
+            "spec.checkpointInterval",
+        ),
+    ] {
+        if let Some(value) = value {
+            let shown = format!("checkpoints.{field}");
+            set_once(checkpoints, field, &shown, json!(value), instead)?;
+        }
+    }
+    let document = Value::Object(document);
+    let typed = PipelineSpec::from_value(document.clone())
+        .map_err(|e| InvalidSpec(format!("spec.pipeline.{}: {}", e.path, e.message)))?;
+    // A runner pod has no standard input and no files but its own: it reads
+    // from Kafka. (`kith-runner run` on a workstation takes the others.)
+    if !typed
+        .sources
+        .iter()
+        .any(|s| matches!(s, SourceSpec::Kafka(_)))
+    {
+        return Err(InvalidSpec(
+            "spec.pipeline.sources: a pipeline on Kubernetes reads from Kafka; add a source with `type: kafka` (file and stdin sources are for `kith-runner run` outside a cluster)".into(),
+        ));
+    }
+    kith_runner::config::Pipeline::from_spec(&typed)
+        .map_err(|e| InvalidSpec(format!("spec.pipeline: {e}")))?;
+    let spec_hash = spec_hash(spec, &document);
+    Ok(ValidPipeline {
+        document,
+        spec_hash,
+    })
+}
+
+/// Sets `key` to `value` unless the document already holds another value;
+/// `shown` is the key's path under `spec.pipeline` for the message.
+fn set_once(
+    document: &mut Map<String, Value>,
+    key: &str,
+    shown: &str,
+    value: Value,
+    instead: &str,
+) -> Result<(), InvalidSpec> {
+    match document.get(key) {
+        Some(existing) if *existing != value => Err(InvalidSpec(format!(
+            "spec.pipeline.{shown} ({existing}) conflicts with {instead} ({value}): set only {instead}"
+        ))),
+        _ => {
+            document.insert(key.to_string(), value);
+            Ok(())
+        }
+    }
+}
+
+fn spec_hash(spec: &ProfilePipelineSpec, document: &Value) -> String {
+    let upgrade_relevant = json!({
+        "pipeline": document,
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "env": spec.env,
+        "resources": spec.resources,
+    });
+    let bytes = serde_json::to_vec(&upgrade_relevant).expect("JSON values serialize");
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(pipeline: Value) -> ProfilePipelineSpec {
+        serde_json::from_value(json!({
+            "pipeline": pipeline,
+            "image": "kith-runner:test",
+            "stateStorage": {"url": "s3://bucket/people"},
+            "maxParallelism": 64
+        }))
+        .unwrap()
+    }
+
+    fn people() -> Value {
+        json!({
+            "name": "people",
+            "sources": [{"type": "kafka", "bootstrapServers": "kafka:9092", "topics": ["people"]}],
+            "identifiers": [{"type": "email", "normalize": "email"}]
+        })
+    }
+
+    #[test]
+    fn resource_settings_are_written_into_the_pipeline() {
+        let valid = validate(&spec(people())).unwrap();
+        assert_eq!(valid.document["keyGroups"], 64);
+        assert_eq!(valid.document["checkpoints"]["url"], "s3://bucket/people");
+        assert_eq!(valid.document["checkpoints"]["interval"], "10s");
+    }
+
+    #[test]
+    fn a_setting_given_twice_with_different_values_is_refused() {
+        let mut p = people();
+        p["keyGroups"] = json!(128);
+        let e = validate(&spec(p)).unwrap_err();
+        assert!(
+            e.0.contains("spec.pipeline.keyGroups") && e.0.contains("spec.maxParallelism"),
+            "{e}"
+        );
+        let mut p = people();
+        p["checkpoints"] = json!({"url": "s3://elsewhere"});
+        let e = validate(&spec(p)).unwrap_err();
+        assert!(
+            e.0.contains("spec.pipeline.checkpoints.url") && e.0.contains("spec.stateStorage.url"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_mapping_naming_an_unknown_identifier_type_is_invalid() {
+        let mut p = people();
+        p["template"] = json!({"eventType": "$.type", "events": {"signed_up": {
+            "source": "web",
+            "id": "$.id",
+            "ts": "$.at",
+            "kind": "person",
+            "identifiers": [{"type": "phone", "value": "$.phone"}]
+        }}});
+        let e = validate(&spec(p)).unwrap_err();
+        assert!(e.0.contains("phone"), "{e}");
+    }
+
+    #[test]
+    fn a_pipeline_without_a_kafka_source_is_invalid() {
+        let mut p = people();
+        p["sources"] = json!([{"type": "stdin"}]);
+        let e = validate(&spec(p)).unwrap_err();
+        assert!(e.0.contains("spec.pipeline.sources"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_field_is_named() {
+        let mut p = people();
+        p["identifers"] = json!([]);
+        let e = validate(&spec(p)).unwrap_err();
+        assert!(e.0.contains("identifers"), "{e}");
+    }
+
+    #[test]
+    fn the_hash_follows_the_pipeline_and_image_but_not_the_parallelism() {
+        let base = spec(people());
+        let hash = validate(&base).unwrap().spec_hash;
+        let mut scaled = base.clone();
+        scaled.parallelism = 7;
+        assert_eq!(validate(&scaled).unwrap().spec_hash, hash);
+        let mut upgraded = base.clone();
+        upgraded.image = "kith-runner:next".into();
+        assert_ne!(validate(&upgraded).unwrap().spec_hash, hash);
+        let mut changed = base;
+        changed.pipeline.0["defaultRegion"] = json!("GB");
+        assert_ne!(validate(&changed).unwrap().spec_hash, hash);
+    }
+}

@@ -1,0 +1,656 @@
+//! The operator against a real kube-apiserver (tests/services/kube): the CRDs
+//! installed from `crds/`, the manifests of `examples/k8s/` applied with
+//! kubectl, and the operator binary reconciling them. The test control plane
+//! has no controller-manager or kubelet: where a Deployment's status matters,
+//! the test reports it the way the Deployment controller would.
+//!
+//! Every test has a namespace and operator processes of its own.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use support::cluster::{example, Cluster};
+use support::eventually;
+use support::operator::Operator;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn examples_dir() -> String {
+    support::services::workspace_root()
+        .join("examples/k8s")
+        .display()
+        .to_string()
+}
+
+/// The Deployment `name` once `check` accepts it.
+fn deployment_when(
+    cluster: &Cluster,
+    name: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    eventually(WAIT, what, || match cluster.get("deployment", name) {
+        Some(d) if check(&d) => Ok(d),
+        Some(d) => Err(d["spec"].to_string()),
+        None => Err(format!("no Deployment {name}")),
+    })
+}
+
+fn container(deployment: &Value) -> &Value {
+    &deployment["spec"]["template"]["spec"]["containers"][0]
+}
+
+fn condition_when(
+    cluster: &Cluster,
+    pipeline: &str,
+    kind: &str,
+    status: &str,
+    reason: &str,
+) -> Value {
+    eventually(
+        WAIT,
+        &format!("{kind}={status} ({reason}) on {pipeline}"),
+        || match cluster.condition(pipeline, kind) {
+            Some(c) if c["status"] == status && c["reason"] == reason => Ok(c),
+            other => Err(format!("{other:?}")),
+        },
+    )
+}
+
+fn events_include(cluster: &Cluster, pipeline: &str, reason: &str) {
+    eventually(WAIT, &format!("an event {reason} for {pipeline}"), || {
+        let reasons = cluster.event_reasons(pipeline);
+        if reasons.iter().any(|r| r == reason) {
+            Ok(())
+        } else {
+            Err(format!("{reasons:?}"))
+        }
+    });
+}
+
+fn pipeline_file(cluster: &Cluster, pipeline: &str) -> Value {
+    let cm = cluster.must_get("configmap", &format!("{pipeline}-pipeline"));
+    serde_yaml::from_str(cm["data"]["pipeline.yaml"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn examples_become_runner_workloads_that_follow_spec_changes() {
+    let cluster = Cluster::start("examples");
+    let operator = Operator::start(&cluster, "operator-a");
+    cluster.ok(&["apply", "-f", &examples_dir()]);
+
+    let d = deployment_when(&cluster, "customers-runner", "created", |_| true);
+    let pipeline = cluster.must_get("profilepipeline", "customers");
+    let owner = &d["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "ProfilePipeline");
+    assert_eq!(owner["uid"], pipeline["metadata"]["uid"]);
+    assert_eq!(owner["controller"], true);
+    assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "customers-runner");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let c = container(&d);
+    assert_eq!(c["image"], "ghcr.io/kith-dev/kith-runner:0.1.0");
+    assert_eq!(
+        c["args"],
+        json!([
+            "run",
+            "/etc/kith/pipeline.yaml",
+            "--state",
+            "/var/lib/kith/state",
+            "--admin",
+            "0.0.0.0:9249"
+        ])
+    );
+    assert_eq!(c["ports"][0]["containerPort"], 9249);
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["resources"]["requests"]["memory"], "2Gi");
+    let security = &c["securityContext"];
+    assert_eq!(security["runAsNonRoot"], true);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+    // The secret stays a reference: no value in the Deployment.
+    let secret = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "AWS_SECRET_ACCESS_KEY")
+        .expect("the user's env reaches the runner");
+    assert_eq!(secret["valueFrom"]["secretKeyRef"]["name"], "kith-aws");
+    assert!(secret.get("value").is_none());
+
+    let file = pipeline_file(&cluster, "customers");
+    assert_eq!(file["name"], "customers");
+    assert_eq!(file["keyGroups"], 128);
+    assert_eq!(
+        file["checkpoints"]["url"],
+        "s3://kith-state/customers/checkpoints"
+    );
+    assert_eq!(
+        file["checkpoints"]["savepointUrl"],
+        "s3://kith-state/customers/savepoints"
+    );
+    assert_eq!(file["checkpoints"]["interval"], "10s");
+    assert_eq!(file["checkpoints"]["retain"], 3);
+    assert_eq!(
+        file["sources"][0]["topics"],
+        json!(["customer-observations"])
+    );
+
+    let service = cluster.must_get("service", "customers-runner");
+    assert_eq!(service["spec"]["ports"][0]["port"], 9249);
+    assert_eq!(
+        service["spec"]["selector"]["kith.dev/pipeline"],
+        "customers"
+    );
+    cluster.must_get("serviceaccount", "customers-runner");
+    let role = cluster.must_get("role", "customers-runner");
+    let rules = role["rules"].as_array().unwrap();
+    for rule in rules {
+        assert!(
+            !rule["verbs"].as_array().unwrap().contains(&json!("*")),
+            "{rule}"
+        );
+        assert!(
+            !rule["resources"].as_array().unwrap().contains(&json!("*")),
+            "{rule}"
+        );
+    }
+    let status_rule = rules
+        .iter()
+        .find(|r| r["resources"] == json!(["profilepipelines/status"]))
+        .expect("runners may report into their pipeline's status");
+    assert_eq!(status_rule["resourceNames"], json!(["customers"]));
+    assert_eq!(status_rule["verbs"], json!(["get", "patch"]));
+    let binding = cluster.must_get("rolebinding", "customers-runner");
+    assert_eq!(binding["subjects"][0]["name"], "customers-runner");
+    assert_eq!(binding["roleRef"]["name"], "customers-runner");
+    let pdb = cluster.must_get("poddisruptionbudget", "customers-runner");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"]["kith.dev/pipeline"],
+        "customers"
+    );
+
+    // Until the runners are up, the pipeline is progressing and not ready.
+    condition_when(&cluster, "customers", "Progressing", "True", "RollingOut");
+    let ready = condition_when(&cluster, "customers", "Ready", "False", "RollingOut");
+    assert_eq!(
+        ready["observedGeneration"],
+        pipeline["metadata"]["generation"]
+    );
+    cluster.roll_out("customers-runner");
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "profilepipeline/customers",
+        "--timeout=30s",
+    ]);
+    let p = cluster.must_get("profilepipeline", "customers");
+    assert_eq!(p["status"]["phase"], "Running");
+    assert_eq!(p["status"]["readyReplicas"], 1);
+    assert_eq!(
+        p["status"]["observedGeneration"],
+        p["metadata"]["generation"]
+    );
+    let hash = p["status"]["specHash"].as_str().unwrap().to_string();
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["annotations"]["kith.dev/spec-hash"],
+        hash.as_str()
+    );
+    events_include(&cluster, "customers", "Deployed");
+    events_include(&cluster, "customers", "Ready");
+    let table = cluster.ok(&["get", "pp"]);
+    assert!(
+        table.contains("PHASE") && table.contains("Running"),
+        "{table}"
+    );
+
+    // A spec change (new image, one more identifier type) rolls the runners
+    // onto a new template and a new pipeline file.
+    cluster.merge_patch(
+        "profilepipeline",
+        "customers",
+        &json!({"spec": {"image": "ghcr.io/kith-dev/kith-runner:0.2.0"}}),
+    );
+    let mut identifiers = p["spec"]["pipeline"]["identifiers"].clone();
+    identifiers
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "loyalty_id", "normalize": "trim"}));
+    cluster.merge_patch(
+        "profilepipeline",
+        "customers",
+        &json!({"spec": {"pipeline": {"identifiers": identifiers}}}),
+    );
+    let d = deployment_when(&cluster, "customers-runner", "on the new spec", |d| {
+        container(d)["image"] == "ghcr.io/kith-dev/kith-runner:0.2.0"
+            && d["spec"]["template"]["metadata"]["annotations"]["kith.dev/spec-hash"]
+                != hash.as_str()
+    });
+    eventually(WAIT, "the new pipeline file", || {
+        let file = pipeline_file(&cluster, "customers");
+        let types: Vec<&str> = file["identifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["type"].as_str())
+            .collect();
+        if types.contains(&"loyalty_id") {
+            Ok(())
+        } else {
+            Err(format!("{types:?}"))
+        }
+    });
+    let progressing = condition_when(&cluster, "customers", "Progressing", "True", "RollingOut");
+    assert_eq!(progressing["observedGeneration"], 3);
+    events_include(&cluster, "customers", "Upgrading");
+    assert_eq!(d["spec"]["replicas"], 1);
+    cluster.roll_out("customers-runner");
+    condition_when(&cluster, "customers", "Ready", "True", "Running");
+
+    // The scale subresource drives the runner count.
+    cluster.ok(&["scale", "profilepipeline/customers", "--replicas=3"]);
+    deployment_when(&cluster, "customers-runner", "scaled to 3", |d| {
+        d["spec"]["replicas"] == 3
+    });
+    events_include(&cluster, "customers", "Scaled");
+    cluster.roll_out("customers-runner");
+    condition_when(&cluster, "customers", "Ready", "True", "Running");
+    let p = cluster.must_get("profilepipeline", "customers");
+    assert_eq!(p["status"]["replicas"], 3);
+    assert_eq!(
+        p["status"]["selector"],
+        "app.kubernetes.io/component=runner,kith.dev/pipeline=customers"
+    );
+
+    // Suspending stops every runner and is a desired state reached.
+    cluster.merge_patch(
+        "profilepipeline",
+        "customers",
+        &json!({"spec": {"state": "suspended"}}),
+    );
+    deployment_when(&cluster, "customers-runner", "scaled to 0", |d| {
+        d["spec"]["replicas"] == 0
+    });
+    cluster.roll_out("customers-runner");
+    condition_when(&cluster, "customers", "Ready", "True", "Suspended");
+
+    let (code, metrics) = operator.http_get("/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(metrics.contains("kith_operator_leader 1"), "{metrics}");
+    assert!(
+        metrics.contains("kith_operator_reconciles_total{result=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kith_operator_pipelines{phase=\"Suspended\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kith_operator_pipelines{phase=\"Deploying\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kith_operator_reconcile_duration_seconds_count"),
+        "{metrics}"
+    );
+    assert_eq!(operator.http_get("/readyz").unwrap().0, 200);
+    assert_eq!(operator.http_get("/healthz").unwrap().0, 200);
+}
+
+#[test]
+fn drift_is_undone_except_replicas_an_autoscaler_owns() {
+    let cluster = Cluster::start("drift");
+    let _operator = Operator::start(&cluster, "operator-a");
+    cluster.apply(&example("quickstart.yaml")).unwrap();
+    let first = deployment_when(&cluster, "quickstart-runner", "created", |_| true);
+    cluster.roll_out("quickstart-runner");
+    condition_when(&cluster, "quickstart", "Ready", "True", "Running");
+
+    // Deleted: created again.
+    cluster.ok(&["delete", "deployment", "quickstart-runner"]);
+    let again = deployment_when(&cluster, "quickstart-runner", "recreated", |d| {
+        d["metadata"]["uid"] != first["metadata"]["uid"]
+    });
+    assert_eq!(container(&again)["image"], container(&first)["image"]);
+    events_include(&cluster, "quickstart", "DriftCorrected");
+
+    // Edited: the operator's fields are taken back.
+    cluster.ok(&[
+        "patch", "deployment", "quickstart-runner", "--type", "json", "-p",
+        r#"[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"example.com/other:1"},
+            {"op":"replace","path":"/spec/template/spec/containers/0/securityContext/readOnlyRootFilesystem","value":false},
+            {"op":"replace","path":"/spec/replicas","value":4}]"#,
+    ]);
+    let restored = deployment_when(&cluster, "quickstart-runner", "restored", |d| {
+        container(d)["image"] == "ghcr.io/kith-dev/kith-runner:0.1.0" && d["spec"]["replicas"] == 1
+    });
+    assert_eq!(
+        container(&restored)["securityContext"]["readOnlyRootFilesystem"],
+        true
+    );
+
+    // With an autoscaler targeting the Deployment, its replica count stays,
+    // through spec changes too.
+    cluster
+        .apply(
+            r#"
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: quickstart-runner}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: quickstart-runner}
+  minReplicas: 1
+  maxReplicas: 8
+  metrics:
+    - type: Resource
+      resource: {name: cpu, target: {type: Utilization, averageUtilization: 70}}
+"#,
+        )
+        .unwrap();
+    // Give the operator's autoscaler cache a moment to see it, as the
+    // autoscaler itself would take one before acting.
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.ok(&["scale", "deployment/quickstart-runner", "--replicas=4"]);
+    cluster.merge_patch(
+        "profilepipeline",
+        "quickstart",
+        &json!({"spec": {"image": "ghcr.io/kith-dev/kith-runner:0.2.0"}}),
+    );
+    let upgraded = deployment_when(&cluster, "quickstart-runner", "upgraded", |d| {
+        container(d)["image"] == "ghcr.io/kith-dev/kith-runner:0.2.0"
+    });
+    assert_eq!(
+        upgraded["spec"]["replicas"], 4,
+        "the autoscaler's replicas were overwritten"
+    );
+}
+
+#[test]
+fn a_spec_the_runner_would_refuse_degrades_without_touching_the_runners() {
+    let cluster = Cluster::start("invalid");
+    let _operator = Operator::start(&cluster, "operator-a");
+    cluster.apply(&example("quickstart.yaml")).unwrap();
+    let before = deployment_when(&cluster, "quickstart-runner", "created", |_| true);
+    let file_before = pipeline_file(&cluster, "quickstart");
+    cluster.roll_out("quickstart-runner");
+    condition_when(&cluster, "quickstart", "Ready", "True", "Running");
+
+    // A mapping that names an identifier type the pipeline does not declare.
+    cluster.merge_patch(
+        "profilepipeline",
+        "quickstart",
+        &json!({"spec": {"image": "ghcr.io/kith-dev/kith-runner:0.2.0", "pipeline": {"template": {
+            "eventType": "$.type",
+            "events": {"signed_up": {
+                "source": "web", "id": "$.user.id", "ts": "$.at", "kind": "person",
+                "identifiers": [{"type": "loyalty_id", "value": "$.user.loyalty"}]
+            }}
+        }}}}),
+    );
+    let degraded = condition_when(&cluster, "quickstart", "Degraded", "True", "InvalidSpec");
+    let message = degraded["message"].as_str().unwrap();
+    assert!(message.contains("loyalty_id"), "{message}");
+    assert!(message.contains("spec.pipeline"), "{message}");
+    assert_eq!(degraded["observedGeneration"], 2);
+    condition_when(&cluster, "quickstart", "Ready", "False", "InvalidSpec");
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Degraded",
+        "profilepipeline/quickstart",
+        "--timeout=30s",
+    ]);
+    assert_eq!(
+        cluster.must_get("profilepipeline", "quickstart")["status"]["phase"],
+        "Failed"
+    );
+    events_include(&cluster, "quickstart", "InvalidSpec");
+    let after = cluster.must_get("deployment", "quickstart-runner");
+    assert_eq!(
+        after["metadata"]["generation"],
+        before["metadata"]["generation"]
+    );
+    assert_eq!(
+        container(&after)["image"],
+        "ghcr.io/kith-dev/kith-runner:0.1.0"
+    );
+    assert_eq!(pipeline_file(&cluster, "quickstart"), file_before);
+
+    // Fixed: the new spec rolls out and the pipeline recovers.
+    cluster.ok(&[
+        "patch",
+        "profilepipeline",
+        "quickstart",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/pipeline/template"}]"#,
+    ]);
+    condition_when(&cluster, "quickstart", "Degraded", "False", "AsExpected");
+    deployment_when(&cluster, "quickstart-runner", "upgraded", |d| {
+        container(d)["image"] == "ghcr.io/kith-dev/kith-runner:0.2.0"
+    });
+    events_include(&cluster, "quickstart", "Recovered");
+}
+
+#[test]
+fn the_api_server_rejects_invalid_manifests_with_the_schema_or_rule_message() {
+    let cluster = Cluster::start("schema");
+    let base: serde_yaml::Value = serde_yaml::from_str(&example("quickstart.yaml")).unwrap();
+    let with = |name: &str, edit: &dyn Fn(&mut Value)| -> String {
+        let mut v: Value = serde_json::to_value(&base).unwrap();
+        v["metadata"]["name"] = json!(name);
+        edit(&mut v);
+        serde_json::to_string(&v).unwrap()
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "parallelism above maxParallelism",
+            with("too-wide", &|v| {
+                v["spec"]["parallelism"] = json!(200);
+                v["spec"]["maxParallelism"] = json!(128);
+            }),
+            "spec.parallelism must not exceed spec.maxParallelism",
+        ),
+        (
+            "parallelism 0",
+            with("none", &|v| v["spec"]["parallelism"] = json!(0)),
+            "spec.parallelism: Invalid value: 0: spec.parallelism in body should be greater than or equal to 1",
+        ),
+        (
+            "unknown upgrade mode",
+            with("rolling", &|v| v["spec"]["upgradeMode"] = json!("rolling")),
+            "spec.upgradeMode: Unsupported value: \"rolling\"",
+        ),
+        (
+            "pipeline without identifiers",
+            with("no-ids", &|v| {
+                v["spec"]["pipeline"].as_object_mut().unwrap().remove("identifiers");
+            }),
+            "spec.pipeline.identifiers: Required value",
+        ),
+        (
+            "state storage not an object store",
+            with("http", &|v| v["spec"]["stateStorage"]["url"] = json!("http://bucket/x")),
+            "spec.stateStorage.url must be s3://bucket/prefix or file:///path",
+        ),
+        (
+            "a checkpoint interval that is not a duration",
+            with("interval", &|v| v["spec"]["checkpointInterval"] = json!("ten seconds")),
+            "spec.checkpointInterval: Invalid value: \"ten seconds\"",
+        ),
+        (
+            "a name too long for the runner objects",
+            with(&"p".repeat(57), &|_| {}),
+            "at most 56 characters",
+        ),
+    ];
+    for (what, manifest, expected) in cases {
+        let err = cluster.apply(&manifest).expect_err(what);
+        assert!(
+            err.contains(expected),
+            "{what}: expected `{expected}` in: {err}"
+        );
+    }
+
+    // maxParallelism never changes once set.
+    let fixed = with("fixed", &|v| v["spec"]["maxParallelism"] = json!(64));
+    cluster.apply(&fixed).unwrap();
+    let err = cluster
+        .apply(&with("fixed", &|v| {
+            v["spec"]["maxParallelism"] = json!(128)
+        }))
+        .expect_err("maxParallelism changed");
+    assert!(err.contains("spec.maxParallelism is immutable"), "{err}");
+
+    // Nor does the pipeline a snapshot is of.
+    let snapshot = |pipeline: &str| {
+        format!("apiVersion: kith.dev/v1alpha1\nkind: ProfileSnapshot\nmetadata: {{name: before-upgrade}}\nspec: {{pipeline: {pipeline}}}\n")
+    };
+    cluster.apply(&snapshot("fixed")).unwrap();
+    let err = cluster
+        .apply(&snapshot("other"))
+        .expect_err("snapshot moved");
+    assert!(
+        err.contains("spec of a ProfileSnapshot is immutable"),
+        "{err}"
+    );
+}
+
+#[test]
+fn killing_the_leader_hands_over_to_the_standby() {
+    let cluster = Cluster::start("leader");
+    let mut operators = [
+        Operator::start(&cluster, "operator-a"),
+        Operator::start(&cluster, "operator-b"),
+    ];
+    let holder = |cluster: &Cluster| -> Option<String> {
+        cluster.get("lease", "kith-operator")?["spec"]["holderIdentity"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let leader = eventually(WAIT, "a leader", || {
+        holder(&cluster).ok_or("no Lease yet".to_string())
+    });
+    let leader_at = operators.iter().position(|o| o.identity == leader).unwrap();
+    let standby = &operators[1 - leader_at];
+    let (_, metrics) = standby.http_get("/metrics").unwrap();
+    assert!(metrics.contains("kith_operator_leader 0"), "{metrics}");
+    assert_eq!(
+        standby.http_get("/readyz").unwrap().0,
+        200,
+        "a standby is ready"
+    );
+    let standby_identity = standby.identity.clone();
+
+    cluster.apply(&example("quickstart.yaml")).unwrap();
+    deployment_when(
+        &cluster,
+        "quickstart-runner",
+        "created by the leader",
+        |_| true,
+    );
+
+    let killed = Instant::now();
+    operators[leader_at].kill();
+    cluster.apply(&example("kafka-s3.yaml")).unwrap();
+    let new_leader = eventually(Duration::from_secs(30), "a new leader", || {
+        match holder(&cluster) {
+            Some(h) if h == standby_identity => Ok(h),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let handover = killed.elapsed();
+    assert_eq!(new_leader, standby_identity);
+    assert!(
+        handover <= Duration::from_secs(15),
+        "handover took {handover:?}"
+    );
+    deployment_when(
+        &cluster,
+        "customers-runner",
+        "created by the new leader",
+        |_| true,
+    );
+    let lease = cluster.must_get("lease", "kith-operator");
+    assert!(
+        lease["spec"]["leaseTransitions"].as_i64().unwrap() >= 1,
+        "{lease}"
+    );
+    eprintln!("leader handover after SIGKILL: {handover:?}");
+}
+
+#[test]
+fn deleting_a_pipeline_removes_its_runners_and_fails_its_pending_snapshots() {
+    let cluster = Cluster::start("delete");
+    let _operator = Operator::start(&cluster, "operator-a");
+    cluster.apply(&example("quickstart.yaml")).unwrap();
+    deployment_when(&cluster, "quickstart-runner", "created", |_| true);
+    let p = cluster.must_get("profilepipeline", "quickstart");
+    assert_eq!(p["metadata"]["finalizers"], json!(["kith.dev/cleanup"]));
+
+    // A changed savepoint nonce becomes a snapshot request the pipeline owns.
+    cluster.merge_patch(
+        "profilepipeline",
+        "quickstart",
+        &json!({"spec": {"savepointNonce": 7}}),
+    );
+    let requested = eventually(WAIT, "a savepoint request", || {
+        cluster
+            .get("profilesnapshot", "quickstart-savepoint-7")
+            .ok_or_else(|| "none".to_string())
+    });
+    assert_eq!(requested["spec"]["pipeline"], "quickstart");
+    assert_eq!(
+        requested["metadata"]["ownerReferences"][0]["uid"],
+        p["metadata"]["uid"]
+    );
+    eventually(WAIT, "the nonce acknowledged", || {
+        let p = cluster.must_get("profilepipeline", "quickstart");
+        if p["status"]["observedSavepointNonce"] == 7 {
+            Ok(())
+        } else {
+            Err(p["status"].to_string())
+        }
+    });
+    events_include(&cluster, "quickstart", "SavepointRequested");
+    cluster
+        .apply("apiVersion: kith.dev/v1alpha1\nkind: ProfileSnapshot\nmetadata: {name: by-hand}\nspec: {pipeline: quickstart}\n")
+        .unwrap();
+
+    cluster.ok(&["delete", "profilepipeline", "quickstart", "--wait=false"]);
+    eventually(WAIT, "the pipeline gone", || {
+        match cluster.get("profilepipeline", "quickstart") {
+            None => Ok(()),
+            Some(p) => Err(p["metadata"].to_string()),
+        }
+    });
+    for (kind, name) in [
+        ("deployment", "quickstart-runner"),
+        ("service", "quickstart-runner"),
+        ("serviceaccount", "quickstart-runner"),
+        ("role", "quickstart-runner"),
+        ("rolebinding", "quickstart-runner"),
+        ("poddisruptionbudget", "quickstart-runner"),
+        ("configmap", "quickstart-pipeline"),
+    ] {
+        assert!(
+            cluster.get(kind, name).is_none(),
+            "{kind} {name} is left behind"
+        );
+    }
+    let by_hand = cluster.must_get("profilesnapshot", "by-hand");
+    assert_eq!(by_hand["status"]["state"], "Failed");
+    assert!(
+        by_hand["status"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("deleted"),
+        "{by_hand}"
+    );
+}

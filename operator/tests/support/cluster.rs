@@ -1,0 +1,191 @@
+//! The test API server through kubectl (the client users have), with a
+//! namespace of its own for every test.
+
+use super::services::{require, workspace_root};
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+
+pub struct Cluster {
+    pub kubeconfig: String,
+    kubectl: String,
+    /// This test's namespace.
+    pub namespace: String,
+}
+
+static CRDS: Once = Once::new();
+
+impl Cluster {
+    /// The API server of `tests/services` with the CRDs of `crds/` installed,
+    /// and a fresh namespace `kith-<test>-<pid>` (namespaces are never reused:
+    /// without a namespace controller, a deleted one stays Terminating).
+    pub fn start(test: &str) -> Cluster {
+        let services = require(&["kube"]);
+        let cluster = Cluster {
+            kubeconfig: services.get("KUBECONFIG").to_string(),
+            kubectl: services.get("KUBECTL").to_string(),
+            namespace: format!("kith-{test}-{}", std::process::id()),
+        };
+        CRDS.call_once(|| {
+            let crds = workspace_root().join("crds");
+            cluster.ok(&[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                crds.to_str().unwrap(),
+            ]);
+            cluster.ok(&[
+                "wait",
+                "--for=condition=Established",
+                "crd/profilepipelines.kith.dev",
+                "crd/profilesnapshots.kith.dev",
+                "--timeout=60s",
+            ]);
+        });
+        cluster.ok(&["create", "namespace", &cluster.namespace]);
+        cluster
+    }
+
+    /// Runs kubectl in this test's namespace.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_input(args, None)
+    }
+
+    pub fn run_with_input(&self, args: &[&str], input: Option<&str>) -> Output {
+        let mut child = Command::new(&self.kubectl)
+            .args(["--namespace", &self.namespace])
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl starts");
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(text) = input {
+            stdin.write_all(text.as_bytes()).unwrap();
+        }
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs kubectl and returns its stdout; panics with stderr on failure.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `kubectl apply -f -` of `yaml`: Ok(stdout) or Err(stderr).
+    pub fn apply(&self, yaml: &str) -> Result<String, String> {
+        let out = self.run_with_input(&["apply", "-f", "-"], Some(yaml));
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// The object as JSON, or None when it does not exist.
+    pub fn get(&self, kind: &str, name: &str) -> Option<Value> {
+        let out = self.run(&["get", kind, name, "-o", "json"]);
+        if out.status.success() {
+            Some(serde_json::from_slice(&out.stdout).expect("kubectl prints JSON"))
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("NotFound"), "kubectl get {kind} {name}: {err}");
+            None
+        }
+    }
+
+    pub fn must_get(&self, kind: &str, name: &str) -> Value {
+        self.get(kind, name)
+            .unwrap_or_else(|| panic!("{kind} {name} does not exist in {}", self.namespace))
+    }
+
+    /// `kubectl patch --type merge`.
+    pub fn merge_patch(&self, kind: &str, name: &str, patch: &Value) {
+        self.ok(&[
+            "patch",
+            kind,
+            name,
+            "--type",
+            "merge",
+            "-p",
+            &patch.to_string(),
+        ]);
+    }
+
+    /// Stands in for the Deployment controller and kubelets (the test control
+    /// plane has neither): reports every runner of `deployment` updated, ready
+    /// and available for its current generation.
+    pub fn roll_out(&self, deployment: &str) {
+        let d = self.must_get("deployment", deployment);
+        let replicas = d["spec"]["replicas"].as_i64().unwrap();
+        let status = serde_json::json!({"status": {
+            "observedGeneration": d["metadata"]["generation"],
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+        }});
+        self.ok(&[
+            "patch",
+            "deployment",
+            deployment,
+            "--subresource=status",
+            "--type",
+            "merge",
+            "-p",
+            &status.to_string(),
+        ]);
+    }
+
+    /// The condition `kind` of pipeline `name`, when it has one.
+    pub fn condition(&self, name: &str, kind: &str) -> Option<Value> {
+        let p = self.get("profilepipeline", name)?;
+        p["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == kind)
+            .cloned()
+    }
+
+    /// Reasons of the Events about pipeline `name`, oldest first.
+    pub fn event_reasons(&self, name: &str) -> Vec<String> {
+        let out = self.ok(&[
+            "get",
+            "events.events.k8s.io",
+            "--field-selector",
+            &format!("regarding.name={name},regarding.kind=ProfilePipeline"),
+            "-o",
+            "json",
+        ]);
+        let list: Value = serde_json::from_str(&out).unwrap();
+        let mut events: Vec<(String, String)> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["eventTime"].as_str().unwrap_or_default().to_string(),
+                    e["reason"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        events.sort();
+        events.into_iter().map(|(_, r)| r).collect()
+    }
+}
+
+/// A file of `examples/k8s/`.
+pub fn example(name: &str) -> String {
+    let path = workspace_root().join("examples/k8s").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
