@@ -51,6 +51,7 @@ bench: build
 	bash runner/benches/engine.sh
 	bash runner/benches/febrl.sh
 	bash runner/benches/kafka.sh
+	bash operator/benches/reconcile.sh
 
 # Test services on loopback (DESIGN §5): Kafka in KRaft mode, moto
 # (DynamoDB and S3) and a Kubernetes control plane (kube-apiserver, etcd,

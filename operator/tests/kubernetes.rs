@@ -8,6 +8,7 @@
 
 mod support;
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use support::cluster::{example, Cluster};
@@ -143,6 +144,10 @@ fn examples_become_runner_workloads_that_follow_spec_changes() {
 
     let service = cluster.must_get("service", "customers-runner");
     assert_eq!(service["spec"]["ports"][0]["port"], 9249);
+    assert_eq!(
+        service["spec"]["clusterIP"], "None",
+        "runners are addressed one by one"
+    );
     assert_eq!(
         service["spec"]["selector"]["kith.dev/pipeline"],
         "customers"
@@ -652,5 +657,79 @@ fn deleting_a_pipeline_removes_its_runners_and_fails_its_pending_snapshots() {
             .unwrap()
             .contains("deleted"),
         "{by_hand}"
+    );
+}
+
+#[test]
+fn the_operator_needs_no_more_than_its_install_manifest_grants() {
+    let cluster = Cluster::start("rbac");
+    // The ServiceAccount, ClusterRole and binding of the install manifest,
+    // moved into this test's namespace and given names of their own.
+    let own = format!("kith-operator-{}", cluster.namespace);
+    let mut objects = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&example("install/operator.yaml")) {
+        let mut object: Value =
+            serde_json::to_value(serde_yaml::Value::deserialize(doc).unwrap()).unwrap();
+        match object["kind"].as_str().unwrap() {
+            "ServiceAccount" => object["metadata"]["namespace"] = json!(cluster.namespace),
+            "ClusterRole" => object["metadata"]["name"] = json!(own),
+            "ClusterRoleBinding" => {
+                object["metadata"]["name"] = json!(own);
+                object["roleRef"]["name"] = json!(own);
+                object["subjects"][0]["namespace"] = json!(cluster.namespace);
+            }
+            _ => continue,
+        }
+        objects.push(object);
+    }
+    assert_eq!(
+        objects.len(),
+        3,
+        "the install manifest lost its RBAC objects"
+    );
+    cluster
+        .apply(&json!({"apiVersion": "v1", "kind": "List", "items": objects}).to_string())
+        .unwrap();
+    let token = cluster.ok(&["create", "token", "kith-operator", "--duration", "1h"]);
+    let mut kubeconfig: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&cluster.kubeconfig).unwrap()).unwrap();
+    kubeconfig["users"][0]["user"] = serde_yaml::to_value(json!({"token": token.trim()})).unwrap();
+    let path = std::env::temp_dir().join(format!("{}.kubeconfig", cluster.namespace));
+    std::fs::write(&path, serde_yaml::to_string(&kubeconfig).unwrap()).unwrap();
+    let denied = cluster.run(&["--kubeconfig", path.to_str().unwrap(), "get", "secrets"]);
+    assert!(
+        !denied.status.success(),
+        "the operator's identity must not read secrets"
+    );
+
+    let operator = Operator::start_with(&cluster, "operator-rbac", path.to_str().unwrap());
+    cluster.apply(&example("quickstart.yaml")).unwrap();
+    deployment_when(&cluster, "quickstart-runner", "created", |_| true);
+    cluster.must_get("role", "quickstart-runner");
+    cluster.roll_out("quickstart-runner");
+    condition_when(&cluster, "quickstart", "Ready", "True", "Running");
+    events_include(&cluster, "quickstart", "Ready");
+    cluster.merge_patch(
+        "profilepipeline",
+        "quickstart",
+        &json!({"spec": {"savepointNonce": 1}}),
+    );
+    eventually(WAIT, "a savepoint request", || {
+        cluster
+            .get("profilesnapshot", "quickstart-savepoint-1")
+            .ok_or_else(|| "none".to_string())
+    });
+    cluster.ok(&["delete", "profilepipeline", "quickstart", "--wait=false"]);
+    eventually(WAIT, "the pipeline gone", || {
+        match cluster.get("profilepipeline", "quickstart") {
+            None => Ok(()),
+            Some(p) => Err(p["metadata"].to_string()),
+        }
+    });
+    assert!(cluster.get("deployment", "quickstart-runner").is_none());
+    let (_, metrics) = operator.http_get("/metrics").unwrap();
+    assert!(
+        !metrics.contains("kith_operator_reconcile_errors_total{"),
+        "reconciles failed under the install manifest's RBAC:\n{metrics}"
     );
 }

@@ -1,5 +1,7 @@
-//! The Service in front of the runners' admin port (metrics scraping,
-//! profile lookups).
+//! The Service of the runners' admin port (metrics, health, profile
+//! lookups). Headless: every runner holds its own key groups, so Prometheus
+//! and lookups address pods one by one, never a load-balanced virtual IP; and
+//! a cluster with thousands of pipelines spends none of its service IPs on them.
 
 use super::{metadata, selector_labels, Names, ADMIN_PORT};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
@@ -10,6 +12,7 @@ pub fn build(pipeline: &ProfilePipeline, names: &Names) -> Service {
     Service {
         metadata: metadata(pipeline, names, &names.runner),
         spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
             selector: Some(selector_labels(names)),
             ports: Some(vec![ServicePort {
                 name: Some("admin".into()),

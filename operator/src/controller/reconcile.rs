@@ -12,7 +12,7 @@ use kith_api::crd::{
 };
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{finalizer, Event};
+use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event};
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,14 +25,21 @@ pub async fn reconcile(pipeline: Arc<ProfilePipeline>, ctx: &Context) -> Result<
         .namespace()
         .ok_or(Error::MissingMetadata("namespace"))?;
     let api: Api<ProfilePipeline> = Api::namespaced(ctx.client.clone(), &namespace);
-    finalizer(&api, FINALIZER, pipeline, |event| async move {
+    match finalizer(&api, FINALIZER, pipeline, |event| async move {
         match event {
             Event::Apply(pipeline) => apply_pipeline(&pipeline, ctx).await,
             Event::Cleanup(pipeline) => cleanup::cleanup(&pipeline, ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    {
+        // A reconcile from a cache that has not yet seen the finalizer go:
+        // the pipeline is already gone, and so is everything to clean up.
+        Err(FinalizerError::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => {
+            Ok(Action::await_change())
+        }
+        other => other.map_err(|e| Error::Finalizer(Box::new(e))),
+    }
 }
 
 async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Action, Error> {
