@@ -18,6 +18,7 @@ pub mod engine;
 pub mod evaluate;
 pub mod generate;
 pub mod json;
+pub mod kubernetes;
 pub mod normalize;
 pub mod observation;
 pub mod output;

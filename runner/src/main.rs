@@ -160,6 +160,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 restore,
                 admin,
                 stop: Some(stop),
+                kubernetes: kith_runner::kubernetes::Identity::from_env(),
             })?;
             println!("{}", serde_json::to_string(&summary)?);
         }

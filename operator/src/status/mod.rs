@@ -38,14 +38,18 @@ struct Verdict {
 }
 
 /// The status `pipeline` should have after `outcome`, at time `now`.
-/// Conditions keep their `lastTransitionTime` unless their status flips, and
-/// what the runners report (`runtime`) is left as it was.
+/// Conditions keep their `lastTransitionTime` unless their status flips;
+/// what the runners report (`runtime`, `lastSnapshot`) is not part of it.
 pub fn compute(pipeline: &ProfilePipeline, outcome: &Outcome, now: Time) -> ProfilePipelineStatus {
     let old = pipeline.status.clone().unwrap_or_default();
     let generation = pipeline.metadata.generation;
+    // `runtime` and `lastSnapshot` are the runners' (their own field
+    // manager): the operator's apply leaves them out, so it never writes back
+    // a stale copy over a newer report.
     let mut status = ProfilePipelineStatus {
         observed_generation: generation,
         runtime: None,
+        last_snapshot: None,
         conditions: Vec::new(),
         ..old.clone()
     };

@@ -163,8 +163,13 @@ fn the_runners_runtime_report_is_not_part_of_the_operators_status() {
     let mut p = pipeline(1, PipelineState::Running);
     p.status = Some(ProfilePipelineStatus {
         runtime: Some(serde_json::json!({"lag": 3})),
+        last_snapshot: Some(kith_api::crd::SnapshotReference {
+            name: "s".into(),
+            path: None,
+        }),
         ..ProfilePipelineStatus::default()
     });
     let s = compute(&p, &applied(deployment(1, 1, rolled_out(1, 1))), at(10));
     assert_eq!(s.runtime, None);
+    assert_eq!(s.last_snapshot, None);
 }

@@ -133,6 +133,21 @@ impl Metrics {
         &self.registry
     }
 
+    /// Observations applied so far.
+    pub fn observations(&self) -> u64 {
+        self.observations.get()
+    }
+
+    /// Live records now.
+    pub fn records(&self) -> i64 {
+        self.records.get()
+    }
+
+    /// Profiles now.
+    pub fn profiles(&self) -> i64 {
+        self.profiles.get()
+    }
+
     /// Counts `n` observations applied.
     pub fn add_observations(&self, n: u64) {
         self.observations.inc_by(n);

@@ -54,6 +54,8 @@ pub enum RunError {
     DeadLetterTopic(DeadLetterTopicError),
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
+    #[error(transparent)]
+    Kubernetes(#[from] crate::kubernetes::AgentError),
     #[error("cannot read input {path}: {source}")]
     Input {
         path: String,
@@ -88,6 +90,9 @@ pub struct RunOptions {
     pub admin: Option<SocketAddr>,
     /// Set from outside (SIGTERM) to stop reading, checkpoint, and return.
     pub stop: Option<Arc<AtomicBool>>,
+    /// The pipeline this runner runs for in a cluster: report there and take
+    /// its ProfileSnapshots (`crate::kubernetes`).
+    pub kubernetes: Option<crate::kubernetes::Identity>,
 }
 
 /// The last stdout line of `run` (DESIGN §4), plus counters.
@@ -152,6 +157,18 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let health = Arc::new(Health::new());
     health.set_not_ready("restoring state");
     let (admin_tx, admin_rx) = crate::admin::request_channel(16);
+    let kubernetes = opts
+        .kubernetes
+        .clone()
+        .map(|identity| {
+            crate::kubernetes::Agent::start(crate::kubernetes::Shared {
+                identity,
+                metrics: metrics.clone(),
+                health: health.clone(),
+                requests: admin_tx.clone(),
+            })
+        })
+        .transpose()?;
     let admin = opts
         .admin
         .map(|addr| {
@@ -313,6 +330,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         "run finished"
     );
     drop(admin);
+    drop(kubernetes);
     let observations = counters.observations;
     Ok(RunSummary {
         observations,

@@ -2,6 +2,8 @@
 //! with `mod support;` and uses only part of it.
 #![allow(dead_code)]
 
+#[path = "../../../operator/tests/support/cluster.rs"]
+pub mod cluster;
 pub mod kafka;
 pub mod moto;
 pub mod runner;

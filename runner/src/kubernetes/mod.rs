@@ -1,0 +1,125 @@
+//! The runner's side of DESIGN §6: a runner started by the operator (it finds
+//! `KITH_NAMESPACE`, `KITH_PIPELINE` and `KITH_POD_NAME` in its environment)
+//! talks to the Kubernetes API itself, so the operator never needs a network
+//! path to runner pods:
+//!
+//! - `snapshots`: it watches the `ProfileSnapshot` objects of its pipeline,
+//!   takes each pending one as a savepoint through the engine (the same
+//!   request the admin port's `POST /v1/savepoints` sends) and reports the
+//!   outcome in the snapshot's status and the pipeline's `status.lastSnapshot`;
+//! - `runtime`: every few seconds it reports readiness and progress into
+//!   `status.runtime` of its `ProfilePipeline`.
+//!
+//! Both write with their own server-side-apply field manager (`kith-runner`),
+//! so they never take fields from the operator nor the operator from them.
+//! The agent runs on a thread of its own with its own small async runtime; an
+//! API server that is away is retried and never stops the pipeline.
+
+mod runtime;
+mod snapshots;
+
+use crate::admin::{AdminRequest, Health, Metrics};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tokio::sync::watch;
+
+/// The field manager of everything a runner writes.
+pub const FIELD_MANAGER: &str = "kith-runner";
+
+/// Where a runner stands in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub namespace: String,
+    pub pipeline: String,
+    pub pod: String,
+}
+
+impl Identity {
+    /// From the environment the operator's Deployment sets; `None` outside
+    /// a cluster (or when run by hand).
+    pub fn from_env() -> Option<Identity> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Some(Identity {
+            namespace: var("KITH_NAMESPACE")?,
+            pipeline: var("KITH_PIPELINE")?,
+            pod: var("KITH_POD_NAME").unwrap_or_else(|| "kith-runner".into()),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot start the Kubernetes agent's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// What the agent shares with the engine.
+#[derive(Clone)]
+pub struct Shared {
+    pub identity: Identity,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub requests: SyncSender<AdminRequest>,
+}
+
+/// The running agent; dropping it stops it.
+pub struct Agent {
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Agent {
+    pub fn start(shared: Shared) -> Result<Agent, AgentError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(AgentError::Runtime)?;
+        let (stop, stopped) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("kith-kubernetes".into())
+            .spawn(move || runtime.block_on(run(shared, stopped)))
+            .map_err(AgentError::Runtime)?;
+        Ok(Agent {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn run(shared: Shared, mut stopped: watch::Receiver<bool>) {
+    // One TLS provider for the process (object_store's and kube's builds
+    // both bring rustls).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = loop {
+        match kube::Client::try_default().await {
+            Ok(client) => break client,
+            Err(e) => {
+                tracing::warn!(error = %e, "no Kubernetes client configuration; retrying in 10 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+                    _ = stopped.changed() => return,
+                }
+            }
+        }
+    };
+    tracing::info!(
+        namespace = %shared.identity.namespace,
+        pipeline = %shared.identity.pipeline,
+        "reporting to the Kubernetes API and taking ProfileSnapshots"
+    );
+    tokio::select! {
+        _ = snapshots::run(client.clone(), shared.clone()) => {}
+        _ = runtime::run(client, shared) => {}
+        _ = stopped.changed() => {}
+    }
+}
