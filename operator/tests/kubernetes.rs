@@ -216,11 +216,12 @@ fn examples_become_runner_workloads_that_follow_spec_changes() {
     );
 
     // A spec change (new image, one more identifier type) rolls the runners
-    // onto a new template and a new pipeline file.
+    // onto a new template and a new pipeline file (from the latest
+    // checkpoint: savepoint-first upgrades have a test of their own).
     cluster.merge_patch(
         "profilepipeline",
         "customers",
-        &json!({"spec": {"image": "ghcr.io/kith-dev/kith-runner:0.2.0"}}),
+        &json!({"spec": {"image": "ghcr.io/kith-dev/kith-runner:0.2.0", "upgradeMode": "last-state"}}),
     );
     let mut identifiers = p["spec"]["pipeline"]["identifiers"].clone();
     identifiers
@@ -732,4 +733,132 @@ fn the_operator_needs_no_more_than_its_install_manifest_grants() {
         !metrics.contains("kith_operator_reconcile_errors_total{"),
         "reconciles failed under the install manifest's RBAC:\n{metrics}"
     );
+}
+
+/// Stands in for the runner taking `snapshot`: reports it `state` (with an
+/// `error` when Failed, a path when Completed).
+fn finish_snapshot(cluster: &Cluster, snapshot: &str, state: &str, error: Option<&str>) {
+    let status = match error {
+        Some(e) => json!({"status": {"state": state, "error": e}}),
+        None => {
+            json!({"status": {"state": state, "path": format!("s3://kith-state/customers/savepoints/{snapshot}")}})
+        }
+    };
+    cluster.ok(&[
+        "patch",
+        "profilesnapshot",
+        snapshot,
+        "--subresource=status",
+        "--type",
+        "merge",
+        "-p",
+        &status.to_string(),
+    ]);
+}
+
+/// The newest `customers-upgrade-*` snapshot other than `except`.
+fn upgrade_snapshot(cluster: &Cluster, except: Option<&str>) -> String {
+    eventually(WAIT, "an upgrade savepoint request", || {
+        let list: Value =
+            serde_json::from_str(&cluster.ok(&["get", "profilesnapshots", "-o", "json"])).unwrap();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["metadata"]["name"].as_str())
+            .find(|n| n.starts_with("customers-upgrade-") && Some(*n) != except)
+            .map(str::to_string)
+            .ok_or_else(|| list["items"].to_string())
+    })
+}
+
+#[test]
+fn a_savepoint_upgrade_holds_the_runners_until_the_savepoint_is_taken() {
+    let cluster = Cluster::start("upgrade");
+    let _operator = Operator::start(&cluster, "operator-a");
+    cluster.apply(&example("kafka-s3.yaml")).unwrap();
+    let before = deployment_when(&cluster, "customers-runner", "created", |_| true);
+    cluster.roll_out("customers-runner");
+    condition_when(&cluster, "customers", "Ready", "True", "Running");
+
+    let image = |tag: &str| format!("ghcr.io/kith-dev/kith-runner:{tag}");
+    cluster.merge_patch(
+        "profilepipeline",
+        "customers",
+        &json!({"spec": {"image": image("0.2.0")}}),
+    );
+    let first = upgrade_snapshot(&cluster, None);
+    let owner = &cluster.must_get("profilesnapshot", &first)["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["name"], "customers");
+    condition_when(
+        &cluster,
+        "customers",
+        "Progressing",
+        "True",
+        "TakingSavepoint",
+    );
+    assert_eq!(
+        cluster.must_get("profilepipeline", "customers")["status"]["phase"],
+        "Upgrading"
+    );
+    events_include(&cluster, "customers", "SavepointRequested");
+    let held = cluster.must_get("deployment", "customers-runner");
+    assert_eq!(
+        held["metadata"]["generation"], before["metadata"]["generation"],
+        "runners changed before the savepoint"
+    );
+    assert_eq!(container(&held)["image"], image("0.1.0"));
+
+    finish_snapshot(&cluster, &first, "InProgress", None);
+    finish_snapshot(&cluster, &first, "Completed", None);
+    deployment_when(
+        &cluster,
+        "customers-runner",
+        "upgraded after the savepoint",
+        |d| container(d)["image"] == image("0.2.0").as_str(),
+    );
+    events_include(&cluster, "customers", "Upgrading");
+    cluster.roll_out("customers-runner");
+    condition_when(&cluster, "customers", "Ready", "True", "Running");
+
+    // A failed savepoint holds the runners on the previous spec and says why.
+    cluster.merge_patch(
+        "profilepipeline",
+        "customers",
+        &json!({"spec": {"image": image("0.3.0")}}),
+    );
+    let second = upgrade_snapshot(&cluster, Some(&first));
+    finish_snapshot(
+        &cluster,
+        &second,
+        "Failed",
+        Some("bucket kith-state unreachable"),
+    );
+    let degraded = condition_when(&cluster, "customers", "Degraded", "True", "SavepointFailed");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("bucket kith-state unreachable"),
+        "{degraded}"
+    );
+    events_include(&cluster, "customers", "SavepointFailed");
+    assert_eq!(
+        container(&cluster.must_get("deployment", "customers-runner"))["image"],
+        image("0.2.0")
+    );
+
+    // The owner chooses to upgrade from the latest checkpoint instead.
+    cluster.merge_patch(
+        "profilepipeline",
+        "customers",
+        &json!({"spec": {"upgradeMode": "last-state"}}),
+    );
+    deployment_when(
+        &cluster,
+        "customers-runner",
+        "upgraded from the latest checkpoint",
+        |d| container(d)["image"] == image("0.3.0").as_str(),
+    );
+    condition_when(&cluster, "customers", "Degraded", "False", "AsExpected");
 }

@@ -85,9 +85,10 @@ pub struct ProfilePipelineSpec {
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$"))]
     pub checkpoint_interval: String,
 
-    /// How a spec change reaches running state: `savepoint` (take a savepoint,
-    /// start the new version from it), `last-state` (start from the latest
-    /// checkpoint) or `stateless` (start empty).
+    /// How a spec change reaches running state: `savepoint` (take a savepoint
+    /// of the running version first, then start the new one from the latest
+    /// state), `last-state` (start from the latest checkpoint at once) or
+    /// `stateless` (start empty; not implemented yet: behaves as `last-state`).
     #[serde(default)]
     pub upgrade_mode: UpgradeMode,
 
@@ -176,7 +177,7 @@ pub struct ProfilePipelineStatus {
     /// Ready, Progressing and Degraded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// Pending, Deploying, Running, Suspended or Failed.
+    /// Deploying, Upgrading, Running, Suspended or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Runner replicas (the scale subresource's status).

@@ -1,5 +1,6 @@
 //! One reconcile of one pipeline: read → validate → build → apply → status.
 
+use super::upgrade::{self, Gate};
 use super::{apply, cleanup, events, Context, FIELD_MANAGER, FINALIZER};
 use crate::build::{self, selector_string, Names};
 use crate::error::Error;
@@ -58,18 +59,48 @@ async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Act
                 .get_opt(&names.runner)
                 .await
                 .map_err(Error::kube("get", "Deployment"))?;
-            let replicas = replicas(pipeline, live.as_ref(), autoscaled(ctx, &names));
-            let desired = build::desired(pipeline, &valid, replicas);
-            let applied = apply::apply_all(&ctx.client, &desired).await?;
-            events::deployment_changes(ctx, pipeline, live.as_ref(), &applied, &valid.spec_hash)
-                .await;
-            savepoint_nonce = request_savepoint(pipeline, ctx, &names).await?;
-            Outcome::Applied {
-                deployment: Box::new(applied),
-                spec_hash: valid.spec_hash,
-                selector: selector_string(&names),
+            let gate =
+                upgrade::savepoint_gate(pipeline, ctx, &names, live.as_ref(), &valid.spec_hash)
+                    .await?;
+            match gate {
+                // The old runners stay exactly as they are meanwhile.
+                Gate::Hold {
+                    reason,
+                    message,
+                    failed,
+                } => Outcome::Held {
+                    deployment: live.map(Box::new),
+                    reason,
+                    message,
+                    failed,
+                },
+                Gate::Proceed => {
+                    let replicas = replicas(pipeline, live.as_ref(), autoscaled(ctx, &names));
+                    let desired = build::desired(pipeline, &valid, replicas);
+                    let applied = apply::apply_all(&ctx.client, &desired).await?;
+                    events::deployment_changes(
+                        ctx,
+                        pipeline,
+                        live.as_ref(),
+                        &applied,
+                        &valid.spec_hash,
+                    )
+                    .await;
+                    savepoint_nonce = request_savepoint(pipeline, ctx, &names).await?;
+                    Outcome::Applied {
+                        deployment: Box::new(applied),
+                        spec_hash: valid.spec_hash,
+                        selector: selector_string(&names),
+                    }
+                }
             }
         }
+    };
+    // A savepoint being taken is not announced by any watch the operator
+    // has: look again shortly.
+    let next = match &outcome {
+        Outcome::Held { failed: false, .. } => Duration::from_secs(3),
+        _ => RESYNC,
     };
     let mut status = status::compute(
         pipeline,
@@ -83,7 +114,7 @@ async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Act
     write_status(ctx, pipeline, &status).await?;
     ctx.metrics
         .set_phase(&key(pipeline), status.phase.as_deref());
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(next))
 }
 
 /// Runners wanted: none while suspended; what an autoscaler set when one

@@ -12,6 +12,14 @@ use kith_api::crd::{PipelineState, ProfilePipeline, ProfilePipelineStatus};
 pub enum Outcome {
     /// The spec fails validation: nothing was applied.
     Invalid { message: String },
+    /// The new spec waits (for a savepoint before an upgrade): nothing was
+    /// applied; `deployment` is the runners' Deployment as it is.
+    Held {
+        deployment: Option<Box<Deployment>>,
+        reason: &'static str,
+        message: String,
+        failed: bool,
+    },
     /// The objects were applied; `deployment` is the Deployment as the API
     /// server returned it.
     Applied {
@@ -24,6 +32,7 @@ pub enum Outcome {
 /// Phase names (the `Phase` printer column).
 pub mod phase {
     pub const DEPLOYING: &str = "Deploying";
+    pub const UPGRADING: &str = "Upgrading";
     pub const RUNNING: &str = "Running";
     pub const SUSPENDED: &str = "Suspended";
     pub const FAILED: &str = "Failed";
@@ -67,6 +76,37 @@ pub fn compute(pipeline: &ProfilePipeline, outcome: &Outcome, now: Time) -> Prof
                 verdict(DEGRADED, true, "InvalidSpec", message.clone()),
             ],
         ),
+        Outcome::Held {
+            deployment,
+            reason,
+            message,
+            failed,
+        } => {
+            if let Some(d) = deployment {
+                let rollout = Rollout::of(d);
+                status.replicas = Some(rollout.replicas);
+                status.ready_replicas = Some(rollout.ready);
+            }
+            if *failed {
+                (
+                    phase::FAILED,
+                    [
+                        verdict(READY, false, reason, message.clone()),
+                        verdict(PROGRESSING, false, reason, message.clone()),
+                        verdict(DEGRADED, true, reason, message.clone()),
+                    ],
+                )
+            } else {
+                (
+                    phase::UPGRADING,
+                    [
+                        verdict(READY, false, reason, message.clone()),
+                        verdict(PROGRESSING, true, reason, message.clone()),
+                        verdict(DEGRADED, false, "AsExpected", String::new()),
+                    ],
+                )
+            }
+        }
         Outcome::Applied {
             deployment,
             spec_hash,

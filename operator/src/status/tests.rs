@@ -173,3 +173,39 @@ fn the_runners_runtime_report_is_not_part_of_the_operators_status() {
     assert_eq!(s.runtime, None);
     assert_eq!(s.last_snapshot, None);
 }
+
+#[test]
+fn an_upgrade_waiting_for_its_savepoint_is_progressing_and_a_failed_one_degraded() {
+    let mut p = pipeline(1, PipelineState::Running);
+    p.status = Some(compute(
+        &p,
+        &applied(deployment(1, 1, rolled_out(1, 1))),
+        at(10),
+    ));
+    p.metadata.generation = Some(2);
+    let held = |failed| Outcome::Held {
+        deployment: Some(Box::new(deployment(1, 1, rolled_out(1, 1)))),
+        reason: if failed {
+            "SavepointFailed"
+        } else {
+            "TakingSavepoint"
+        },
+        message: "m".into(),
+        failed,
+    };
+    let s = compute(&p, &held(false), at(20));
+    assert_eq!(s.phase.as_deref(), Some(phase::UPGRADING));
+    assert_eq!(get(&s, PROGRESSING).status, "True");
+    assert_eq!(get(&s, READY).status, "False");
+    assert_eq!(get(&s, DEGRADED).status, "False");
+    assert_eq!(
+        s.spec_hash.as_deref(),
+        Some("h1"),
+        "the runners still run the old spec"
+    );
+    assert_eq!(s.ready_replicas, Some(1));
+    let s = compute(&p, &held(true), at(20));
+    assert_eq!(s.phase.as_deref(), Some(phase::FAILED));
+    assert_eq!(get(&s, DEGRADED).status, "True");
+    assert_eq!(get(&s, DEGRADED).reason, "SavepointFailed");
+}
