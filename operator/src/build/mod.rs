@@ -7,8 +7,10 @@ mod deployment;
 mod disruption_budget;
 mod rbac;
 mod service;
+mod snapshot;
 
 pub use deployment::{ADMIN_PORT, CONFIG_HASH_ANNOTATION};
+pub use snapshot::build as snapshot;
 
 use crate::validate::ValidPipeline;
 use k8s_openapi::api::apps::v1::Deployment;

@@ -4,8 +4,8 @@
 //!
 //! A pipeline is reconciled when its spec, finalizers or deletion change (not
 //! on status writes: the runners report there every few seconds), when one of
-//! the objects it owns changes (drift is undone at once), and every five
-//! minutes regardless.
+//! the objects it owns changes (drift is undone at once; a requested
+//! snapshot progresses), and every five minutes regardless.
 
 mod apply;
 mod cleanup;
@@ -22,7 +22,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kith_api::crd::ProfilePipeline;
+use kith_api::crd::{ProfilePipeline, ProfileSnapshot};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
@@ -119,7 +119,8 @@ async fn run_scope(
         .owns(api::<ServiceAccount>(&client, &scope), owned.clone())
         .owns(api::<Role>(&client, &scope), owned.clone())
         .owns(api::<RoleBinding>(&client, &scope), owned.clone())
-        .owns(api::<PodDisruptionBudget>(&client, &scope), owned)
+        .owns(api::<PodDisruptionBudget>(&client, &scope), owned.clone())
+        .owns(api::<ProfileSnapshot>(&client, &scope), owned)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| {

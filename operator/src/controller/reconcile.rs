@@ -8,9 +8,7 @@ use crate::status::{self, Outcome};
 use crate::validate::validate;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kith_api::crd::{
-    PipelineState, ProfilePipeline, ProfilePipelineStatus, ProfileSnapshot, ProfileSnapshotSpec,
-};
+use kith_api::crd::{PipelineState, ProfilePipeline, ProfilePipelineStatus, ProfileSnapshot};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event};
@@ -96,10 +94,10 @@ async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Act
             }
         }
     };
-    // A savepoint being taken is not announced by any watch the operator
-    // has: look again shortly.
+    // The operator's snapshots are owned, so their progress wakes it; the
+    // requeue only covers a missed event while an upgrade waits.
     let next = match &outcome {
-        Outcome::Held { failed: false, .. } => Duration::from_secs(3),
+        Outcome::Held { failed: false, .. } => Duration::from_secs(10),
         _ => RESYNC,
     };
     let mut status = status::compute(
@@ -161,14 +159,11 @@ async fn request_savepoint(
     if observed == Some(nonce) {
         return Ok(None);
     }
-    let mut snapshot = ProfileSnapshot::new(
+    let snapshot = build::snapshot(
+        pipeline,
+        names,
         &format!("{}-savepoint-{nonce}", names.pipeline),
-        ProfileSnapshotSpec {
-            pipeline: names.pipeline.clone(),
-        },
     );
-    snapshot.metadata.namespace = Some(names.namespace.clone());
-    snapshot.metadata.owner_references = pipeline.controller_owner_ref(&()).map(|r| vec![r]);
     let api: Api<ProfileSnapshot> = Api::namespaced(ctx.client.clone(), &names.namespace);
     match api.create(&PostParams::default(), &snapshot).await {
         Ok(_) => {

@@ -10,15 +10,13 @@
 //! Event says so), rather than waiting forever.
 
 use super::{events, Context};
-use crate::build::Names;
+use crate::build::{self, Names};
 use crate::error::Error;
 use k8s_openapi::api::apps::v1::Deployment;
-use kith_api::crd::{
-    ProfilePipeline, ProfileSnapshot, ProfileSnapshotSpec, SnapshotState, UpgradeMode,
-};
+use kith_api::crd::{ProfilePipeline, ProfileSnapshot, SnapshotState, UpgradeMode};
 use kube::api::PostParams;
 use kube::runtime::events::EventType;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
 /// Whether the new spec may be applied now.
 pub enum Gate {
@@ -73,14 +71,7 @@ pub async fn savepoint_gate(
             .await;
             return Ok(Gate::Proceed);
         }
-        let mut snapshot = ProfileSnapshot::new(
-            &name,
-            ProfileSnapshotSpec {
-                pipeline: names.pipeline.clone(),
-            },
-        );
-        snapshot.metadata.namespace = Some(names.namespace.clone());
-        snapshot.metadata.owner_references = pipeline.controller_owner_ref(&()).map(|r| vec![r]);
+        let snapshot = build::snapshot(pipeline, names, &name);
         match api.create(&PostParams::default(), &snapshot).await {
             Ok(_) => {}
             // Created by an earlier reconcile.
