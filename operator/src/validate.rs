@@ -29,6 +29,21 @@ pub struct ValidPipeline {
     pub spec_hash: String,
 }
 
+impl ValidPipeline {
+    /// The same pipeline checkpointing into `lineage`, a sub-path of its
+    /// state storage URL (none: the URL itself). The hash does not change:
+    /// which lineage the state is in is not part of what the runners run.
+    pub fn with_lineage(mut self, lineage: Option<&str>) -> ValidPipeline {
+        if let Some(lineage) = lineage {
+            let url = &mut self.document["checkpoints"]["url"];
+            if let Some(base) = url.as_str() {
+                *url = json!(format!("{}/{lineage}", base.trim_end_matches('/')));
+            }
+        }
+        self
+    }
+}
+
 /// Checks `spec` and returns the runners' pipeline file.
 pub fn validate(spec: &ProfilePipelineSpec) -> Result<ValidPipeline, InvalidSpec> {
     let Value::Object(mut document) = spec.pipeline.0.clone() else {
@@ -154,6 +169,20 @@ mod tests {
         assert_eq!(valid.document["keyGroups"], 64);
         assert_eq!(valid.document["checkpoints"]["url"], "s3://bucket/people");
         assert_eq!(valid.document["checkpoints"]["interval"], "10s");
+    }
+
+    #[test]
+    fn a_lineage_is_a_sub_path_of_the_checkpoint_url_and_keeps_the_hash() {
+        let valid = validate(&spec(people())).unwrap();
+        let hash = valid.spec_hash.clone();
+        let moved = valid.with_lineage(Some("stateless-abc"));
+        assert_eq!(
+            moved.document["checkpoints"]["url"],
+            "s3://bucket/people/stateless-abc"
+        );
+        assert_eq!(moved.spec_hash, hash);
+        let same = validate(&spec(people())).unwrap().with_lineage(None);
+        assert_eq!(same.document["checkpoints"]["url"], "s3://bucket/people");
     }
 
     #[test]

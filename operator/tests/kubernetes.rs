@@ -862,3 +862,71 @@ fn a_savepoint_upgrade_holds_the_runners_until_the_savepoint_is_taken() {
     );
     condition_when(&cluster, "customers", "Degraded", "False", "AsExpected");
 }
+
+#[test]
+fn a_stateless_upgrade_starts_a_new_state_lineage_that_later_upgrades_keep() {
+    let cluster = Cluster::start("stateless");
+    let _operator = Operator::start(&cluster, "operator-a");
+    cluster.apply(&example("quickstart.yaml")).unwrap();
+    deployment_when(&cluster, "quickstart-runner", "created", |_| true);
+    let url = |cluster: &Cluster| {
+        pipeline_file(cluster, "quickstart")["checkpoints"]["url"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(url(&cluster), "file:///var/lib/kith/checkpoints");
+    let image = |tag: &str| format!("ghcr.io/kith-dev/kith-runner:{tag}");
+
+    cluster.merge_patch(
+        "profilepipeline",
+        "quickstart",
+        &json!({"spec": {"upgradeMode": "stateless", "image": image("0.2.0")}}),
+    );
+    deployment_when(&cluster, "quickstart-runner", "upgraded", |d| {
+        container(d)["image"] == image("0.2.0").as_str()
+    });
+    let lineage = eventually(WAIT, "a new state lineage", || {
+        let p = cluster.must_get("profilepipeline", "quickstart");
+        p["status"]["stateLineage"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| p["status"].to_string())
+    });
+    assert!(lineage.starts_with("stateless-"), "{lineage}");
+    assert_eq!(
+        url(&cluster),
+        format!("file:///var/lib/kith/checkpoints/{lineage}")
+    );
+    events_include(&cluster, "quickstart", "StatelessUpgrade");
+
+    // A rescale is not an upgrade: same lineage.
+    cluster.merge_patch(
+        "profilepipeline",
+        "quickstart",
+        &json!({"spec": {"parallelism": 2}}),
+    );
+    deployment_when(&cluster, "quickstart-runner", "rescaled", |d| {
+        d["spec"]["replicas"] == 2
+    });
+    assert_eq!(
+        url(&cluster),
+        format!("file:///var/lib/kith/checkpoints/{lineage}")
+    );
+
+    // A later last-state upgrade continues from the new lineage, never the old state.
+    cluster.merge_patch(
+        "profilepipeline",
+        "quickstart",
+        &json!({"spec": {"upgradeMode": "last-state", "image": image("0.3.0")}}),
+    );
+    deployment_when(&cluster, "quickstart-runner", "upgraded again", |d| {
+        container(d)["image"] == image("0.3.0").as_str()
+    });
+    assert_eq!(
+        url(&cluster),
+        format!("file:///var/lib/kith/checkpoints/{lineage}")
+    );
+    let p = cluster.must_get("profilepipeline", "quickstart");
+    assert_eq!(p["status"]["stateLineage"], lineage.as_str());
+}

@@ -88,7 +88,8 @@ pub struct ProfilePipelineSpec {
     /// How a spec change reaches running state: `savepoint` (take a savepoint
     /// of the running version first, then start the new one from the latest
     /// state), `last-state` (start from the latest checkpoint at once) or
-    /// `stateless` (start empty; not implemented yet: behaves as `last-state`).
+    /// `stateless` (start empty, checkpointing under a new sub-path of the
+    /// state storage URL).
     #[serde(default)]
     pub upgrade_mode: UpgradeMode,
 
@@ -195,6 +196,10 @@ pub struct ProfilePipelineStatus {
     /// Hash of the last spec that became Ready (what a failed upgrade returns to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_stable_spec_hash: Option<String>,
+    /// Sub-path of `spec.stateStorage.url` holding the current state's
+    /// checkpoints; a stateless upgrade starts a new one. Empty: the URL itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_lineage: Option<String>,
     /// The savepoint nonce last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_savepoint_nonce: Option<i64>,

@@ -73,6 +73,26 @@ async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Act
                     failed,
                 },
                 Gate::Proceed => {
+                    let lineage = upgrade::lineage(pipeline, &valid.spec_hash);
+                    let current = pipeline
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.state_lineage.as_ref());
+                    if lineage.as_ref() != current {
+                        events::publish(
+                            ctx,
+                            pipeline,
+                            kube::runtime::events::EventType::Normal,
+                            "StatelessUpgrade",
+                            format!(
+                                "the runners of spec {} start with empty state, checkpointing under {}",
+                                valid.spec_hash,
+                                lineage.as_deref().unwrap_or("")
+                            ),
+                        )
+                        .await;
+                    }
+                    let valid = valid.with_lineage(lineage.as_deref());
                     let replicas = replicas(pipeline, live.as_ref(), autoscaled(ctx, &names));
                     let desired = build::desired(pipeline, &valid, replicas);
                     let applied = apply::apply_all(&ctx.client, &desired).await?;
@@ -89,6 +109,7 @@ async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Act
                         deployment: Box::new(applied),
                         spec_hash: valid.spec_hash,
                         selector: selector_string(&names),
+                        lineage,
                     }
                 }
             }

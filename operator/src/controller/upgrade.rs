@@ -5,6 +5,10 @@
 //! completes; a failed savepoint holds them and says so (Degraded), and the
 //! owner chooses: fix what failed, or `upgradeMode: last-state`.
 //!
+//! `upgradeMode: stateless`: the new version starts empty, checkpointing under
+//! a new sub-path of the state storage URL (its lineage), so that neither a
+//! restart nor a later `last-state` upgrade ever brings the old state back.
+//!
 //! Runners that are not ready cannot take a savepoint; an upgrade then starts
 //! from the latest checkpoint, which a stopping runner always writes (and an
 //! Event says so), rather than waiting forever.
@@ -111,5 +115,21 @@ fn waiting(snapshot: &str, new_hash: &str) -> Gate {
             "waiting for savepoint {snapshot} before rolling the runners onto spec {new_hash}"
         ),
         failed: false,
+    }
+}
+
+/// The lineage the runners of `new_hash` checkpoint into: a new one for a
+/// stateless upgrade, else the current one (kept through later upgrades).
+pub fn lineage(pipeline: &ProfilePipeline, new_hash: &str) -> Option<String> {
+    let status = pipeline.status.as_ref();
+    let current = status.and_then(|s| s.state_lineage.clone());
+    let running = status.and_then(|s| s.spec_hash.as_deref());
+    match running {
+        Some(running)
+            if running != new_hash && pipeline.spec.upgrade_mode == UpgradeMode::Stateless =>
+        {
+            Some(format!("stateless-{new_hash}"))
+        }
+        _ => current,
     }
 }

@@ -26,6 +26,8 @@ pub enum Outcome {
         deployment: Box<Deployment>,
         spec_hash: String,
         selector: String,
+        /// Where the runners checkpoint (`ProfilePipelineStatus::state_lineage`).
+        lineage: Option<String>,
     },
 }
 
@@ -111,8 +113,10 @@ pub fn compute(pipeline: &ProfilePipeline, outcome: &Outcome, now: Time) -> Prof
             deployment,
             spec_hash,
             selector,
+            lineage,
         } => {
             let rollout = Rollout::of(deployment);
+            status.state_lineage = lineage.clone();
             status.replicas = Some(rollout.replicas);
             status.ready_replicas = Some(rollout.ready);
             status.selector = Some(selector.clone());

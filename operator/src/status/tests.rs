@@ -45,6 +45,7 @@ fn applied(d: Deployment) -> Outcome {
         deployment: Box::new(d),
         spec_hash: "h1".into(),
         selector: "s".into(),
+        lineage: None,
     }
 }
 
