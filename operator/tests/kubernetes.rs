@@ -252,8 +252,19 @@ fn examples_become_runner_workloads_that_follow_spec_changes() {
             Err(format!("{types:?}"))
         }
     });
-    let progressing = condition_when(&cluster, "customers", "Progressing", "True", "RollingOut");
-    assert_eq!(progressing["observedGeneration"], 3);
+    // Both patches seen (generation 3), the runners not yet rolled.
+    eventually(WAIT, "Progressing for generation 3", || {
+        match cluster.condition("customers", "Progressing") {
+            Some(c)
+                if c["status"] == "True"
+                    && c["reason"] == "RollingOut"
+                    && c["observedGeneration"] == 3 =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    });
     events_include(&cluster, "customers", "Upgrading");
     assert_eq!(d["spec"]["replicas"], 1);
     cluster.roll_out("customers-runner");
@@ -929,4 +940,91 @@ fn a_stateless_upgrade_starts_a_new_state_lineage_that_later_upgrades_keep() {
     );
     let p = cluster.must_get("profilepipeline", "quickstart");
     assert_eq!(p["status"]["stateLineage"], lineage.as_str());
+}
+
+#[test]
+fn snapshots_are_taken_on_a_schedule_and_only_the_operators_are_pruned() {
+    let cluster = Cluster::start("schedule");
+    let _operator = Operator::start(&cluster, "operator-a");
+    let mut manifest: Value = serde_json::to_value(
+        serde_yaml::from_str::<serde_yaml::Value>(&example("quickstart.yaml")).unwrap(),
+    )
+    .unwrap();
+    manifest["spec"]["snapshots"] = json!({"interval": "2s", "retain": 2});
+    cluster.apply(&manifest.to_string()).unwrap();
+    deployment_when(&cluster, "quickstart-runner", "created", |_| true);
+    // No periodic savepoint while no runner is ready to take it.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let periodic = |cluster: &Cluster| -> Vec<(String, Value)> {
+        let list: Value =
+            serde_json::from_str(&cluster.ok(&["get", "profilesnapshots", "-o", "json"])).unwrap();
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["metadata"]["labels"]["kith.dev/snapshot-reason"] == "periodic")
+            .map(|s| {
+                (
+                    s["metadata"]["name"].as_str().unwrap().to_string(),
+                    s["status"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert!(periodic(&cluster).is_empty(), "{:?}", periodic(&cluster));
+    cluster.roll_out("quickstart-runner");
+    cluster
+        .apply("apiVersion: kith.dev/v1alpha1\nkind: ProfileSnapshot\nmetadata: {name: by-hand}\nspec: {pipeline: quickstart}\n")
+        .unwrap();
+    cluster.ok(&[
+        "patch",
+        "profilesnapshot",
+        "by-hand",
+        "--subresource=status",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status": {"state": "Completed", "path": "s3://x/by-hand"}}"#,
+    ]);
+
+    // Stand in for the runner: complete each periodic snapshot as it comes.
+    let mut completed = Vec::new();
+    while completed.len() < 4 {
+        let next = eventually(WAIT, "a periodic snapshot", || {
+            periodic(&cluster)
+                .into_iter()
+                .find(|(name, status)| status.is_null() && !completed.contains(name))
+                .map(|(name, _)| name)
+                .ok_or_else(|| format!("{:?}", periodic(&cluster)))
+        });
+        cluster.ok(&[
+            "patch",
+            "profilesnapshot",
+            &next,
+            "--subresource=status",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"status": {"state": "Completed", "path": "s3://x/p"}}"#,
+        ]);
+        completed.push(next);
+    }
+    events_include(&cluster, "quickstart", "SavepointScheduled");
+    // Only the two newest completed ones of the operator's are kept.
+    eventually(WAIT, "older periodic snapshots pruned", || {
+        let kept: Vec<String> = periodic(&cluster)
+            .into_iter()
+            .filter(|(_, status)| status["state"] == "Completed")
+            .map(|(name, _)| name)
+            .collect();
+        if kept.len() == 2 && kept.iter().all(|k| completed[2..].contains(k)) {
+            Ok(())
+        } else {
+            Err(format!("kept {kept:?} of {completed:?}"))
+        }
+    });
+    assert!(
+        cluster.get("profilesnapshot", "by-hand").is_some(),
+        "a user's snapshot was pruned"
+    );
 }

@@ -12,7 +12,7 @@ mod snapshot;
 
 pub use pipeline::{
     PipelineDocument, PipelineState, ProfilePipeline, ProfilePipelineSpec, ProfilePipelineStatus,
-    SnapshotReference, StateStorageSpec, UpgradeMode, MAX_KEY_GROUPS,
+    SnapshotPolicy, SnapshotReference, StateStorageSpec, UpgradeMode, MAX_KEY_GROUPS,
 };
 pub use snapshot::{ProfileSnapshot, ProfileSnapshotSpec, ProfileSnapshotStatus, SnapshotState};
 

@@ -100,6 +100,46 @@ pub struct ProfilePipelineSpec {
     /// Change this number to request a savepoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub savepoint_nonce: Option<i64>,
+
+    /// Savepoints on a schedule, and which of the operator's are kept.
+    #[serde(default)]
+    pub snapshots: SnapshotPolicy,
+}
+
+/// When the operator takes savepoints by itself, and how many of the
+/// `ProfileSnapshot` objects it made it keeps. Snapshots users create are
+/// never deleted by the operator; the savepoint data in storage is kept either way.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotPolicy {
+    /// Take a savepoint this often, such as `6h` or `30m`; without it, only on
+    /// request (`savepointNonce`) and before upgrades.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$"))]
+    pub interval: Option<String>,
+    /// Completed snapshots of the operator's to keep, newest first.
+    #[serde(default = "default_retain")]
+    #[schemars(range(min = 1))]
+    pub retain: i32,
+    /// The operator's snapshots older than this are deleted (the newest
+    /// completed one is always kept), such as `168h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$"))]
+    pub max_age: Option<String>,
+}
+
+impl Default for SnapshotPolicy {
+    fn default() -> Self {
+        SnapshotPolicy {
+            interval: None,
+            retain: default_retain(),
+            max_age: None,
+        }
+    }
+}
+
+fn default_retain() -> i32 {
+    5
 }
 
 /// Object storage for a pipeline's state.

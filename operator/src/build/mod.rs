@@ -10,7 +10,7 @@ mod service;
 mod snapshot;
 
 pub use deployment::{ADMIN_PORT, CONFIG_HASH_ANNOTATION};
-pub use snapshot::build as snapshot;
+pub use snapshot::{build as snapshot, REASON_LABEL as SNAPSHOT_REASON_LABEL};
 
 use crate::validate::ValidPipeline;
 use k8s_openapi::api::apps::v1::Deployment;

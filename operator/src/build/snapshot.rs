@@ -5,9 +5,23 @@
 use super::{metadata, Names};
 use kith_api::crd::{ProfilePipeline, ProfileSnapshot, ProfileSnapshotSpec};
 
-pub fn build(pipeline: &ProfilePipeline, names: &Names, name: &str) -> ProfileSnapshot {
+/// Label saying why the operator made a snapshot: `requested` (a savepoint
+/// nonce), `upgrade` or `periodic`. Snapshots without it are users'.
+pub const REASON_LABEL: &str = "kith.dev/snapshot-reason";
+
+pub fn build(
+    pipeline: &ProfilePipeline,
+    names: &Names,
+    name: &str,
+    reason: &str,
+) -> ProfileSnapshot {
+    let mut metadata = metadata(pipeline, names, name);
+    metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(REASON_LABEL.into(), reason.into());
     ProfileSnapshot {
-        metadata: metadata(pipeline, names, name),
+        metadata,
         spec: ProfileSnapshotSpec {
             pipeline: names.pipeline.clone(),
         },

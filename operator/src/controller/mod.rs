@@ -11,6 +11,7 @@ mod apply;
 mod cleanup;
 mod events;
 mod reconcile;
+mod snapshots;
 mod upgrade;
 
 use crate::build::MANAGED_BY_SELECTOR;

@@ -1,5 +1,6 @@
 //! One reconcile of one pipeline: read → validate → build → apply → status.
 
+use super::snapshots;
 use super::upgrade::{self, Gate};
 use super::{apply, cleanup, events, Context, FIELD_MANAGER, FINALIZER};
 use crate::build::{self, selector_string, Names};
@@ -44,6 +45,7 @@ pub async fn reconcile(pipeline: Arc<ProfilePipeline>, ctx: &Context) -> Result<
 async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Action, Error> {
     let names = Names::of(pipeline);
     let mut savepoint_nonce = None;
+    let mut next_snapshot = None;
     let outcome = match validate(&pipeline.spec) {
         // Running runners are left exactly as they are: a bad edit must not
         // take a working pipeline down.
@@ -105,6 +107,14 @@ async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Act
                     )
                     .await;
                     savepoint_nonce = request_savepoint(pipeline, ctx, &names).await?;
+                    let ready = applied
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.ready_replicas)
+                        .unwrap_or(0)
+                        > 0;
+                    next_snapshot =
+                        snapshots::schedule_and_prune(pipeline, ctx, &names, ready).await?;
                     Outcome::Applied {
                         deployment: Box::new(applied),
                         spec_hash: valid.spec_hash,
@@ -119,7 +129,7 @@ async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Act
     // requeue only covers a missed event while an upgrade waits.
     let next = match &outcome {
         Outcome::Held { failed: false, .. } => Duration::from_secs(10),
-        _ => RESYNC,
+        _ => next_snapshot.map_or(RESYNC, |due| due.clamp(Duration::from_secs(1), RESYNC)),
     };
     let mut status = status::compute(
         pipeline,
@@ -184,6 +194,7 @@ async fn request_savepoint(
         pipeline,
         names,
         &format!("{}-savepoint-{nonce}", names.pipeline),
+        "requested",
     );
     let api: Api<ProfileSnapshot> = Api::namespaced(ctx.client.clone(), &names.namespace);
     match api.create(&PostParams::default(), &snapshot).await {

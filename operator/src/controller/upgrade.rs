@@ -75,7 +75,7 @@ pub async fn savepoint_gate(
             .await;
             return Ok(Gate::Proceed);
         }
-        let snapshot = build::snapshot(pipeline, names, &name);
+        let snapshot = build::snapshot(pipeline, names, &name, "upgrade");
         match api.create(&PostParams::default(), &snapshot).await {
             Ok(_) => {}
             // Created by an earlier reconcile.
