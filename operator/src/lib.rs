@@ -3,7 +3,8 @@
 //!
 //! `validate` checks a pipeline with the runner's own rules; `build` turns it
 //! into the desired objects (pure); `controller` runs the reconcile loop (apply,
-//! status, events, finalizer); `status` computes conditions; `leader` elects
+//! upgrades, scheduled snapshots, status, events, finalizer); `status`
+//! computes conditions; `leader` elects
 //! one active replica; `admin` and `metrics` serve Prometheus and the probes;
 //! `crdgen` writes the CRD manifests.
 

@@ -1028,3 +1028,31 @@ fn snapshots_are_taken_on_a_schedule_and_only_the_operators_are_pruned() {
         "a user's snapshot was pruned"
     );
 }
+
+#[test]
+fn only_the_watched_namespaces_are_reconciled() {
+    let first = Cluster::start("watched-a");
+    let second = Cluster::start("watched-b");
+    let other = Cluster::start("unwatched");
+    let watched = format!("{},{}", first.namespace, second.namespace);
+    // One operator for two namespaces, given as the Deployment's env would.
+    let _operator = Operator::start_watching(&first, "operator-a", &watched);
+    for cluster in [&first, &second, &other] {
+        cluster.apply(&example("quickstart.yaml")).unwrap();
+    }
+    deployment_when(&first, "quickstart-runner", "created in the first", |_| {
+        true
+    });
+    deployment_when(
+        &second,
+        "quickstart-runner",
+        "created in the second",
+        |_| true,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        other.get("deployment", "quickstart-runner").is_none(),
+        "an unwatched namespace was reconciled"
+    );
+    assert!(other.must_get("profilepipeline", "quickstart")["status"].is_null());
+}

@@ -18,20 +18,55 @@ impl Operator {
         Self::start_with(cluster, identity, &cluster.kubeconfig)
     }
 
+    /// Same, watching the comma-separated `namespaces` (as
+    /// `KITH_WATCH_NAMESPACES`), with its Lease in the cluster's namespace.
+    pub fn start_watching(cluster: &Cluster, identity: &str, namespaces: &str) -> Operator {
+        Self::spawn(
+            cluster,
+            identity,
+            &cluster.kubeconfig,
+            None,
+            Some(namespaces),
+        )
+    }
+
     /// Same, with another kubeconfig (another identity and its RBAC).
     pub fn start_with(cluster: &Cluster, identity: &str, kubeconfig: &str) -> Operator {
+        Self::spawn(
+            cluster,
+            identity,
+            kubeconfig,
+            Some(&cluster.namespace),
+            None,
+        )
+    }
+
+    fn spawn(
+        cluster: &Cluster,
+        identity: &str,
+        kubeconfig: &str,
+        namespace_flag: Option<&str>,
+        namespaces_env: Option<&str>,
+    ) -> Operator {
         let admin = free_address();
         let log = std::fs::File::create(
             std::env::temp_dir().join(format!("{}-{identity}.log", cluster.namespace)),
         )
         .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kith-operator"))
-            .args(["run", "--namespace", &cluster.namespace])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kith-operator"));
+        command.arg("run");
+        if let Some(namespace) = namespace_flag {
+            command.args(["--namespace", namespace]);
+        }
+        command.env_remove("KITH_WATCH_NAMESPACES");
+        if let Some(namespaces) = namespaces_env {
+            command.env("KITH_WATCH_NAMESPACES", namespaces);
+        }
+        let child = command
             .args(["--lease-namespace", &cluster.namespace])
             .args(["--identity", identity, "--admin", &admin])
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,kith_operator=debug")
-            .env_remove("KITH_WATCH_NAMESPACES")
             .env_remove("POD_NAMESPACE")
             .stdout(Stdio::null())
             .stderr(log)
