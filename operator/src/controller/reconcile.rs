@@ -6,7 +6,7 @@ use super::{apply, cleanup, events, Context, FIELD_MANAGER, FINALIZER};
 use crate::build::{self, selector_string, Names};
 use crate::error::Error;
 use crate::status::{self, Outcome};
-use crate::validate::validate;
+use crate::validate::{validate, ValidPipeline};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kith_api::crd::{PipelineState, ProfilePipeline, ProfilePipelineStatus, ProfileSnapshot};
@@ -75,52 +75,10 @@ async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Act
                     failed,
                 },
                 Gate::Proceed => {
-                    let lineage = upgrade::lineage(pipeline, &valid.spec_hash);
-                    let current = pipeline
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.state_lineage.as_ref());
-                    if lineage.as_ref() != current {
-                        events::publish(
-                            ctx,
-                            pipeline,
-                            kube::runtime::events::EventType::Normal,
-                            "StatelessUpgrade",
-                            format!(
-                                "the runners of spec {} start with empty state, checkpointing under {}",
-                                valid.spec_hash,
-                                lineage.as_deref().unwrap_or("")
-                            ),
-                        )
-                        .await;
-                    }
-                    let valid = valid.with_lineage(lineage.as_deref());
-                    let replicas = replicas(pipeline, live.as_ref(), autoscaled(ctx, &names));
-                    let desired = build::desired(pipeline, &valid, replicas);
-                    let applied = apply::apply_all(&ctx.client, &desired).await?;
-                    events::deployment_changes(
-                        ctx,
-                        pipeline,
-                        live.as_ref(),
-                        &applied,
-                        &valid.spec_hash,
-                    )
-                    .await;
-                    savepoint_nonce = request_savepoint(pipeline, ctx, &names).await?;
-                    let ready = applied
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.ready_replicas)
-                        .unwrap_or(0)
-                        > 0;
-                    next_snapshot =
-                        snapshots::schedule_and_prune(pipeline, ctx, &names, ready).await?;
-                    Outcome::Applied {
-                        deployment: Box::new(applied),
-                        spec_hash: valid.spec_hash,
-                        selector: selector_string(&names),
-                        lineage,
-                    }
+                    let applied = apply_objects(pipeline, ctx, &names, valid, live).await?;
+                    savepoint_nonce = applied.savepoint_nonce;
+                    next_snapshot = applied.next_snapshot;
+                    applied.outcome
                 }
             }
         }
@@ -144,6 +102,66 @@ async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Act
     ctx.metrics
         .set_phase(&key(pipeline), status.phase.as_deref());
     Ok(Action::requeue(next))
+}
+
+/// What applying a pipeline's objects came to.
+struct Applied {
+    outcome: Outcome,
+    savepoint_nonce: Option<i64>,
+    next_snapshot: Option<Duration>,
+}
+
+/// Applies the objects of a valid pipeline (in its state lineage), then
+/// requests the snapshots it asks for and prunes the old ones.
+async fn apply_objects(
+    pipeline: &ProfilePipeline,
+    ctx: &Context,
+    names: &Names,
+    valid: ValidPipeline,
+    live: Option<Deployment>,
+) -> Result<Applied, Error> {
+    let lineage = upgrade::lineage(pipeline, &valid.spec_hash);
+    let current = pipeline
+        .status
+        .as_ref()
+        .and_then(|s| s.state_lineage.as_ref());
+    if lineage.as_ref() != current {
+        events::publish(
+            ctx,
+            pipeline,
+            kube::runtime::events::EventType::Normal,
+            "StatelessUpgrade",
+            format!(
+                "the runners of spec {} start with empty state, checkpointing under {}",
+                valid.spec_hash,
+                lineage.as_deref().unwrap_or("")
+            ),
+        )
+        .await;
+    }
+    let valid = valid.with_lineage(lineage.as_deref());
+    let replicas = replicas(pipeline, live.as_ref(), autoscaled(ctx, names));
+    let desired = build::desired(pipeline, &valid, replicas);
+    let applied = apply::apply_all(&ctx.client, &desired).await?;
+    events::deployment_changes(ctx, pipeline, live.as_ref(), &applied, &valid.spec_hash).await;
+    let savepoint_nonce = request_savepoint(pipeline, ctx, names).await?;
+    let ready = applied
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        > 0;
+    let next_snapshot = snapshots::schedule_and_prune(pipeline, ctx, names, ready).await?;
+    Ok(Applied {
+        outcome: Outcome::Applied {
+            deployment: Box::new(applied),
+            spec_hash: valid.spec_hash,
+            selector: selector_string(names),
+            lineage,
+        },
+        savepoint_nonce,
+        next_snapshot,
+    })
 }
 
 /// Runners wanted: none while suspended; what an autoscaler set when one
