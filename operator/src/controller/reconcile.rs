@@ -9,8 +9,8 @@ use crate::status::{self, Outcome};
 use crate::validate::{validate, ValidPipeline};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kith_api::crd::{PipelineState, ProfilePipeline, ProfilePipelineStatus, ProfileSnapshot};
-use kube::api::{Patch, PatchParams, PostParams};
+use kith_api::crd::{PipelineState, ProfilePipeline, ProfilePipelineStatus};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event};
 use kube::{Api, Resource, ResourceExt};
@@ -208,28 +208,17 @@ async fn request_savepoint(
     if observed == Some(nonce) {
         return Ok(None);
     }
-    let snapshot = build::snapshot(
+    let name = format!("{}-savepoint-{nonce}", names.pipeline);
+    snapshots::request(
+        ctx,
         pipeline,
         names,
-        &format!("{}-savepoint-{nonce}", names.pipeline),
+        &name,
         "requested",
-    );
-    let api: Api<ProfileSnapshot> = Api::namespaced(ctx.client.clone(), &names.namespace);
-    match api.create(&PostParams::default(), &snapshot).await {
-        Ok(_) => {
-            events::publish(
-                ctx,
-                pipeline,
-                kube::runtime::events::EventType::Normal,
-                "SavepointRequested",
-                format!("created ProfileSnapshot {}", snapshot.name_any()),
-            )
-            .await
-        }
-        // Created by an earlier reconcile whose status write was lost.
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => return Err(Error::kube("create", "ProfileSnapshot")(e)),
-    }
+        "SavepointRequested",
+        format!("created ProfileSnapshot {name}"),
+    )
+    .await?;
     Ok(Some(nonce))
 }
 

@@ -75,27 +75,40 @@ pub async fn schedule_and_prune(
         return Ok(Some(interval.min(Duration::from_secs(30))));
     }
     let name = format!("{}-periodic-{}", names.pipeline, now.as_second());
-    match api
-        .create(
-            &PostParams::default(),
-            &build::snapshot(pipeline, names, &name, "periodic"),
-        )
-        .await
-    {
-        Ok(_) => {
-            events::publish(
-                ctx,
-                pipeline,
-                EventType::Normal,
-                "SavepointScheduled",
-                format!("created ProfileSnapshot {name}"),
-            )
-            .await
-        }
+    request(
+        ctx,
+        pipeline,
+        names,
+        &name,
+        "periodic",
+        "SavepointScheduled",
+        format!("created ProfileSnapshot {name}"),
+    )
+    .await?;
+    Ok(Some(interval))
+}
+
+/// Creates the operator's snapshot `name` (made for `reason`: `requested`,
+/// `upgrade` or `periodic`) and records Event `event` with `note`; a
+/// snapshot of that name already there was made by an earlier reconcile
+/// whose status write was lost, and is left as it is.
+pub async fn request(
+    ctx: &Context,
+    pipeline: &ProfilePipeline,
+    names: &Names,
+    name: &str,
+    reason: &str,
+    event: &str,
+    note: String,
+) -> Result<(), Error> {
+    let api: Api<ProfileSnapshot> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let snapshot = build::snapshot(pipeline, names, name, reason);
+    match api.create(&PostParams::default(), &snapshot).await {
+        Ok(_) => events::publish(ctx, pipeline, EventType::Normal, event, note).await,
         Err(kube::Error::Api(s)) if s.code == 409 => {}
         Err(e) => return Err(Error::kube("create", "ProfileSnapshot")(e)),
     }
-    Ok(Some(interval))
+    Ok(())
 }
 
 /// Time until a periodic snapshot is due; zero when it is.

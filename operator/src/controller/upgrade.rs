@@ -13,12 +13,11 @@
 //! from the latest checkpoint, which a stopping runner always writes (and an
 //! Event says so), rather than waiting forever.
 
-use super::{events, Context};
-use crate::build::{self, Names};
+use super::{events, snapshots, Context};
+use crate::build::Names;
 use crate::error::Error;
 use k8s_openapi::api::apps::v1::Deployment;
 use kith_api::crd::{ProfilePipeline, ProfileSnapshot, SnapshotState, UpgradeMode};
-use kube::api::PostParams;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
@@ -75,21 +74,16 @@ pub async fn savepoint_gate(
             .await;
             return Ok(Gate::Proceed);
         }
-        let snapshot = build::snapshot(pipeline, names, &name, "upgrade");
-        match api.create(&PostParams::default(), &snapshot).await {
-            Ok(_) => {}
-            // Created by an earlier reconcile.
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(Error::kube("create", "ProfileSnapshot")(e)),
-        }
-        events::publish(
+        snapshots::request(
             ctx,
             pipeline,
-            EventType::Normal,
+            names,
+            &name,
+            "upgrade",
             "SavepointRequested",
             format!("ProfileSnapshot {name} before rolling the runners onto spec {new_hash}"),
         )
-        .await;
+        .await?;
         return Ok(waiting(&name, new_hash));
     };
     let status = snapshot.status.clone().unwrap_or_default();

@@ -49,6 +49,19 @@ fn applied(d: Deployment) -> Outcome {
     }
 }
 
+/// A pipeline whose generation 1 rolled out (one runner, spec "h1", Ready at
+/// time 10) and whose spec then changed (generation 2).
+fn running_then_changed() -> ProfilePipeline {
+    let mut p = pipeline(1, PipelineState::Running);
+    p.status = Some(compute(
+        &p,
+        &applied(deployment(1, 1, rolled_out(1, 1))),
+        at(10),
+    ));
+    p.metadata.generation = Some(2);
+    p
+}
+
 fn at(seconds: i64) -> Time {
     Time(Timestamp::from_second(seconds).unwrap())
 }
@@ -125,13 +138,7 @@ fn a_stuck_rollout_is_degraded() {
 
 #[test]
 fn an_invalid_spec_is_degraded_and_keeps_the_last_known_runners() {
-    let mut p = pipeline(1, PipelineState::Running);
-    p.status = Some(compute(
-        &p,
-        &applied(deployment(1, 1, rolled_out(1, 1))),
-        at(10),
-    ));
-    p.metadata.generation = Some(2);
+    let p = running_then_changed();
     let s = compute(
         &p,
         &Outcome::Invalid {
@@ -177,13 +184,7 @@ fn the_runners_runtime_report_is_not_part_of_the_operators_status() {
 
 #[test]
 fn an_upgrade_waiting_for_its_savepoint_is_progressing_and_a_failed_one_degraded() {
-    let mut p = pipeline(1, PipelineState::Running);
-    p.status = Some(compute(
-        &p,
-        &applied(deployment(1, 1, rolled_out(1, 1))),
-        at(10),
-    ));
-    p.metadata.generation = Some(2);
+    let p = running_then_changed();
     let held = |failed| Outcome::Held {
         deployment: Some(Box::new(deployment(1, 1, rolled_out(1, 1)))),
         reason: if failed {

@@ -19,6 +19,9 @@ mod runtime;
 mod snapshots;
 
 use crate::admin::{AdminRequest, Health, Metrics};
+use kith_api::crd::ProfilePipeline;
+use kube::api::{Patch, PatchParams};
+use kube::Resource;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -26,6 +29,29 @@ use tokio::sync::watch;
 
 /// The field manager of everything a runner writes.
 pub const FIELD_MANAGER: &str = "kith-runner";
+
+/// Server-side applies `status` (the fields of it this runner owns) to its
+/// pipeline, as field manager [`FIELD_MANAGER`].
+async fn apply_pipeline_status(
+    client: &kube::Client,
+    identity: &Identity,
+    status: serde_json::Value,
+) -> Result<(), kube::Error> {
+    let api: kube::Api<ProfilePipeline> =
+        kube::Api::namespaced(client.clone(), &identity.namespace);
+    let patch = serde_json::json!({
+        "apiVersion": ProfilePipeline::api_version(&()),
+        "kind": ProfilePipeline::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &identity.pipeline,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+}
 
 /// Where a runner stands in the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]

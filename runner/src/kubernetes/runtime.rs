@@ -1,39 +1,26 @@
 //! `status.runtime` of the runner's `ProfilePipeline`: readiness and progress,
 //! for `kubectl get pp -o yaml` and for the operator.
 
-use super::{Shared, FIELD_MANAGER};
-use kith_api::crd::ProfilePipeline;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, Resource};
+use super::{apply_pipeline_status, Shared};
+use kube::Client;
 use std::time::Duration;
 
 const EVERY: Duration = Duration::from_secs(10);
 
 pub async fn run(client: Client, shared: Shared) {
-    let api: Api<ProfilePipeline> = Api::namespaced(client, &shared.identity.namespace);
     let mut last_error = None;
     loop {
         let health = &shared.health;
-        let patch = serde_json::json!({
-            "apiVersion": ProfilePipeline::api_version(&()),
-            "kind": ProfilePipeline::kind(&()),
-            "status": {"runtime": {
-                "pod": shared.identity.pod,
-                "ready": health.ready(),
-                "reason": if health.ready() { String::new() } else { health.reason() },
-                "observations": shared.metrics.observations(),
-                "records": shared.metrics.records(),
-                "profiles": shared.metrics.profiles(),
-                "reportedAt": k8s_openapi::jiff::Timestamp::now().to_string(),
-            }}
-        });
-        let result = api
-            .patch_status(
-                &shared.identity.pipeline,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await;
+        let runtime = serde_json::json!({"runtime": {
+            "pod": shared.identity.pod,
+            "ready": health.ready(),
+            "reason": if health.ready() { String::new() } else { health.reason() },
+            "observations": shared.metrics.observations(),
+            "records": shared.metrics.records(),
+            "profiles": shared.metrics.profiles(),
+            "reportedAt": k8s_openapi::jiff::Timestamp::now().to_string(),
+        }});
+        let result = apply_pipeline_status(&client, &shared.identity, runtime).await;
         match result {
             Ok(_) => last_error = None,
             // Logged once per kind of failure, not every 10 s.

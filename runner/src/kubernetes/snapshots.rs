@@ -2,14 +2,14 @@
 //! creation order: Pending -> InProgress -> Completed (with the savepoint's
 //! path) or Failed (with why).
 
-use super::{Shared, FIELD_MANAGER};
+use super::{apply_pipeline_status, Shared};
 use crate::admin::{AdminRequest, SavepointReply};
 use futures::StreamExt;
-use kith_api::crd::{ProfilePipeline, ProfileSnapshot, SnapshotState};
+use kith_api::crd::{ProfileSnapshot, SnapshotState};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::mpsc::TrySendError;
@@ -128,21 +128,8 @@ async fn take(
     }
     if let Ok(done) = outcome {
         tracing::info!(snapshot = %name, path = %done.path, "snapshot completed");
-        let pipelines: Api<ProfilePipeline> =
-            Api::namespaced(client.clone(), &shared.identity.namespace);
-        let patch = json!({
-            "apiVersion": ProfilePipeline::api_version(&()),
-            "kind": ProfilePipeline::kind(&()),
-            "status": {"lastSnapshot": {"name": name, "path": done.path}}
-        });
-        if let Err(e) = pipelines
-            .patch_status(
-                &shared.identity.pipeline,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-        {
+        let last = json!({"lastSnapshot": {"name": name, "path": done.path}});
+        if let Err(e) = apply_pipeline_status(client, &shared.identity, last).await {
             tracing::warn!(error = %e, "cannot record the last snapshot in the pipeline's status");
         }
     }
