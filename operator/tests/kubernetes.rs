@@ -11,7 +11,7 @@ mod support;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use support::cluster::{example, Cluster};
+use support::cluster::{example, snapshot_manifest, Cluster};
 use support::eventually;
 use support::operator::Operator;
 
@@ -36,6 +36,16 @@ fn deployment_when(
         Some(d) => Err(d["spec"].to_string()),
         None => Err(format!("no Deployment {name}")),
     })
+}
+
+/// Waits until `kind` `name` no longer exists (its finalizer done).
+fn wait_gone(cluster: &Cluster, kind: &str, name: &str) {
+    eventually(WAIT, &format!("{kind} {name} gone"), || {
+        match cluster.get(kind, name) {
+            None => Ok(()),
+            Some(o) => Err(o["metadata"].to_string()),
+        }
+    });
 }
 
 fn container(deployment: &Value) -> &Value {
@@ -526,9 +536,7 @@ fn the_api_server_rejects_invalid_manifests_with_the_schema_or_rule_message() {
     assert!(err.contains("spec.maxParallelism is immutable"), "{err}");
 
     // Nor does the pipeline a snapshot is of.
-    let snapshot = |pipeline: &str| {
-        format!("apiVersion: kith.dev/v1alpha1\nkind: ProfileSnapshot\nmetadata: {{name: before-upgrade}}\nspec: {{pipeline: {pipeline}}}\n")
-    };
+    let snapshot = |pipeline: &str| snapshot_manifest("before-upgrade", pipeline);
     cluster.apply(&snapshot("fixed")).unwrap();
     let err = cluster
         .apply(&snapshot("other"))
@@ -637,16 +645,11 @@ fn deleting_a_pipeline_removes_its_runners_and_fails_its_pending_snapshots() {
     });
     events_include(&cluster, "quickstart", "SavepointRequested");
     cluster
-        .apply("apiVersion: kith.dev/v1alpha1\nkind: ProfileSnapshot\nmetadata: {name: by-hand}\nspec: {pipeline: quickstart}\n")
+        .apply(&snapshot_manifest("by-hand", "quickstart"))
         .unwrap();
 
     cluster.ok(&["delete", "profilepipeline", "quickstart", "--wait=false"]);
-    eventually(WAIT, "the pipeline gone", || {
-        match cluster.get("profilepipeline", "quickstart") {
-            None => Ok(()),
-            Some(p) => Err(p["metadata"].to_string()),
-        }
-    });
+    wait_gone(&cluster, "profilepipeline", "quickstart");
     for (kind, name) in [
         ("deployment", "quickstart-runner"),
         ("service", "quickstart-runner"),
@@ -732,12 +735,7 @@ fn the_operator_needs_no_more_than_its_install_manifest_grants() {
             .ok_or_else(|| "none".to_string())
     });
     cluster.ok(&["delete", "profilepipeline", "quickstart", "--wait=false"]);
-    eventually(WAIT, "the pipeline gone", || {
-        match cluster.get("profilepipeline", "quickstart") {
-            None => Ok(()),
-            Some(p) => Err(p["metadata"].to_string()),
-        }
-    });
+    wait_gone(&cluster, "profilepipeline", "quickstart");
     assert!(cluster.get("deployment", "quickstart-runner").is_none());
     let (_, metrics) = operator.http_get("/metrics").unwrap();
     assert!(
@@ -755,16 +753,7 @@ fn finish_snapshot(cluster: &Cluster, snapshot: &str, state: &str, error: Option
             json!({"status": {"state": state, "path": format!("s3://kith-state/customers/savepoints/{snapshot}")}})
         }
     };
-    cluster.ok(&[
-        "patch",
-        "profilesnapshot",
-        snapshot,
-        "--subresource=status",
-        "--type",
-        "merge",
-        "-p",
-        &status.to_string(),
-    ]);
+    cluster.patch_status("profilesnapshot", snapshot, &status);
 }
 
 /// The newest `customers-upgrade-*` snapshot other than `except`.
@@ -974,18 +963,13 @@ fn snapshots_are_taken_on_a_schedule_and_only_the_operators_are_pruned() {
     assert!(periodic(&cluster).is_empty(), "{:?}", periodic(&cluster));
     cluster.roll_out("quickstart-runner");
     cluster
-        .apply("apiVersion: kith.dev/v1alpha1\nkind: ProfileSnapshot\nmetadata: {name: by-hand}\nspec: {pipeline: quickstart}\n")
+        .apply(&snapshot_manifest("by-hand", "quickstart"))
         .unwrap();
-    cluster.ok(&[
-        "patch",
+    cluster.patch_status(
         "profilesnapshot",
         "by-hand",
-        "--subresource=status",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"status": {"state": "Completed", "path": "s3://x/by-hand"}}"#,
-    ]);
+        &json!({"status": {"state": "Completed", "path": "s3://x/by-hand"}}),
+    );
 
     // Stand in for the runner: complete each periodic snapshot as it comes.
     let mut completed = Vec::new();
@@ -997,16 +981,11 @@ fn snapshots_are_taken_on_a_schedule_and_only_the_operators_are_pruned() {
                 .map(|(name, _)| name)
                 .ok_or_else(|| format!("{:?}", periodic(&cluster)))
         });
-        cluster.ok(&[
-            "patch",
+        cluster.patch_status(
             "profilesnapshot",
             &next,
-            "--subresource=status",
-            "--type",
-            "merge",
-            "-p",
-            r#"{"status": {"state": "Completed", "path": "s3://x/p"}}"#,
-        ]);
+            &json!({"status": {"state": "Completed", "path": "s3://x/p"}}),
+        );
         completed.push(next);
     }
     events_include(&cluster, "quickstart", "SavepointScheduled");

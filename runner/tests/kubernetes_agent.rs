@@ -9,7 +9,7 @@ mod support;
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use support::cluster::{example, Cluster};
+use support::cluster::{example, snapshot_manifest, Cluster};
 use support::runner::{binary, example as pipeline_file, generate, wait_until};
 
 #[test]
@@ -63,14 +63,11 @@ fn a_runner_in_a_cluster_reports_its_runtime_and_takes_its_snapshots() {
     ]);
     assert!(managers.contains("kith-runner"), "{managers}");
 
-    let snapshot = |name: &str, pipeline: &str| {
-        format!("apiVersion: kith.dev/v1alpha1\nkind: ProfileSnapshot\nmetadata: {{name: {name}}}\nspec: {{pipeline: {pipeline}}}\n")
-    };
     cluster
-        .apply(&snapshot("before-upgrade", "quickstart"))
+        .apply(&snapshot_manifest("before-upgrade", "quickstart"))
         .unwrap();
     cluster
-        .apply(&snapshot("someone-elses", "customers"))
+        .apply(&snapshot_manifest("someone-elses", "customers"))
         .unwrap();
     let status = |name: &str| cluster.must_get("profilesnapshot", name)["status"].clone();
     assert!(

@@ -8,7 +8,7 @@ mod support;
 use kith_runner::checkpoint::storage::{CheckpointStorage, ObjectInfo, StorageError, PART_SIZE};
 use std::collections::BTreeSet;
 use std::io::{BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use support::moto::{fresh_bucket, http};
 use support::services::{require, Services};
 
@@ -77,6 +77,47 @@ fn file_checksum(path: &Path) -> u64 {
         }
         hasher.update(&buf[..n]);
     }
+}
+
+/// Uploads `source` (`len` bytes) as `shared/seg-000001.bin` and checks
+/// that it is listed with its size.
+fn upload_segment(storage: &CheckpointStorage, source: &Path, len: usize) {
+    assert_eq!(
+        storage.put_file("shared/seg-000001.bin", source).unwrap(),
+        len as u64
+    );
+    assert_eq!(
+        storage.list("shared").unwrap(),
+        vec![ObjectInfo {
+            key: "shared/seg-000001.bin".into(),
+            size: len as u64
+        }]
+    );
+}
+
+/// Downloads `shared/seg-000001.bin` into `scratch/restored.bin` beside
+/// `state.bin`, checks its length and checksum, and that the temporary
+/// download name was renamed away; returns the restored file.
+fn download_segment(
+    storage: &CheckpointStorage,
+    scratch: &Path,
+    len: usize,
+    checksum: u64,
+) -> PathBuf {
+    let restored = scratch.join("restored.bin");
+    assert_eq!(
+        storage
+            .get_to_file("shared/seg-000001.bin", &restored)
+            .unwrap(),
+        len as u64
+    );
+    assert_eq!(file_checksum(&restored), checksum);
+    assert_eq!(
+        files_under(scratch),
+        BTreeSet::from(["restored.bin".to_string(), "state.bin".to_string()]),
+        "a temporary download file was left"
+    );
+    restored
 }
 
 #[test]
@@ -204,17 +245,7 @@ fn large_file_uploads_in_parts_and_downloads_equal() {
     let len = 40 * 1024 * 1024 + 4321;
     let checksum = write_pattern_file(&source, len);
 
-    assert_eq!(
-        store.put_file("shared/seg-000001.bin", &source).unwrap(),
-        len as u64
-    );
-    assert_eq!(
-        store.list("shared").unwrap(),
-        vec![ObjectInfo {
-            key: "shared/seg-000001.bin".into(),
-            size: len as u64
-        }]
-    );
+    upload_segment(&store, &source, len);
     // A multipart upload's ETag ends in `-<parts>`.
     let parts = len.div_ceil(PART_SIZE);
     let (status, headers, _) = http(
@@ -232,24 +263,7 @@ fn large_file_uploads_in_parts_and_downloads_equal() {
         "ETag {etag:?} is not that of a {parts}-part upload"
     );
 
-    let restored = scratch.path().join("restored.bin");
-    assert_eq!(
-        store
-            .get_to_file("shared/seg-000001.bin", &restored)
-            .unwrap(),
-        len as u64
-    );
-    assert_eq!(file_checksum(&restored), checksum);
-    let mut left: Vec<_> = std::fs::read_dir(scratch.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    left.sort();
-    assert_eq!(
-        left,
-        ["restored.bin", "state.bin"],
-        "a temporary download file was left"
-    );
+    download_segment(&store, scratch.path(), len, checksum);
 
     // Small files take a single PUT and read back the same.
     let small = scratch.path().join("small.bin");
@@ -308,36 +322,14 @@ fn large_file_round_trip_through_multipart_on_a_local_folder() {
     assert!(len > 2 * PART_SIZE);
     let checksum = write_pattern_file(&source, len);
 
-    assert_eq!(
-        storage.put_file("shared/seg-000001.bin", &source).unwrap(),
-        len as u64
-    );
-    assert_eq!(
-        storage.list("shared").unwrap(),
-        vec![ObjectInfo {
-            key: "shared/seg-000001.bin".into(),
-            size: len as u64
-        }]
-    );
+    upload_segment(&storage, &source, len);
     // Only the object itself: no staging file left in the storage directory.
     assert_eq!(
         files_under(dir.path()),
         BTreeSet::from(["shared/seg-000001.bin".to_string()])
     );
 
-    let restored = scratch.path().join("restored.bin");
-    assert_eq!(
-        storage
-            .get_to_file("shared/seg-000001.bin", &restored)
-            .unwrap(),
-        len as u64
-    );
-    assert_eq!(file_checksum(&restored), checksum);
-    // The temporary download name was renamed away.
-    assert_eq!(
-        files_under(scratch.path()),
-        BTreeSet::from(["restored.bin".to_string(), "state.bin".to_string()])
-    );
+    let restored = download_segment(&storage, scratch.path(), len, checksum);
 
     // Replacing an existing destination file works too.
     std::fs::write(&restored, b"stale").unwrap();

@@ -135,15 +135,21 @@ impl Cluster {
             "readyReplicas": replicas,
             "availableReplicas": replicas,
         }});
+        self.patch_status("deployment", deployment, &status);
+    }
+
+    /// Merges `patch` (`{"status": {...}}`) into the status subresource of
+    /// `kind` `name`, as the controller or runner owning it would.
+    pub fn patch_status(&self, kind: &str, name: &str, patch: &Value) {
         self.ok(&[
             "patch",
-            "deployment",
-            deployment,
+            kind,
+            name,
             "--subresource=status",
             "--type",
             "merge",
             "-p",
-            &status.to_string(),
+            &patch.to_string(),
         ]);
     }
 
@@ -182,6 +188,13 @@ impl Cluster {
         events.sort();
         events.into_iter().map(|(_, r)| r).collect()
     }
+}
+
+/// A `ProfileSnapshot` manifest: a savepoint of `pipeline` requested by hand.
+pub fn snapshot_manifest(name: &str, pipeline: &str) -> String {
+    format!(
+        "apiVersion: kith.dev/v1alpha1\nkind: ProfileSnapshot\nmetadata: {{name: {name}}}\nspec: {{pipeline: {pipeline}}}\n"
+    )
 }
 
 /// A file of `examples/k8s/`.
