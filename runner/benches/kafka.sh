@@ -276,7 +276,6 @@ if has_step latency; then
   pid=$!
   pids+=("$pid")
   py wait-ready --url "http://127.0.0.1:$port/readyz" --timeout 60
-  limit=$(python3 -c "print(round($rate * $latency_s))")
   produce_cmd="$venv/bin/python $helper produce --bootstrap $KAFKA_BOOTSTRAP --topic $topic --input $obs --rate $rate --duration $latency_s --slice-ms 5 --linger-ms 1"
   echo "load average before producing: $(load)"
   produced=$($produce_cmd)
@@ -382,37 +381,33 @@ if has_step 10m; then
     row "10M: file run observations/s, peak RSS" \
       "$(field "$summary" observations_per_s 0) ($(field "$summary" observations 0) in $(field "$summary" seconds) s), $(field "$summary" peak_rss_mb 0) MB" "-"
 
+    cmd="$runner run $pipe --input /dev/null --state $dir/state"
+    # restore_run NAME TITLE ROW REPRODUCE: one timed run of $cmd (it only
+    # restores: the input is empty), with its summary, CPU, the phases its
+    # log shows, and the README row of its restore time.
+    restore_run() {
+      local name=$1 title=$2 row_title=$3 reproduce=$4 t0 wall summary ev
+      sync
+      t0=$(now)
+      # shellcheck disable=SC2086
+      timed "$dir/cpu-$name.json" env $logenv $cmd > "$dir/$name.out" 2> "$dir/$name.log"
+      wall=$(since "$t0")
+      summary=$(tail -n 1 "$dir/$name.out")
+      echo "$title: $summary"
+      echo "$title: wall $wall s; $(cpu "$dir/cpu-$name.json")"
+      ev=$(py log-events --log "$dir/$name.log" --start "$t0" "${events[@]}")
+      echo "$title log (seconds from start): $ev"
+      phases "$ev" 0
+      echo "reproduce: $reproduce"
+      row "$row_title" "$(field "$summary" restore_seconds) s / $wall s" "≤ 20 s"
+    }
     # Restore into an empty state directory from the latest checkpoint.
     rm -rf "$dir/state"
-    sync
-    cmd="$runner run $pipe --input /dev/null --state $dir/state"
-    t0=$(now)
-    # shellcheck disable=SC2086
-    timed "$dir/cpu-restore.json" env $logenv $cmd > "$dir/restore.out" 2> "$dir/restore.log"
-    wall=$(since "$t0")
-    summary=$(tail -n 1 "$dir/restore.out")
-    echo "restore from checkpoint: $summary"
-    echo "restore from checkpoint: wall $wall s; $(cpu "$dir/cpu-restore.json")"
-    ev=$(py log-events --log "$dir/restore.log" --start "$t0" "${events[@]}")
-    echo "restore log (seconds from start): $ev"
-    phases "$ev" 0
-    echo "reproduce: rm -rf $dir/state; $logenv $cmd"
-    row "10M: restore into an empty state dir (restore_seconds / wall)" "$(field "$summary" restore_seconds) s / $wall s" "≤ 20 s"
-
+    restore_run restore "restore from checkpoint" \
+      "10M: restore into an empty state dir (restore_seconds / wall)" "rm -rf $dir/state; $logenv $cmd"
     # Local recovery: the state directory is intact.
-    sync
-    t0=$(now)
-    # shellcheck disable=SC2086
-    timed "$dir/cpu-local.json" env $logenv $cmd > "$dir/local.out" 2> "$dir/local.log"
-    wall=$(since "$t0")
-    summary=$(tail -n 1 "$dir/local.out")
-    echo "local recovery: $summary"
-    echo "local recovery: wall $wall s; $(cpu "$dir/cpu-local.json")"
-    ev=$(py log-events --log "$dir/local.log" --start "$t0" "${events[@]}")
-    echo "local recovery log (seconds from start): $ev"
-    phases "$ev" 0
-    echo "reproduce: $logenv $cmd"
-    row "10M: local recovery, state dir intact (restore_seconds / wall)" "$(field "$summary" restore_seconds) s / $wall s" "≤ 20 s"
+    restore_run local "local recovery" \
+      "10M: local recovery, state dir intact (restore_seconds / wall)" "$logenv $cmd"
 
     # The pause: the same state, now taking new records at full speed (the
     # Kafka workload's lines with their ids prefixed, so each is a new
