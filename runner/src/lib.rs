@@ -24,6 +24,7 @@ pub mod observation;
 pub mod output;
 pub mod resolution;
 pub mod run;
+pub mod sink;
 pub mod source;
 pub mod store;
 pub mod template;

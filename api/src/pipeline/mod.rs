@@ -7,6 +7,7 @@
 mod identifiers;
 mod io;
 mod resolution;
+mod sinks;
 mod survivorship;
 mod template;
 
@@ -16,6 +17,10 @@ pub use identifiers::{
 pub use io::{CheckpointSpec, InputFormat, KafkaSourceSpec, OutputsSpec, SourceSpec, StartFrom};
 pub use resolution::{
     BlockingKeySpec, BlockingSpec, ComparisonMethod, ComparisonSpec, KeyTransform, ResolutionSpec,
+};
+pub use sinks::{
+    DeliverySpec, DynamoDbSinkSpec, DynamoDbWriteMode, FileSinkSpec, KafkaSinkSpec,
+    NeptuneSinkSpec, SinkSpec,
 };
 pub use survivorship::{AttributePolicySpec, SurvivorshipPolicy, SurvivorshipSpec};
 pub use template::{
@@ -62,6 +67,9 @@ pub struct PipelineSpec {
     /// Where dead letters and the change feed go.
     #[serde(default)]
     pub outputs: OutputsSpec,
+    /// The stores profiles, the identity graph and changes are written to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sinks: Vec<SinkSpec>,
     /// Fixed maximum parallelism: state is partitioned into this many key groups.
     #[serde(default = "default_key_groups")]
     pub key_groups: u32,

@@ -30,12 +30,16 @@ pub enum Job {
         /// grown past the snapshot (not for the last one of a run: the
         /// engine writes its snapshot then, from memory).
         compact: bool,
+        /// The sinks' flushes of this same instant: the checkpoint commits
+        /// only once every sink has durably written them.
+        sinks: Option<crate::sink::Barrier>,
     },
     Savepoint {
         segments: Vec<u64>,
         positions: Positions,
         records: u64,
         reply: SavepointReplyFn,
+        sinks: Option<crate::sink::Barrier>,
     },
 }
 
@@ -203,6 +207,22 @@ impl Worker {
         Ok(manifest)
     }
 
+    /// Waits for the sinks' barrier flushes; on failure the segments stay
+    /// uncommitted for the next checkpoint.
+    fn sinks_written(
+        &mut self,
+        sinks: Option<crate::sink::Barrier>,
+        segments: &[u64],
+    ) -> Result<(), String> {
+        let Some(barrier) = sinks else {
+            return Ok(());
+        };
+        barrier.wait().map_err(|e| {
+            self.uncommitted.extend_from_slice(segments);
+            format!("the sinks did not write what precedes it: {e}")
+        })
+    }
+
     fn run(&mut self, job: Job) -> Completed {
         let started = Instant::now();
         self.last_id += 1;
@@ -212,8 +232,12 @@ impl Worker {
                 segments,
                 positions,
                 compact,
+                sinks,
             } => {
-                let result = self.checkpoint(id, &segments, &positions);
+                let result = match self.sinks_written(sinks, &segments) {
+                    Ok(()) => self.checkpoint(id, &segments, &positions),
+                    Err(e) => Err(CheckpointError::Sinks(e)),
+                };
                 let duration = started.elapsed();
                 if result.is_ok() && compact {
                     self.compact();
@@ -238,8 +262,11 @@ impl Worker {
                 positions,
                 records,
                 reply,
+                sinks,
             } => {
-                let result = self.savepoint(id, &segments, &positions, records);
+                let result = self
+                    .sinks_written(sinks, &segments)
+                    .and_then(|()| self.savepoint(id, &segments, &positions, records));
                 let (bytes, error) = match &result {
                     Ok(done) => (done.bytes, None),
                     Err(e) => {

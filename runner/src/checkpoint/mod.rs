@@ -31,4 +31,6 @@ pub enum CheckpointError {
         path: String,
         source: std::io::Error,
     },
+    #[error("checkpoint not taken: {0}")]
+    Sinks(String),
 }

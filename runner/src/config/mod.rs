@@ -64,6 +64,8 @@ pub struct Pipeline {
     /// The model file resolution scores with, resolved against the pipeline's folder.
     pub model_path: Option<PathBuf>,
     pub checkpoints: Checkpoints,
+    /// The stores the runner keeps up to date (`sinks`), validated.
+    pub sinks: Vec<crate::sink::SinkConfig>,
 }
 
 impl Pipeline {
@@ -151,6 +153,15 @@ impl Pipeline {
             ));
         }
         let checkpoints = Checkpoints::from_spec(&spec.checkpoints)?;
+        let sinks = crate::sink::SinkConfig::from_specs(&spec.sinks)?;
+        if let Some((_, t)) = identifiers.iter().find(|(_, t)| t.name.contains('#')) {
+            if !sinks.is_empty() {
+                return Err(ConfigError::invalid(
+                    "identifiers",
+                    format!("identifier type `{}` contains `#`, which separates type and value in sink keys", t.name),
+                ));
+            }
+        }
         let (resolution, model_path) = match &spec.resolution {
             None => (None, None),
             Some(r) => {
@@ -185,6 +196,7 @@ impl Pipeline {
             resolution,
             model_path,
             checkpoints,
+            sinks,
         })
     }
 

@@ -1,6 +1,6 @@
 //! Change events: what the change feed says about profiles (DESIGN §3.6).
 
-use super::keys::RecordId;
+use super::keys::{ProfileSlot, RecordId};
 use super::profiles::ProfileId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,14 @@ pub struct ChangeEvent {
     pub cause: RecordId,
     /// For a possible match: the probability that the two records match.
     pub probability: Option<f64>,
+    /// Where `profile_id` lives right after the change, when it still
+    /// exists (not for a split's or a deletion's old id): sinks read the
+    /// profile there later, after checking the slot still holds that id.
+    pub slot: Option<ProfileSlot>,
+    /// Whether the profile's members (and so the holders of its
+    /// identifiers) may have changed, rather than only the attributes or
+    /// identifiers of the record that caused the change.
+    pub members_changed: bool,
 }
 
 impl ChangeEvent {
@@ -58,6 +66,15 @@ impl ChangeEvent {
             related,
             cause,
             probability: None,
+            slot: None,
+            members_changed: false,
         }
+    }
+
+    /// The event of a profile that exists at `slot` after the change.
+    pub(crate) fn at(mut self, slot: ProfileSlot, members_changed: bool) -> Self {
+        self.slot = Some(slot);
+        self.members_changed = members_changed;
+        self
     }
 }

@@ -20,11 +20,13 @@ mod keys;
 mod profiles;
 mod reconcile;
 mod records;
+mod sink_view;
 mod storage;
 mod view;
 
 pub use change::{ChangeEvent, ChangeKind};
 pub use explain::Explanation;
+pub use keys::{IdentId, ProfileSlot};
 pub use profiles::ProfileId;
 pub use view::{LookupError, ProfileView, RecordRef, RelationshipView};
 
@@ -33,7 +35,7 @@ use crate::observation::{Body, Identifier, Kind, Observation};
 use crate::resolution::{Changes, Features, Resolver, ValueCounters};
 use ahash::AHashSet;
 use identifiers::{Idents, TypeRules};
-use keys::{IdentId, NameId, Names, ProfileSlot, RecordId};
+use keys::{NameId, Names, RecordId};
 use profiles::{cmp_record_keys, profile_id, Profile, Profiles};
 use records::{resolve, Attributes, Derived, Live, Record, Records, Resolution};
 use std::sync::Arc;
@@ -72,6 +74,10 @@ pub struct Engine {
     /// The interned names of the attributes resolution reads.
     resolution_names: Vec<NameId>,
     value_counters: ValueCounters,
+    /// Identifiers whose holders may have changed, for sinks (kept only
+    /// when `track_identifiers` is on).
+    touched: Vec<IdentId>,
+    track_identifiers: bool,
 }
 
 impl Engine {
@@ -101,7 +107,23 @@ impl Engine {
             resolver: Resolver::default(),
             resolution_names,
             value_counters: ValueCounters::default(),
+            touched: Vec::new(),
+            track_identifiers: false,
         }
+    }
+
+    /// Keeps the identifiers each change touches, for sinks to index
+    /// (see [`Engine::take_touched_identifiers`]).
+    pub fn track_identifiers(&mut self, on: bool) {
+        self.track_identifiers = on;
+        self.touched.clear();
+    }
+
+    /// Moves the identifiers touched since the last call into `into`
+    /// (emptied first): those of every version taken out or put in.
+    pub fn take_touched_identifiers(&mut self, into: &mut Vec<IdentId>) {
+        into.clear();
+        std::mem::swap(&mut self.touched, into);
     }
 
     /// Entity resolution's oversized-block skips and scored pairs, so far.
@@ -221,8 +243,9 @@ impl Engine {
                 self.records.get_mut(rid).live = Some(Box::new(live));
                 if let Some(p) = self.records.get(rid).profile {
                     let id = self.profiles.get(p).id;
-                    self.events
-                        .push(ChangeEvent::new(ChangeKind::Updated, id, Vec::new(), cause));
+                    self.events.push(
+                        ChangeEvent::new(ChangeKind::Updated, id, Vec::new(), cause).at(p, false),
+                    );
                 }
                 return Applied::Accepted;
             }
@@ -258,6 +281,9 @@ impl Engine {
         // Take the old version out.
         let mut kept_children: Option<Box<[RecordId]>> = None;
         if let Some(old_live) = old {
+            if self.track_identifiers {
+                self.touched.extend_from_slice(&old_live.idents);
+            }
             self.records.add_live(-1);
             self.idents
                 .detach(rid, &old_live.idents, &self.rules, &mut changed);
@@ -273,6 +299,9 @@ impl Engine {
                 }
                 for &child in old_live.derived.iter() {
                     let idents = self.live_idents(child);
+                    if self.track_identifiers {
+                        self.touched.extend_from_slice(&idents);
+                    }
                     self.idents
                         .detach(child, &idents, &self.rules, &mut changed);
                     released.extend_from_slice(&idents);
@@ -312,6 +341,9 @@ impl Engine {
                             profile: None,
                         });
                         let child_idents = self.live_idents(child);
+                        if self.track_identifiers {
+                            self.touched.extend_from_slice(&child_idents);
+                        }
                         self.idents
                             .attach(child, &child_idents, &self.rules, &mut changed);
                         children.push(child);
@@ -321,6 +353,9 @@ impl Engine {
                 }
             };
             live.derived = children;
+            if self.track_identifiers {
+                self.touched.extend_from_slice(&live.idents);
+            }
             self.idents
                 .attach(rid, &live.idents, &self.rules, &mut changed);
             if let (false, Some(features), Some((config, weights))) =
@@ -535,7 +570,7 @@ impl Engine {
             });
             self.records.get_mut(r).profile = Some(slot);
             self.events
-                .push(ChangeEvent::new(ChangeKind::Created, id, Vec::new(), cause));
+                .push(ChangeEvent::new(ChangeKind::Created, id, Vec::new(), cause).at(slot, true));
             return true;
         }
         // Move the smaller profiles into the largest.
@@ -570,15 +605,15 @@ impl Engine {
         if involved.len() > 1 {
             self.stats.merges += 1;
             self.events
-                .push(ChangeEvent::new(ChangeKind::Merged, id, previous, cause));
+                .push(ChangeEvent::new(ChangeKind::Merged, id, previous, cause).at(target, true));
         } else {
-            let previous = if previous[0] != id {
-                previous
-            } else {
-                Vec::new()
-            };
-            self.events
-                .push(ChangeEvent::new(ChangeKind::Updated, id, previous, cause));
+            // One profile grew by this record: only the record's own
+            // identifiers changed holders, unless the id changed.
+            let renamed = previous[0] != id;
+            let previous = if renamed { previous } else { Vec::new() };
+            self.events.push(
+                ChangeEvent::new(ChangeKind::Updated, id, previous, cause).at(target, renamed),
+            );
         }
         true
     }
@@ -711,48 +746,38 @@ impl Engine {
                     *self.profiles.get_mut(p) = profile;
                     let membership_changed = old_members != cluster.len();
                     if old_ids[&p] != id {
-                        self.events.push(ChangeEvent::new(
-                            ChangeKind::Updated,
-                            id,
-                            vec![old_ids[&p]],
-                            cause,
-                        ));
+                        self.events.push(
+                            ChangeEvent::new(ChangeKind::Updated, id, vec![old_ids[&p]], cause)
+                                .at(p, true),
+                        );
                     } else if membership_changed || touched(&self.records, cluster) {
-                        self.events.push(ChangeEvent::new(
-                            ChangeKind::Updated,
-                            id,
-                            Vec::new(),
-                            cause,
-                        ));
+                        // A rebuild may move records between profiles
+                        // without changing the count: members changed.
+                        self.events.push(
+                            ChangeEvent::new(ChangeKind::Updated, id, Vec::new(), cause)
+                                .at(p, true),
+                        );
                     }
                     p
                 }
                 None => {
-                    match olds.len() {
-                        0 => self.events.push(ChangeEvent::new(
-                            ChangeKind::Created,
-                            id,
-                            Vec::new(),
-                            cause,
-                        )),
-                        1 => self.events.push(ChangeEvent::new(
+                    let slot = self.profiles.insert(profile);
+                    let event = match olds.len() {
+                        0 => ChangeEvent::new(ChangeKind::Created, id, Vec::new(), cause),
+                        1 => ChangeEvent::new(
                             ChangeKind::Updated,
                             id,
                             vec![old_ids[&olds[0]]],
                             cause,
-                        )),
+                        ),
                         _ => {
                             self.stats.merges += 1;
                             let previous = olds.iter().map(|p| old_ids[p]).collect();
-                            self.events.push(ChangeEvent::new(
-                                ChangeKind::Merged,
-                                id,
-                                previous,
-                                cause,
-                            ));
+                            ChangeEvent::new(ChangeKind::Merged, id, previous, cause)
                         }
-                    }
-                    self.profiles.insert(profile)
+                    };
+                    self.events.push(event.at(slot, true));
+                    slot
                 }
             };
             for &m in cluster {

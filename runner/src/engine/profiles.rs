@@ -56,6 +56,11 @@ impl Profiles {
             .expect("profile slot in use")
     }
 
+    /// The profile at `slot`, if the slot is in use.
+    pub fn try_get(&self, slot: ProfileSlot) -> Option<&Profile> {
+        self.slots.get(slot.index()).and_then(Option::as_ref)
+    }
+
     pub fn get_mut(&mut self, slot: ProfileSlot) -> &mut Profile {
         self.slots[slot.index()]
             .as_mut()

@@ -46,6 +46,11 @@ impl<T> ChunkedVec<T> {
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.chunks.iter().flat_map(|c| c.iter())
     }
+
+    /// The entry at `i`, or `None` past the end.
+    pub fn get(&self, i: usize) -> Option<&T> {
+        (i < self.len).then(|| &self[i])
+    }
 }
 
 impl<T> Index<usize> for ChunkedVec<T> {

@@ -10,6 +10,7 @@ use crate::admin::{AdminRequest, Health, LookupFailure, Metrics};
 use crate::checkpoint::{Completed, Coordinator, Job};
 use crate::engine::{Applied, ChangeKind, Engine, LookupError};
 use crate::output::ChangeFeed;
+use crate::sink::Sinks;
 use crate::source::kafka::KafkaStatus;
 use crate::source::Positions;
 use crate::store::Store;
@@ -49,7 +50,13 @@ pub struct EngineLoop<'a> {
     pub admin: Receiver<AdminRequest>,
     pub interval: Duration,
     pub counters: Counters,
+    /// The stores kept up to date (none without a `sinks` section).
+    pub sinks: Option<Sinks>,
 }
+
+/// A sink whose oldest unwritten change is older than this makes the
+/// runner not ready.
+const SINK_BEHIND: Duration = Duration::from_secs(10);
 
 impl EngineLoop<'_> {
     /// Applies batches until the decode thread hangs up.
@@ -58,10 +65,23 @@ impl EngineLoop<'_> {
         let mut next_checkpoint = Instant::now() + self.interval;
         let mut next_gauges = Instant::now();
         loop {
+            if let Some(sinks) = &mut self.sinks {
+                if let Some(e) = sinks.failure() {
+                    return Err(e.into());
+                }
+                // A slow store holds the engine back here, before it takes
+                // more input, instead of letting pending writes grow.
+                if sinks.full() {
+                    sinks.wait_for_room(self.engine)?;
+                }
+            }
             match batches.recv_timeout(TICK) {
                 Ok(batch) => self.apply(batch, &mut events)?,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if let Some(sinks) = &mut self.sinks {
+                sinks.tick(self.engine);
             }
             while let Ok(request) = self.admin.try_recv() {
                 self.answer(request)?;
@@ -108,6 +128,9 @@ impl EngineLoop<'_> {
                 Applied::Stale => self.counters.stale += 1,
             }
             self.engine.take_events(events);
+            if let Some(sinks) = &mut self.sinks {
+                sinks.mark(self.engine, events);
+            }
             for e in events.iter() {
                 match e.kind {
                     ChangeKind::Merged => self.metrics.add_merges(1),
@@ -150,10 +173,16 @@ impl EngineLoop<'_> {
         };
         let mark = Instant::now();
         let segments = store.seal()?;
+        let sinks = self
+            .sinks
+            .as_mut()
+            .map(|s| s.barrier(self.engine))
+            .transpose()?;
         coordinator.submit(Job::Checkpoint {
             segments,
             positions: self.positions.clone(),
             compact: true,
+            sinks,
         });
         self.metrics.checkpoint_marked(mark.elapsed());
         Ok(())
@@ -223,10 +252,16 @@ impl EngineLoop<'_> {
                     return Ok(());
                 };
                 let segments = store.seal()?;
+                let sinks = self
+                    .sinks
+                    .as_mut()
+                    .map(|s| s.barrier(self.engine))
+                    .transpose()?;
                 coordinator.submit(Job::Savepoint {
                     segments,
                     positions: self.positions.clone(),
                     records: self.engine.live_records() as u64,
+                    sinks,
                     reply: Box::new(move |r| {
                         let _ = reply.send(r);
                     }),
@@ -245,12 +280,15 @@ impl EngineLoop<'_> {
                 for (topic, partition, lag) in status.lag(&self.positions) {
                     self.metrics.set_lag(&topic, partition, lag);
                 }
-                if status.connected() {
-                    self.health.set_ready(true);
-                } else {
+                if !status.connected() {
                     self.health.set_not_ready("no Kafka broker reachable");
+                    return;
                 }
             }
+            None => {}
+        }
+        match self.sinks.as_ref().and_then(|s| s.lagging(SINK_BEHIND)) {
+            Some(why) => self.health.set_not_ready(why),
             None => self.health.set_ready(true),
         }
     }
@@ -273,10 +311,16 @@ impl EngineLoop<'_> {
             }
         }
         if let (Some(mut coordinator), Some(store)) = (coordinator, self.store.as_mut()) {
+            let sinks = self
+                .sinks
+                .as_mut()
+                .map(|s| s.barrier(self.engine))
+                .transpose()?;
             coordinator.submit(Job::Checkpoint {
                 segments: store.seal()?,
                 positions: self.positions.clone(),
                 compact: false,
+                sinks,
             });
             while let Some(done) = coordinator.wait_completed() {
                 self.completed(done);
@@ -288,6 +332,9 @@ impl EngineLoop<'_> {
                 }
             }
             coordinator.finish();
+        }
+        if let Some(sinks) = self.sinks.take() {
+            sinks.finish(self.engine)?;
         }
         Ok(std::mem::take(&mut self.counters))
     }

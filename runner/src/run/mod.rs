@@ -68,6 +68,8 @@ pub enum RunError {
     },
     #[error("--restore {url}: {message}")]
     Restore { url: String, message: String },
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
 }
 
 /// Where input comes from when the command line says so.
@@ -188,17 +190,37 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
 
     let restore_started = Instant::now();
     let mut engine = Engine::new(pipeline.clone());
+    if let Some(dir) = &opts.state {
+        restore_if_needed(opts, dir, &pipeline, &metrics)?;
+    }
+    let mut sinks = start_sinks(opts, &pipeline, &metrics)?;
+    if sinks.is_some() {
+        engine.track_identifiers(true);
+    }
     let mut positions = crate::source::Positions::default();
     let store = match &opts.state {
         Some(dir) => {
-            restore_if_needed(opts, dir, &pipeline, &metrics)?;
             let opened = Store::open(dir, &pipeline, &spec_json)?;
             let mut restored = 0u64;
+            let mut events = Vec::new();
             for batch in opened.versions {
-                for v in &batch? {
+                let batch = batch?;
+                for v in batch.iter() {
                     engine.apply(v);
-                    engine.clear_events();
                     restored += 1;
+                    match (&mut sinks, batch.committed) {
+                        // Versions after the last checkpoint: the sinks may
+                        // not have written what they changed.
+                        (Some(sinks), false) => {
+                            engine.take_events(&mut events);
+                            sinks.mark(&mut engine, &events);
+                        }
+                        (Some(sinks), true) => {
+                            engine.clear_events();
+                            sinks.mark(&mut engine, &[]);
+                        }
+                        (None, _) => engine.clear_events(),
+                    }
                 }
             }
             positions = opened.positions;
@@ -317,6 +339,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         admin: admin_rx,
         interval: pipeline.checkpoints.interval,
         counters: Default::default(),
+        sinks,
     };
     let outcome = looped.run(receiver);
     // Ingestion ends with the input; the last checkpoint is not part of it.
@@ -352,6 +375,39 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         checkpoints: counters.checkpoints,
         restore_seconds: round3(restore_seconds),
     })
+}
+
+/// Claims a writer epoch and starts the pipeline's sinks (none without a
+/// `sinks` section). A store that is missing, or refuses the runner's
+/// credentials, stops the run here.
+fn start_sinks(
+    opts: &RunOptions,
+    pipeline: &Pipeline,
+    metrics: &Metrics,
+) -> Result<Option<crate::sink::Sinks>, RunError> {
+    if pipeline.sinks.is_empty() {
+        return Ok(None);
+    }
+    let storage = pipeline
+        .checkpoints
+        .url
+        .as_deref()
+        .map(CheckpointStorage::from_url)
+        .transpose()
+        .map_err(CheckpointError::from)?;
+    let epoch = crate::sink::epoch::claim(opts.state.as_deref(), storage.as_ref())
+        .map_err(crate::sink::SinkError::from)?;
+    tracing::info!(
+        writer_epoch = epoch,
+        sinks = pipeline.sinks.len(),
+        "starting sinks"
+    );
+    Ok(Some(crate::sink::Sinks::start(
+        &pipeline.sinks,
+        &pipeline.name,
+        epoch,
+        metrics.registry(),
+    )?))
 }
 
 /// Restores into an empty state directory: from `--restore`, or from the

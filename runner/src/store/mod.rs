@@ -670,15 +670,30 @@ fn read_versions(dir: &Path, manifest: &Manifest, repair: bool) -> Result<Found,
     })
 }
 
+/// A batch of stored versions, and whether a checkpoint committed them (a
+/// snapshot or a listed segment) or they were written after the last one
+/// (an adopted segment): sinks re-send what the latter changed.
+pub struct StoredBatch {
+    pub versions: Vec<Observation>,
+    pub committed: bool,
+}
+
+impl std::ops::Deref for StoredBatch {
+    type Target = Vec<Observation>;
+    fn deref(&self) -> &Vec<Observation> {
+        &self.versions
+    }
+}
+
 /// Versions read by a thread of their own while the engine applies them:
 /// decoding overlaps applying, and memory holds a few batches, not the state.
 pub struct VersionStream {
-    batches: std::sync::mpsc::Receiver<Result<Vec<Observation>, StoreError>>,
+    batches: std::sync::mpsc::Receiver<Result<StoredBatch, StoreError>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Iterator for VersionStream {
-    type Item = Result<Vec<Observation>, StoreError>;
+    type Item = Result<StoredBatch, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         match self.batches.recv() {
@@ -700,11 +715,16 @@ impl VersionStream {
             .name("kith-restore".into())
             .spawn(move || {
                 for (path, kind) in files {
+                    let committed = kind != FileKind::Adopted;
                     let sent = read_file(&path, kind, true, 4096, &mut |mut b| {
                         for v in &mut b {
                             remap_types(v, &type_map);
                         }
-                        tx.send(Ok(b)).is_ok()
+                        tx.send(Ok(StoredBatch {
+                            versions: b,
+                            committed,
+                        }))
+                        .is_ok()
                     });
                     if let Err(e) = sent {
                         let _ = tx.send(Err(e));
@@ -723,7 +743,7 @@ impl VersionStream {
     pub fn collect_all(self) -> Result<Vec<Observation>, StoreError> {
         let mut all = Vec::new();
         for batch in self {
-            all.extend(batch?);
+            all.extend(batch?.versions);
         }
         Ok(all)
     }

@@ -1,0 +1,402 @@
+//! Sinks: the stores applications read, kept up to date with the engine.
+//!
+//! Each sink is a materialized view of the engine's state, written by keys:
+//! a profile's item, vertex or change event, an identifier's index row.
+//! The engine thread marks the keys a change touches ([`pending`]); at each
+//! flush it reads their current state into operations ([`flush`]), stamped
+//! with a version that orders every write of the lineage ([`epoch`]); the
+//! sink's worker ([`worker`]) writes them to the store with the store's own
+//! encoding and error table (one folder per store: `dynamodb/`, `neptune/`).
+//!
+//! Delivery is tied to checkpoints: a checkpoint hands every sink a flush of
+//! the state at its barrier and completes only once all of them are
+//! durably written ([`Barrier`]). After a restart the changes the state
+//! holds beyond its last checkpoint are marked again and re-sent; writes
+//! are idempotent and versioned, so whatever an earlier run wrote, the
+//! stores converge to the state.
+//!
+//! Memory is bounded: one flush in flight and one waiting per sink, and at
+//! most `maxPending` keys marked; past that the engine stops reading input
+//! until the store catches up.
+
+pub mod dynamodb;
+pub mod epoch;
+pub mod flush;
+pub mod metrics;
+pub mod pending;
+pub mod retry;
+pub mod worker;
+
+use crate::config::{parse_duration, ConfigError};
+use crate::engine::{ChangeEvent, Engine, IdentId};
+use flush::Flush;
+use kith_api::pipeline::{DeliverySpec, SinkSpec};
+use metrics::SinkMetrics;
+use pending::Pending;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use worker::{SinkService, SinkStatus, WriteContext};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("sink `{sink}`: {message}")]
+    Fatal { sink: String, message: String },
+    #[error("sink `{sink}` cannot start: {message}")]
+    Start { sink: String, message: String },
+    #[error(transparent)]
+    Epoch(#[from] epoch::EpochError),
+}
+
+/// Delivery settings, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub flush_interval: Duration,
+    pub max_pending: usize,
+    pub max_in_flight: usize,
+    pub max_backoff: Duration,
+}
+
+impl Delivery {
+    pub fn from_spec(spec: &DeliverySpec, field: &str) -> Result<Self, ConfigError> {
+        let duration = |v: &Option<String>, name: &str, default: Duration| {
+            match v {
+            None => Ok(default),
+            Some(text) => parse_duration(text)
+                .filter(|d| *d >= Duration::from_millis(1) && *d <= Duration::from_secs(3600))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        format!("{field}.{name}"),
+                        format!("`{text}` is not a duration between 1ms and 1h; write it as `250ms`, `1s` or `2m`"),
+                    )
+                }),
+        }
+        };
+        let count = |v: Option<u32>, name: &str, default: u32, max: u32| match v {
+            None => Ok(default as usize),
+            Some(n) if n >= 1 && n <= max => Ok(n as usize),
+            Some(n) => Err(ConfigError::invalid(
+                format!("{field}.{name}"),
+                format!("{n} is out of range: between 1 and {max}"),
+            )),
+        };
+        Ok(Delivery {
+            flush_interval: duration(
+                &spec.flush_interval,
+                "flushInterval",
+                Duration::from_millis(250),
+            )?,
+            max_pending: count(spec.max_pending, "maxPending", 100_000, 10_000_000)?,
+            max_in_flight: count(spec.max_in_flight, "maxInFlight", 16, 1024)?,
+            max_backoff: duration(&spec.max_backoff, "maxBackoff", Duration::from_secs(30))?,
+        })
+    }
+}
+
+/// A sink, validated.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub name: String,
+    pub delivery: Delivery,
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Dynamodb(dynamodb::config::DynamoDbConfig),
+}
+
+impl SinkConfig {
+    /// Validates the pipeline's `sinks` list (names unique).
+    pub fn from_specs(specs: &[SinkSpec]) -> Result<Vec<SinkConfig>, ConfigError> {
+        let mut out: Vec<SinkConfig> = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            let field = format!("sinks[{i}]");
+            let name = spec.name();
+            if name.trim().is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(ConfigError::invalid(
+                    format!("{field}.name"),
+                    format!("`{name}` is not a sink name: letters, digits, `-` and `_`"),
+                ));
+            }
+            if out.iter().any(|s| s.name == name) {
+                return Err(ConfigError::invalid(
+                    format!("{field}.name"),
+                    format!("another sink is already named `{name}`: give each a distinct `name`"),
+                ));
+            }
+            let delivery = Delivery::from_spec(spec.delivery(), &format!("{field}.delivery"))?;
+            let store = match spec {
+                SinkSpec::Dynamodb(s) => {
+                    StoreConfig::Dynamodb(dynamodb::config::DynamoDbConfig::from_spec(s, &field)?)
+                }
+                SinkSpec::Neptune(_) | SinkSpec::Kafka(_) | SinkSpec::File(_) => {
+                    return Err(ConfigError::invalid(
+                        format!("{field}.type"),
+                        "this runner writes `dynamodb` sinks; `neptune`, `kafka` and `file` sinks are not available in it yet",
+                    ))
+                }
+            };
+            out.push(SinkConfig {
+                name,
+                delivery,
+                store,
+            });
+        }
+        Ok(out)
+    }
+}
+
+struct Handle {
+    name: String,
+    delivery: Delivery,
+    pending: Pending,
+    flushes: tokio::sync::mpsc::Sender<Flush>,
+    next_seq: u64,
+    status: Arc<SinkStatus>,
+    metrics: metrics::SinkMetricHandles,
+}
+
+/// Every sink of a run, driven by the engine thread.
+pub struct Sinks {
+    runtime: tokio::runtime::Runtime,
+    handles: Vec<Handle>,
+    writer_epoch: u32,
+    flush_counter: u32,
+    touched: Vec<IdentId>,
+}
+
+/// The acknowledgements a checkpoint waits for.
+pub struct Barrier {
+    acks: Vec<(String, std::sync::mpsc::Receiver<Result<(), String>>)>,
+}
+
+impl Barrier {
+    /// Blocks until every sink has written its barrier flush.
+    pub fn wait(self) -> Result<(), String> {
+        for (name, ack) in self.acks {
+            match ack.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(format!("sink `{name}` stopped")),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sinks {
+    /// Starts every sink: a client each, the store checked (and tables
+    /// created when asked), a worker task each.
+    pub fn start(
+        configs: &[SinkConfig],
+        pipeline_name: &str,
+        writer_epoch: u32,
+        registry: &prometheus::Registry,
+    ) -> Result<Sinks, SinkError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kith-sink")
+            .enable_all()
+            .build()
+            .map_err(|e| SinkError::Start {
+                sink: "(all)".into(),
+                message: format!("cannot start the sinks' runtime: {e}"),
+            })?;
+        let all_metrics = SinkMetrics::register(registry);
+        let mut handles = Vec::with_capacity(configs.len());
+        for config in configs {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Flush>(1);
+            let status = Arc::new(SinkStatus::default());
+            let metrics = all_metrics.for_sink(&config.name);
+            let ctx = WriteContext {
+                sink: config.name.clone(),
+                delivery: config.delivery.clone(),
+                metrics: metrics.clone(),
+                status: status.clone(),
+            };
+            match &config.store {
+                StoreConfig::Dynamodb(c) => {
+                    let mut service = runtime.block_on(
+                        dynamodb::service::DynamoDbService::connect(c, &config.name, pipeline_name),
+                    )?;
+                    runtime.block_on(service.prepare(writer_epoch))?;
+                    runtime.spawn(worker::run(service, rx, ctx));
+                }
+            }
+            handles.push(Handle {
+                name: config.name.clone(),
+                delivery: config.delivery.clone(),
+                pending: Pending::default(),
+                flushes: tx,
+                next_seq: 1,
+                status,
+                metrics,
+            });
+        }
+        Ok(Sinks {
+            runtime,
+            handles,
+            writer_epoch,
+            flush_counter: 0,
+            touched: Vec::new(),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    pub fn writer_epoch(&self) -> u32 {
+        self.writer_epoch
+    }
+
+    /// Marks what the last applied observation changed (its events, and the
+    /// identifiers the engine noted as touched).
+    pub fn mark(&mut self, engine: &mut Engine, events: &[ChangeEvent]) {
+        engine.take_touched_identifiers(&mut self.touched);
+        if self.handles.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for h in &mut self.handles {
+            h.pending.mark(events, &self.touched, now);
+        }
+    }
+
+    fn next_version(&mut self) -> u64 {
+        self.flush_counter = self.flush_counter.saturating_add(1);
+        flush::version(self.writer_epoch, self.flush_counter)
+    }
+
+    /// Sends a flush to each sink whose oldest change has waited its flush
+    /// interval, when its worker has room.
+    pub fn tick(&mut self, engine: &Engine) {
+        let now = Instant::now();
+        for i in 0..self.handles.len() {
+            let h = &self.handles[i];
+            let due = h
+                .pending
+                .oldest
+                .is_some_and(|t| now.duration_since(t) >= h.delivery.flush_interval);
+            if due && h.flushes.capacity() > 0 {
+                let version = self.next_version();
+                let h = &mut self.handles[i];
+                let f = flush::build(std::mem::take(&mut h.pending), engine, h.next_seq, version);
+                h.next_seq += 1;
+                // Room was checked: the only sender is this thread.
+                let _ = h.flushes.try_send(f);
+            }
+        }
+        self.refresh_gauges(now);
+    }
+
+    /// Whether some sink holds as many keys as it may: the engine waits
+    /// ([`Sinks::wait_for_room`]) before applying more.
+    pub fn full(&self) -> bool {
+        self.handles
+            .iter()
+            .any(|h| h.pending.len() >= h.delivery.max_pending)
+    }
+
+    /// Hands the full sinks' keys over, waiting for their workers.
+    pub fn wait_for_room(&mut self, engine: &Engine) -> Result<(), SinkError> {
+        for i in 0..self.handles.len() {
+            if self.handles[i].pending.len() >= self.handles[i].delivery.max_pending {
+                self.send_now(i, engine, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send_now(
+        &mut self,
+        i: usize,
+        engine: &Engine,
+        ack: Option<std::sync::mpsc::Sender<Result<(), String>>>,
+    ) -> Result<(), SinkError> {
+        let version = self.next_version();
+        let h = &mut self.handles[i];
+        let mut f = flush::build(std::mem::take(&mut h.pending), engine, h.next_seq, version);
+        f.ack = ack;
+        h.next_seq += 1;
+        h.flushes.blocking_send(f).map_err(|_| SinkError::Fatal {
+            sink: h.name.clone(),
+            message: h
+                .status
+                .failed()
+                .unwrap_or_else(|| "the sink stopped".into()),
+        })
+    }
+
+    /// A flush of everything marked so far to every sink, with the
+    /// acknowledgements a checkpoint of this instant waits for.
+    pub fn barrier(&mut self, engine: &Engine) -> Result<Barrier, SinkError> {
+        let mut acks = Vec::with_capacity(self.handles.len());
+        for i in 0..self.handles.len() {
+            let (tx, rx) = std::sync::mpsc::channel();
+            self.send_now(i, engine, Some(tx))?;
+            acks.push((self.handles[i].name.clone(), rx));
+        }
+        Ok(Barrier { acks })
+    }
+
+    /// A sink that failed for good, with its error.
+    pub fn failure(&self) -> Option<SinkError> {
+        self.handles.iter().find_map(|h| {
+            h.status.failed().map(|message| SinkError::Fatal {
+                sink: h.name.clone(),
+                message,
+            })
+        })
+    }
+
+    /// Why the runner should not count as ready: a sink retrying, or one
+    /// whose oldest unwritten change is older than `behind`.
+    pub fn lagging(&self, behind: Duration) -> Option<String> {
+        let now = Instant::now();
+        self.handles.iter().find_map(|h| {
+            if let Some(why) = h.status.retrying() {
+                return Some(format!("sink `{}` is retrying: {why}", h.name));
+            }
+            let age = oldest_age(h, now);
+            (age > behind).then(|| {
+                format!(
+                    "sink `{}` is behind: its oldest unwritten change is {:.1} s old",
+                    h.name,
+                    age.as_secs_f64()
+                )
+            })
+        })
+    }
+
+    fn refresh_gauges(&self, now: Instant) {
+        for h in &self.handles {
+            h.metrics.oldest.set(oldest_age(h, now).as_secs_f64());
+        }
+    }
+
+    /// Writes everything marked and waits for it (the end of a run).
+    pub fn finish(mut self, engine: &Engine) -> Result<(), SinkError> {
+        let barrier = self.barrier(engine)?;
+        barrier.wait().map_err(|message| SinkError::Fatal {
+            sink: "(all)".into(),
+            message,
+        })?;
+        drop(self.handles);
+        self.runtime.shutdown_timeout(Duration::from_secs(5));
+        Ok(())
+    }
+}
+
+fn oldest_age(h: &Handle, now: Instant) -> Duration {
+    [h.status.writing_since(), h.pending.oldest]
+        .into_iter()
+        .flatten()
+        .map(|t| now.saturating_duration_since(t))
+        .max()
+        .unwrap_or_default()
+}
