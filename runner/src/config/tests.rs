@@ -134,3 +134,71 @@ fn canonical_example_is_valid() {
     assert!(phone.is_blocked("+10000000000") && phone.is_blocked("+15555555555"));
     assert!(!phone.is_blocked("+14155550100"));
 }
+
+#[test]
+fn sinks_are_validated_with_the_field_named() {
+    let base = "name: t\nidentifiers: [{type: email}]\nsinks:\n";
+    let ok = load(&format!(
+        "{base}  - type: dynamodb\n    profilesTable: profiles\n    identifiersTable: ids\n    writeMode: batch\n    delivery: {{flushInterval: 100ms, maxPending: 5000}}\n"
+    ))
+    .unwrap();
+    assert_eq!(ok.sinks.len(), 1);
+    assert_eq!(ok.sinks[0].name, "dynamodb");
+    assert_eq!(
+        ok.sinks[0].delivery.flush_interval,
+        std::time::Duration::from_millis(100)
+    );
+    assert_eq!(ok.sinks[0].delivery.max_pending, 5000);
+    let cases = [
+        (
+            "  - type: dynamodb\n    profilesTable: a\n    identifiersTable: ids\n",
+            "sinks[0].profilesTable",
+        ),
+        (
+            "  - type: dynamodb\n    profilesTable: same\n    identifiersTable: same\n",
+            "sinks[0].identifiersTable",
+        ),
+        (
+            "  - type: dynamodb\n    profilesTable: pro1\n    identifiersTable: ids1\n    delivery: {flushInterval: soon}\n",
+            "sinks[0].delivery.flushInterval",
+        ),
+        (
+            "  - type: dynamodb\n    profilesTable: pro1\n    identifiersTable: ids1\n    endpoint: localhost:8000\n",
+            "sinks[0].endpoint",
+        ),
+        (
+            "  - type: dynamodb\n    profilesTable: pro1\n    identifiersTable: ids1\n  - type: dynamodb\n    profilesTable: pro2\n    identifiersTable: ids2\n",
+            "sinks[1].name",
+        ),
+        (
+            "  - type: dynamodb\n    profilesTable: pro1\n    identifiersTable: ids1\n    writeMode: sometimes\n",
+            "`sometimes`, expected `conditional` or `batch`",
+        ),
+        ("  - type: dynamo\n", "sinks[0]"),
+    ];
+    for (yaml, field) in cases {
+        let err = load(&format!("{base}{yaml}")).unwrap_err().to_string();
+        assert!(err.contains(field), "{field}: {err}");
+    }
+}
+
+#[test]
+fn the_aws_example_validates() {
+    let text = include_str!("../../../examples/aws/pipeline.yaml");
+    let env = |name: &str| match name {
+        "KAFKA_BOOTSTRAP" => Some("127.0.0.1:9092".to_string()),
+        "KITH_INPUT_TOPIC" => Some("observations".to_string()),
+        "KITH_CHECKPOINTS" => Some("file:///tmp/kith-checkpoints".to_string()),
+        "KITH_PROFILES_TABLE" => Some("kith-profiles".to_string()),
+        "KITH_IDENTIFIERS_TABLE" => Some("kith-identifiers".to_string()),
+        _ => None,
+    };
+    let p = Pipeline::from_yaml(text, "examples/aws/pipeline.yaml", &env).unwrap();
+    assert_eq!(p.sinks.len(), 1);
+    let crate::sink::StoreConfig::Dynamodb(d) = &p.sinks[0].store;
+    assert_eq!(
+        d.endpoint, None,
+        "an unset DYNAMODB_ENDPOINT means AWS's endpoint"
+    );
+    assert!(d.create_tables);
+}

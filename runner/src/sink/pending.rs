@@ -100,3 +100,103 @@ impl Pending {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{ChangeEvent, ChangeKind, Engine, ProfileId, ProfileSlot};
+
+    /// Real ids and a real event to copy, from an engine that applied one
+    /// record per name.
+    fn ids(names: &[&str]) -> (Vec<ProfileId>, ChangeEvent) {
+        let pipeline = std::sync::Arc::new(
+            crate::config::Pipeline::from_yaml(
+                "name: t\nidentifiers:\n  - type: email\n    normalize: email\n",
+                "t.yaml",
+                &|_| None,
+            )
+            .unwrap(),
+        );
+        let mut engine = Engine::new(pipeline.clone());
+        let mut out = Vec::new();
+        let mut template = None;
+        for (i, name) in names.iter().enumerate() {
+            let line = format!(
+                r#"{{"source":"s","id":"{name}","ts":"2026-01-01T00:00:0{i}Z","kind":"person","identifiers":[{{"type":"email","value":"{name}@x.y"}}]}}"#
+            );
+            let obs = crate::observation::parse_line(line.as_bytes(), &pipeline).unwrap();
+            engine.apply(&obs);
+            let e: Vec<ChangeEvent> = engine.drain_events().collect();
+            out.push(e[0].profile_id);
+            template = Some(e[0].clone());
+        }
+        (out, template.unwrap())
+    }
+
+    fn event(
+        template: &ChangeEvent,
+        kind: ChangeKind,
+        id: ProfileId,
+        related: Vec<ProfileId>,
+        slot: Option<u32>,
+    ) -> ChangeEvent {
+        let mut e = template.clone();
+        e.kind = kind;
+        e.profile_id = id;
+        e.related = related;
+        e.slot = slot.map(ProfileSlot);
+        e.members_changed = true;
+        e
+    }
+
+    #[test]
+    fn a_piece_that_keeps_an_id_after_a_split_stays_existing_whatever_the_event_order() {
+        let (v, t) = ids(&["a", "b"]);
+        let (x, z) = (v[0], v[1]);
+        let mut p = Pending::default();
+        // The piece keeping X is reported first, then the piece that was X.
+        let events = vec![
+            event(&t, ChangeKind::Updated, x, vec![x], Some(1)),
+            event(&t, ChangeKind::Updated, z, vec![x], Some(2)),
+            event(&t, ChangeKind::Split, x, vec![x, z], None),
+        ];
+        p.mark(&events, &[], Instant::now());
+        assert_eq!(p.profiles[&x].slot, Some(ProfileSlot(1)));
+        assert_eq!(p.profiles[&z].slot, Some(ProfileSlot(2)));
+    }
+
+    #[test]
+    fn an_absorbed_profile_is_kept_as_a_removal_with_its_successor() {
+        let (v, t) = ids(&["a", "b"]);
+        let (x, y) = (v[0], v[1]);
+        let mut p = Pending::default();
+        p.mark(
+            &[event(&t, ChangeKind::Created, y, vec![], Some(3))],
+            &[],
+            Instant::now(),
+        );
+        p.mark(
+            &[event(&t, ChangeKind::Merged, x, vec![x, y], Some(4))],
+            &[],
+            Instant::now(),
+        );
+        assert_eq!(p.profiles[&y].slot, None, "y is gone");
+        assert_eq!(p.profiles[&y].successor, Some(x));
+        assert_eq!(p.profiles[&x].slot, Some(ProfileSlot(4)));
+        assert!(p.oldest.is_some());
+        // Created then deleted between two flushes: still sent as a removal.
+        let mut p = Pending::default();
+        p.mark(
+            &[event(&t, ChangeKind::Created, y, vec![], Some(3))],
+            &[],
+            Instant::now(),
+        );
+        p.mark(
+            &[event(&t, ChangeKind::Deleted, y, vec![], None)],
+            &[],
+            Instant::now(),
+        );
+        assert_eq!(p.len(), 1);
+        assert_eq!(p.profiles[&y].slot, None);
+    }
+}

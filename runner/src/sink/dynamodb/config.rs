@@ -42,13 +42,13 @@ impl DynamoDbConfig {
                 })?,
         };
         let endpoint = match &spec.endpoint {
+            Some(e) if e.trim().is_empty() => None,
             Some(e) if !(e.starts_with("http://") || e.starts_with("https://")) => {
                 return Err(ConfigError::invalid(
                     format!("{field}.endpoint"),
                     format!("`{e}` is not a URL: write it as `https://host[:port]` (or `http://` for a local endpoint)"),
                 ))
             }
-            Some(e) if e.trim().is_empty() => None,
             other => other.clone(),
         };
         Ok(DynamoDbConfig {
