@@ -194,9 +194,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         restore_if_needed(opts, dir, &pipeline, &metrics)?;
     }
     let mut sinks = start_sinks(opts, &pipeline, &metrics)?;
-    if sinks.is_some() {
-        engine.track_identifiers(true);
-    }
+    engine.track_identifiers(sinks.is_some());
     let mut positions = crate::source::Positions::default();
     let store = match &opts.state {
         Some(dir) => {
@@ -205,24 +203,24 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             let mut events = Vec::new();
             for batch in opened.versions {
                 let batch = batch?;
+                // Versions after the last checkpoint: the sinks may not have
+                // written what they changed, so it is marked again. What a
+                // checkpoint committed, every sink had written.
+                let resend = sinks.is_some() && !batch.committed;
+                engine.track_identifiers(resend);
                 for v in batch.iter() {
                     engine.apply(v);
                     restored += 1;
-                    match (&mut sinks, batch.committed) {
-                        // Versions after the last checkpoint: the sinks may
-                        // not have written what they changed.
-                        (Some(sinks), false) => {
+                    match &mut sinks {
+                        Some(sinks) if resend => {
                             engine.take_events(&mut events);
                             sinks.mark(&mut engine, &events);
                         }
-                        (Some(sinks), true) => {
-                            engine.clear_events();
-                            sinks.mark(&mut engine, &[]);
-                        }
-                        (None, _) => engine.clear_events(),
+                        _ => engine.clear_events(),
                     }
                 }
             }
+            engine.track_identifiers(sinks.is_some());
             positions = opened.positions;
             tracing::info!(
                 versions = restored,
