@@ -119,6 +119,10 @@ pub struct NeptuneSinkSpec {
     /// Upserts per request (default 200, Neptune's recommended batch size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<u32>,
+    /// Put before every vertex and edge id, so that several pipelines can
+    /// share one graph (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_prefix: Option<String>,
     #[serde(default)]
     pub delivery: DeliverySpec,
 }

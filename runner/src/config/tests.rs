@@ -195,7 +195,9 @@ fn the_aws_example_validates() {
     };
     let p = Pipeline::from_yaml(text, "examples/aws/pipeline.yaml", &env).unwrap();
     assert_eq!(p.sinks.len(), 1);
-    let crate::sink::StoreConfig::Dynamodb(d) = &p.sinks[0].store;
+    let crate::sink::StoreConfig::Dynamodb(d) = &p.sinks[0].store else {
+        panic!("a DynamoDB sink first")
+    };
     assert_eq!(
         d.endpoint, None,
         "an unset DYNAMODB_ENDPOINT means AWS's endpoint"

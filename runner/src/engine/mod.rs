@@ -28,7 +28,7 @@ pub use change::{ChangeEvent, ChangeKind};
 pub use explain::Explanation;
 pub use keys::{IdentId, ProfileSlot};
 pub use profiles::ProfileId;
-pub use view::{LookupError, ProfileView, RecordRef, RelationshipView};
+pub use view::{IdentifierView, LookupError, ProfileView, RecordRef, RelationshipView};
 
 use crate::config::Pipeline;
 use crate::observation::{Body, Identifier, Kind, Observation};

@@ -23,6 +23,7 @@ pub mod dynamodb;
 pub mod epoch;
 pub mod flush;
 pub mod metrics;
+pub mod neptune;
 pub mod pending;
 pub mod retry;
 pub mod worker;
@@ -103,6 +104,7 @@ pub struct SinkConfig {
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
     Dynamodb(dynamodb::config::DynamoDbConfig),
+    Neptune(neptune::config::NeptuneConfig),
 }
 
 impl SinkConfig {
@@ -133,10 +135,13 @@ impl SinkConfig {
                 SinkSpec::Dynamodb(s) => {
                     StoreConfig::Dynamodb(dynamodb::config::DynamoDbConfig::from_spec(s, &field)?)
                 }
-                SinkSpec::Neptune(_) | SinkSpec::Kafka(_) | SinkSpec::File(_) => {
+                SinkSpec::Neptune(s) => {
+                    StoreConfig::Neptune(neptune::config::NeptuneConfig::from_spec(s, &field)?)
+                }
+                SinkSpec::Kafka(_) | SinkSpec::File(_) => {
                     return Err(ConfigError::invalid(
                         format!("{field}.type"),
-                        "this runner writes `dynamodb` sinks; `neptune`, `kafka` and `file` sinks are not available in it yet",
+                        "this runner writes `dynamodb` and `neptune` sinks; `kafka` and `file` sinks are not available in it yet",
                     ))
                 }
             };
@@ -222,6 +227,13 @@ impl Sinks {
                 StoreConfig::Dynamodb(c) => {
                     let mut service = runtime.block_on(
                         dynamodb::service::DynamoDbService::connect(c, &config.name, pipeline_name),
+                    )?;
+                    runtime.block_on(service.prepare(writer_epoch))?;
+                    runtime.spawn(worker::run(service, rx, ctx));
+                }
+                StoreConfig::Neptune(c) => {
+                    let mut service = runtime.block_on(
+                        neptune::service::NeptuneService::connect(c, &config.name, pipeline_name),
                     )?;
                     runtime.block_on(service.prepare(writer_epoch))?;
                     runtime.spawn(worker::run(service, rx, ctx));

@@ -143,6 +143,7 @@ fn required_keys(service: &str) -> &'static [&'static str] {
             "AWS_REGION",
         ],
         "kube" => &["KUBECONFIG", "KUBECTL", "KUBE_APISERVER"],
+        "gremlin" => &["NEPTUNE_ENDPOINT"],
         _ => &[],
     }
 }
@@ -154,6 +155,7 @@ fn probe_key(service: &str) -> Option<&'static str> {
         "kafka" => Some("KAFKA_BOOTSTRAP"),
         "moto" => Some("S3_ENDPOINT"),
         "kube" => Some("KUBE_APISERVER"),
+        "gremlin" => Some("NEPTUNE_ENDPOINT"),
         _ => None,
     }
 }
