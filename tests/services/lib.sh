@@ -87,7 +87,7 @@ elapsed() { awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }'
 
 # Every service: a folder tests/services/<name>/ whose service.sh defines
 # <name>_up and <name>_down. A new service is added here only.
-ALL_SERVICES=(kafka moto kube)
+ALL_SERVICES=(kafka moto kube gremlin)
 for s in "${ALL_SERVICES[@]}"; do
   # shellcheck source=/dev/null
   source "tests/services/$s/service.sh"
