@@ -29,7 +29,7 @@ build: build-deps
 # them running for the next run).
 test: build-deps
 	mkdir -p target; \
-	bash tests/services/up.sh kafka moto kube || exit 1; \
+	bash tests/services/up.sh kafka moto kube gremlin || exit 1; \
 	$(CARGO) test --locked --workspace 2>&1 | tee target/test.log; \
 	status=$${PIPESTATUS[0]}; \
 	[ "$${KITH_KEEP_SERVICES:-0}" = 1 ] || bash tests/services/down.sh; \
@@ -54,7 +54,8 @@ bench: build
 	bash operator/benches/reconcile.sh
 
 # Test services on loopback (DESIGN §5): Kafka in KRaft mode, moto
-# (DynamoDB and S3) and a Kubernetes control plane (kube-apiserver, etcd,
+# (DynamoDB and S3), a TinkerPop Gremlin Server (Neptune's Gremlin HTTP
+# endpoint) and a Kubernetes control plane (kube-apiserver, etcd,
 # kubectl built from their Go modules; the first build takes minutes). Installs on first use, caches under
 # ~/.cache/kith, writes target/services.env (load it with
 # `set -a; . target/services.env; set +a`).

@@ -19,6 +19,11 @@ impl Engine {
             .map(|_| self.view(slot))
     }
 
+    /// Whether the profile at `slot` still is the profile `id` (cheap: no view).
+    pub fn profile_exists(&self, slot: ProfileSlot, id: ProfileId) -> bool {
+        self.profiles.try_get(slot).is_some_and(|p| p.id == id)
+    }
+
     /// The profiles whose relationships name the profile at `slot` (the
     /// owners of its derived members), with their slots.
     pub fn referrers(&self, slot: ProfileSlot) -> Vec<(ProfileSlot, ProfileId)> {

@@ -51,6 +51,14 @@ pub struct IdentifierOp {
     pub profile_ids: Vec<String>,
 }
 
+/// What the change feed says besides a profile's state: how it came to be.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hint {
+    pub created: bool,
+    pub absorbed: Vec<String>,
+    pub split_into: Vec<String>,
+}
+
 pub struct Flush {
     /// Position of this flush in the sink's sequence (from 1).
     pub seq: u64,
@@ -60,6 +68,9 @@ pub struct Flush {
     pub profiles: Vec<ProfileOp>,
     /// Sorted by (type, value); each key once.
     pub identifiers: Vec<IdentifierOp>,
+    /// For the profiles that were created, absorbed others or were split
+    /// since the previous flush, by profile id.
+    pub hints: std::collections::HashMap<String, Hint>,
     /// When the oldest change in this flush happened.
     pub oldest: Option<Instant>,
     /// Answered once the flush is durably written (a checkpoint waits on it).
@@ -94,8 +105,33 @@ pub fn build(pending: Pending, engine: &Engine, seq: u64, version: u64) -> Flush
     let mut profiles: Vec<ProfileOp> = Vec::with_capacity(ids.len());
     let mut identifier_keys: AHashSet<(TypeId, String)> = AHashSet::default();
     let mut referrers: Vec<(ProfileSlot, ProfileId)> = Vec::new();
+    let mut hints = std::collections::HashMap::new();
     for (id, d) in &ids {
         written.insert(*id);
+        if d.created || !d.absorbed.is_empty() || !d.split_into.is_empty() {
+            // Only ids that are gone now: a profile absorbed and then
+            // recreated within the window is not reported absorbed.
+            let gone = |p: &ProfileId| {
+                ids.binary_search_by_key(p, |(i, _)| *i)
+                    .ok()
+                    .and_then(|k| ids[k].1.slot)
+                    .is_none_or(|s| !engine.profile_exists(s, *p))
+            };
+            let absorbed: Vec<ProfileId> = d.absorbed.iter().copied().filter(gone).collect();
+            let strings = |v: &[ProfileId]| {
+                let mut s: Vec<String> = v.iter().map(ProfileId::to_string).collect();
+                s.sort();
+                s
+            };
+            hints.insert(
+                id.to_string(),
+                Hint {
+                    created: d.created,
+                    absorbed: strings(&absorbed),
+                    split_into: strings(&d.split_into),
+                },
+            );
+        }
         match exists(*id, d.slot) {
             Some(view) => {
                 if d.members_changed {
@@ -117,8 +153,8 @@ pub fn build(pending: Pending, engine: &Engine, seq: u64, version: u64) -> Flush
                         .binary_search_by_key(&s, |(i, _)| *i)
                         .ok()
                         .and_then(|k| ids[k].1.slot)
-                        .and_then(|slot| engine.profile_at(slot, s));
-                    live.map(|_| s.to_string())
+                        .is_some_and(|slot| engine.profile_exists(slot, s));
+                    live.then(|| s.to_string())
                 });
                 profiles.push(ProfileOp::Delete {
                     profile_id: id.to_string(),
@@ -170,6 +206,7 @@ pub fn build(pending: Pending, engine: &Engine, seq: u64, version: u64) -> Flush
         version,
         profiles,
         identifiers,
+        hints,
         oldest,
         ack: None,
     }

@@ -21,7 +21,10 @@
 
 pub mod dynamodb;
 pub mod epoch;
+pub mod events;
+pub mod file;
 pub mod flush;
+pub mod kafka;
 pub mod metrics;
 pub mod neptune;
 pub mod pending;
@@ -105,6 +108,8 @@ pub struct SinkConfig {
 pub enum StoreConfig {
     Dynamodb(dynamodb::config::DynamoDbConfig),
     Neptune(neptune::config::NeptuneConfig),
+    Kafka(kafka::config::KafkaSinkConfig),
+    File(file::FileSinkConfig),
 }
 
 impl SinkConfig {
@@ -138,12 +143,10 @@ impl SinkConfig {
                 SinkSpec::Neptune(s) => {
                     StoreConfig::Neptune(neptune::config::NeptuneConfig::from_spec(s, &field)?)
                 }
-                SinkSpec::Kafka(_) | SinkSpec::File(_) => {
-                    return Err(ConfigError::invalid(
-                        format!("{field}.type"),
-                        "this runner writes `dynamodb` and `neptune` sinks; `kafka` and `file` sinks are not available in it yet",
-                    ))
+                SinkSpec::Kafka(s) => {
+                    StoreConfig::Kafka(kafka::config::KafkaSinkConfig::from_spec(s, &field)?)
                 }
+                SinkSpec::File(s) => StoreConfig::File(file::FileSinkConfig::from_spec(s, &field)?),
             };
             out.push(SinkConfig {
                 name,
@@ -228,6 +231,17 @@ impl Sinks {
                     let mut service = runtime.block_on(
                         dynamodb::service::DynamoDbService::connect(c, &config.name, pipeline_name),
                     )?;
+                    runtime.block_on(service.prepare(writer_epoch))?;
+                    runtime.spawn(worker::run(service, rx, ctx));
+                }
+                StoreConfig::Kafka(c) => {
+                    let mut service =
+                        kafka::service::KafkaSinkService::new(c, &config.name, pipeline_name);
+                    runtime.block_on(service.prepare(writer_epoch))?;
+                    runtime.spawn(worker::run(service, rx, ctx));
+                }
+                StoreConfig::File(c) => {
+                    let mut service = file::FileService::new(c, &config.name);
                     runtime.block_on(service.prepare(writer_epoch))?;
                     runtime.spawn(worker::run(service, rx, ctx));
                 }

@@ -10,7 +10,7 @@ use ahash::{AHashMap, AHashSet};
 use std::time::Instant;
 
 /// What is known of one changed profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirtyProfile {
     /// Where the profile lives now; `None` once it no longer exists (as far
     /// as the events say; the flush checks the slot again).
@@ -20,6 +20,12 @@ pub struct DirtyProfile {
     pub members_changed: bool,
     /// The profile that absorbed it or took over its id, for a redirect.
     pub successor: Option<ProfileId>,
+    /// Created since the last flush (the change feed says `created`).
+    pub created: bool,
+    /// Profiles it absorbed since the last flush.
+    pub absorbed: Vec<ProfileId>,
+    /// The profiles it split into, when it was split.
+    pub split_into: Vec<ProfileId>,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +62,7 @@ impl Pending {
                     // The pieces have events of their own (one may keep the id).
                     if !e.related.contains(&e.profile_id) {
                         self.gone(e.profile_id, None);
+                        self.entry(e.profile_id).split_into = e.related.clone();
                     }
                 }
                 ChangeKind::Created | ChangeKind::Updated | ChangeKind::Merged => {
@@ -75,6 +82,14 @@ impl Pending {
                 let entry = self.entry(e.profile_id);
                 entry.slot = e.slot;
                 entry.members_changed |= e.members_changed;
+                entry.created |= e.kind == ChangeKind::Created;
+                if e.kind == ChangeKind::Merged {
+                    for r in &e.related {
+                        if *r != e.profile_id && !entry.absorbed.contains(r) {
+                            entry.absorbed.push(*r);
+                        }
+                    }
+                }
             }
         }
         self.identifiers.extend(touched.iter().copied());
@@ -88,6 +103,9 @@ impl Pending {
             slot: None,
             members_changed: false,
             successor: None,
+            created: false,
+            absorbed: Vec::new(),
+            split_into: Vec::new(),
         })
     }
 

@@ -130,11 +130,9 @@ pub async fn run<S: SinkService>(
 ) {
     while let Some(mut flush) = flushes.recv().await {
         ctx.status.lock().writing_since = flush.oldest.or(Some(Instant::now()));
-        let result = if flush.is_empty() {
-            Ok(())
-        } else {
-            service.write(&flush, &ctx).await
-        };
+        // Even an empty flush is handed over: a barrier may have work (the
+        // change feed commits its transaction there).
+        let result = service.write(&flush, &ctx).await;
         ctx.status.lock().writing_since = None;
         match result {
             Ok(()) => {

@@ -73,6 +73,7 @@ pub fn classify_code(code: Option<&str>, status: u16, message: &str) -> Outcome 
                 || m.contains("missingproperty")
                 || m.contains("parse")
                 || m.contains("syntax")
+                || m.contains("method too large")
             {
                 Outcome::Fatal(format!("the graph refused a query: {message}"))
             } else {

@@ -39,6 +39,7 @@ fn flush(profiles: Vec<ProfileOp>, identifiers: Vec<IdentifierOp>) -> Flush {
         version: (3u64 << 32) | 1,
         profiles,
         identifiers,
+        hints: Default::default(),
         oldest: None,
         ack: None,
     }
@@ -136,7 +137,11 @@ fn requests_stay_within_the_batch_size_and_the_step_budget() {
     for r in vertices.iter().chain(&edges) {
         assert!(r.operations <= 200);
         // About four steps per operation.
-        assert!(r.operations * 4 <= MAX_STEPS + 8);
+        assert!(
+            r.operations * 4 <= MAX_STEPS + 8,
+            "{} operations",
+            r.operations
+        );
     }
     // Each identifier vertex is written once per flush, even when shared.
     let shared: Vec<ProfileOp> = (0..3)
