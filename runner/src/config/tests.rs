@@ -191,10 +191,12 @@ fn the_aws_example_validates() {
         "KITH_CHECKPOINTS" => Some("file:///tmp/kith-checkpoints".to_string()),
         "KITH_PROFILES_TABLE" => Some("kith-profiles".to_string()),
         "KITH_IDENTIFIERS_TABLE" => Some("kith-identifiers".to_string()),
+        "KITH_CHANGES_TOPIC" => Some("profile-changes".to_string()),
+        "NEPTUNE_ENDPOINT" => Some("https://graph.example:8182".to_string()),
         _ => None,
     };
     let p = Pipeline::from_yaml(text, "examples/aws/pipeline.yaml", &env).unwrap();
-    assert_eq!(p.sinks.len(), 1);
+    assert_eq!(p.sinks.len(), 3);
     let crate::sink::StoreConfig::Dynamodb(d) = &p.sinks[0].store else {
         panic!("a DynamoDB sink first")
     };

@@ -72,6 +72,9 @@ impl EngineLoop<'_> {
                 // A slow store holds the engine back here, before it takes
                 // more input, instead of letting pending writes grow.
                 if sinks.full() {
+                    if let Some(store) = &mut self.store {
+                        store.write_through()?;
+                    }
                     sinks.wait_for_room(self.engine)?;
                 }
             }
@@ -81,6 +84,13 @@ impl EngineLoop<'_> {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if let Some(sinks) = &mut self.sinks {
+                // No store may hold the effect of a version the log lacks:
+                // after a crash, the log's versions are what is re-sent.
+                if sinks.flush_due() {
+                    if let Some(store) = &mut self.store {
+                        store.write_through()?;
+                    }
+                }
                 sinks.tick(self.engine);
             }
             while let Ok(request) = self.admin.try_recv() {

@@ -298,8 +298,20 @@ impl Sinks {
         flush::version(self.writer_epoch, self.flush_counter)
     }
 
+    /// Whether [`Sinks::tick`] would send a flush now.
+    pub fn flush_due(&self) -> bool {
+        let now = Instant::now();
+        self.handles.iter().any(|h| {
+            h.flushes.capacity() > 0
+                && h.pending
+                    .oldest
+                    .is_some_and(|t| now.duration_since(t) >= h.delivery.flush_interval)
+        })
+    }
+
     /// Sends a flush to each sink whose oldest change has waited its flush
-    /// interval, when its worker has room.
+    /// interval, when its worker has room. The caller has written the state
+    /// directory's log through first (see `Store::write_through`).
     pub fn tick(&mut self, engine: &Engine) {
         let now = Instant::now();
         for i in 0..self.handles.len() {

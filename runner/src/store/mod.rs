@@ -219,6 +219,13 @@ impl Store {
         Ok(())
     }
 
+    /// Hands everything appended so far to the operating system (no fsync):
+    /// a killed process loses none of it. Sinks call this before a flush,
+    /// so that no store ever holds the effect of a version the log lacks.
+    pub fn write_through(&mut self) -> Result<(), StoreError> {
+        self.log.inner_mut().flush().map_err(io(&self.dir))
+    }
+
     /// Makes everything appended so far durable (the open segment included).
     pub fn sync(&mut self) -> Result<(), StoreError> {
         let w = self.log.inner_mut();

@@ -5,6 +5,7 @@
 #[path = "../../../operator/tests/support/cluster.rs"]
 pub mod cluster;
 pub mod dynamodb;
+pub mod faults;
 pub mod feed;
 pub mod gremlin;
 pub mod kafka;
