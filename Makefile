@@ -23,8 +23,9 @@ build-deps:
 build: build-deps
 	$(CARGO) build --release --locked
 
-# The whole suite: unit, property and integration tests, with the test
-# runner's summary lines. Integration tests run against the real services of
+# The whole suite: unit, property and integration tests (cargo), and the
+# fault proxy's own tests (pytest), with the runners' summary lines and one
+# total. Integration tests run against the real services of
 # DESIGN §5, started here and stopped afterwards (KITH_KEEP_SERVICES=1 keeps
 # them running for the next run).
 test: build-deps
@@ -32,9 +33,13 @@ test: build-deps
 	bash tests/services/up.sh kafka moto kube gremlin || exit 1; \
 	$(CARGO) test --locked --workspace 2>&1 | tee target/test.log; \
 	status=$${PIPESTATUS[0]}; \
+	python3 -m pytest -q -p no:cacheprovider tests/faults 2>&1 | tee target/test-faults.log; \
+	pystatus=$${PIPESTATUS[0]}; \
 	[ "$${KITH_KEEP_SERVICES:-0}" = 1 ] || bash tests/services/down.sh; \
-	grep -E '^test result:' target/test.log | awk '{p+=$$4; f+=$$6; i+=$$8} END {printf "%d passed, %d failed, %d skipped\n", p, f, i}'; \
-	exit $$status
+	{ grep -E '^test result:' target/test.log | awk '{print $$4, $$6, $$8}'; \
+	  tail -n 1 target/test-faults.log | awk '{p=0; f=0; s=0; for (i = 2; i <= NF; i++) { if ($$i ~ /^passed/) p=$$(i-1); if ($$i ~ /^failed/) f=$$(i-1); if ($$i ~ /^skipped/) s=$$(i-1) } print p, f, s}'; } \
+	  | awk '{p+=$$1; f+=$$2; i+=$$3} END {printf "%d passed, %d failed, %d skipped\n", p, f, i}'; \
+	[ $$status = 0 ] && [ $$pystatus = 0 ]
 
 # Builds the runner, runs the quickstart on the embedded default (local files
 # and a local state directory), then prints one unified profile.

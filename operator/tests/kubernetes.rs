@@ -91,6 +91,15 @@ fn examples_become_runner_workloads_that_follow_spec_changes() {
     let operator = Operator::start(&cluster, "operator-a");
     cluster.ok(&["apply", "-f", &examples_dir()]);
 
+    // The AWS example (three sinks) is valid and becomes runners too.
+    let aws = deployment_when(&cluster, "identity-graph-runner", "created", |_| true);
+    assert_eq!(
+        container(&aws)["image"],
+        "ghcr.io/kith-dev/kith-runner:0.1.0"
+    );
+    let aws_pipeline = pipeline_file(&cluster, "identity-graph");
+    assert_eq!(aws_pipeline["sinks"].as_array().unwrap().len(), 3);
+
     let d = deployment_when(&cluster, "customers-runner", "created", |_| true);
     let pipeline = cluster.must_get("profilepipeline", "customers");
     let owner = &d["metadata"]["ownerReferences"][0];
@@ -319,7 +328,8 @@ fn examples_become_runner_workloads_that_follow_spec_changes() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("kith_operator_pipelines{phase=\"Deploying\"} 1"),
+        // quickstart and identity-graph (the AWS example).
+        metrics.contains("kith_operator_pipelines{phase=\"Deploying\"} 2"),
         "{metrics}"
     );
     assert!(

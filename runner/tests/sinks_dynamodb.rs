@@ -106,19 +106,7 @@ fn tables_equal_the_export_in_both_write_modes_and_after_a_restart() {
         assert_tables_equal_export(&tables, names, &state);
 
         // Retractions remove profiles and index rows.
-        let retractions: Vec<Vec<u8>> = lines
-            .iter()
-            .take(40)
-            .filter_map(|l| {
-                let v: serde_json::Value = serde_json::from_slice(l).ok()?;
-                Some(
-                    serde_json::json!({"source": v["source"], "id": v["id"],
-                        "ts": "2100-01-01T00:00:00Z", "retract": true})
-                    .to_string()
-                    .into_bytes(),
-                )
-            })
-            .collect();
+        let retractions = support::runner::retractions(&lines, 40);
         let more = dir.path().join("retract.jsonl");
         write_lines(&more, &retractions);
         run_ok(

@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use support::feed::{fold, from_export};
 use support::kafka::{read_committed, unique_topic};
-use support::runner::{export, generate, run_ok, write_lines};
+use support::runner::{export, generate, write_lines};
 use support::services;
 
 #[test]
@@ -31,19 +31,8 @@ fn folding_the_topic_or_the_file_gives_the_export() {
     )
     .unwrap();
     let state = dir.path().join("state");
-    let run = |input: &Path| {
-        run_ok(
-            &[
-                "run",
-                p.to_str().unwrap(),
-                "--input",
-                input.to_str().unwrap(),
-                "--state",
-                state.to_str().unwrap(),
-            ],
-            &envs,
-        )
-    };
+    let p = p.display().to_string();
+    let run = |input: &Path| support::runner::run_file(&p, input, &state, &envs);
     let check = || {
         let want = from_export(&export(&state));
         let messages = read_committed(&bootstrap, &topic);
@@ -71,19 +60,7 @@ fn folding_the_topic_or_the_file_gives_the_export() {
     write_lines(&input, &lines);
     run(&input);
     check();
-    let retractions: Vec<Vec<u8>> = lines
-        .iter()
-        .take(40)
-        .filter_map(|l| {
-            let v: serde_json::Value = serde_json::from_slice(l).ok()?;
-            Some(
-                serde_json::json!({"source": v["source"], "id": v["id"],
-                    "ts": "2100-01-01T00:00:00Z", "retract": true})
-                .to_string()
-                .into_bytes(),
-            )
-        })
-        .collect();
+    let retractions = support::runner::retractions(&lines, 40);
     let more = dir.path().join("retract.jsonl");
     write_lines(&more, &retractions);
     run(&more);

@@ -9,7 +9,7 @@ use kith_runner::sink::neptune::encode::Ids;
 use std::collections::BTreeSet;
 use std::path::Path;
 use support::gremlin::{graph, query};
-use support::runner::{export, generate, output, run_ok, write_lines};
+use support::runner::{export, generate, output, write_lines};
 use support::services::{self, Services};
 
 fn unique(prefix: &str) -> String {
@@ -95,38 +95,14 @@ fn the_graph_equals_the_export_through_updates_merges_and_retractions() {
     let state = dir.path().join("state");
     let lines = generate(120, 5);
     let input = dir.path().join("in.jsonl");
-    let run = |input: &Path| {
-        run_ok(
-            &[
-                "run",
-                &p,
-                "--input",
-                input.to_str().unwrap(),
-                "--state",
-                state.to_str().unwrap(),
-            ],
-            &envs,
-        )
-    };
+    let run = |input: &Path| support::runner::run_file(&p, input, &state, &envs);
     write_lines(&input, &lines[..lines.len() / 2]);
     run(&input);
     assert_graph_equals_export(&endpoint, &prefix, &state);
     write_lines(&input, &lines);
     run(&input);
     assert_graph_equals_export(&endpoint, &prefix, &state);
-    let retractions: Vec<Vec<u8>> = lines
-        .iter()
-        .take(40)
-        .filter_map(|l| {
-            let v: serde_json::Value = serde_json::from_slice(l).ok()?;
-            Some(
-                serde_json::json!({"source": v["source"], "id": v["id"],
-                    "ts": "2100-01-01T00:00:00Z", "retract": true})
-                .to_string()
-                .into_bytes(),
-            )
-        })
-        .collect();
+    let retractions = support::runner::retractions(&lines, 40);
     let more = dir.path().join("retract.jsonl");
     write_lines(&more, &retractions);
     run(&more);
@@ -161,17 +137,7 @@ fn hostile_values_read_back_intact_in_both_query_languages() {
     let input = dir.path().join("in.jsonl");
     write_lines(&input, &lines);
     let state = dir.path().join("state");
-    run_ok(
-        &[
-            "run",
-            &p,
-            "--input",
-            input.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ],
-        &envs,
-    );
+    support::runner::run_file(&p, &input, &state, &envs);
     assert_graph_equals_export(&endpoint, &prefix, &state);
     let ids = Ids {
         prefix: prefix.clone(),
@@ -200,17 +166,7 @@ fn a_runner_fenced_out_by_a_newer_writer_changes_nothing() {
     let input = dir.path().join("in.jsonl");
     write_lines(&input, &generate(10, 2));
     let state = dir.path().join("state");
-    run_ok(
-        &[
-            "run",
-            &p,
-            "--input",
-            input.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ],
-        &envs,
-    );
+    support::runner::run_file(&p, &input, &state, &envs);
     let before = graph(&endpoint, &prefix);
     // A newer runner took the graph over (its epoch is far ahead).
     let fence = format!("{prefix}kith-writer:canonical");

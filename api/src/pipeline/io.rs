@@ -122,8 +122,11 @@ pub struct OutputsSpec {
     /// Dead-letter file (JSON lines). Default: `dead-letter.jsonl` in the state directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<String>,
-    /// Change feed file (JSON lines of profile created/updated/merged/split/deleted).
-    /// Default: `changes.jsonl` in the state directory; `"-"` writes nothing.
+    /// Change feed file (JSON lines of profile created/updated/merged/split/deleted,
+    /// one line per change as applied). Default: `changes.jsonl` in the state
+    /// directory, except in a cluster, where there is none; `"-"` writes
+    /// nothing. The `file` and `kafka` sinks write the coalesced,
+    /// checkpoint-consistent feed of after-images instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_feed: Option<String>,
 }

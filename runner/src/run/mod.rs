@@ -251,12 +251,20 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         .map(PathBuf::from)
         .or_else(|| state_file("dead-letter.jsonl"))
         .unwrap_or_else(|| PathBuf::from("/dev/stderr"));
+    // In a cluster there is no default change-feed file (it would grow
+    // without bound on the pod's volume): a `file` or `kafka` sink is the
+    // change feed there.
     let feed_path = pipeline
         .outputs
         .change_feed
         .as_ref()
         .map(PathBuf::from)
-        .or_else(|| state_file("changes.jsonl"))
+        .or_else(|| {
+            opts.kubernetes
+                .is_none()
+                .then(|| state_file("changes.jsonl"))
+                .flatten()
+        })
         .unwrap_or_else(|| PathBuf::from("-"));
     let feed = ChangeFeed::open(&feed_path)?;
 

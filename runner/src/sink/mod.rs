@@ -226,31 +226,30 @@ impl Sinks {
                 metrics: metrics.clone(),
                 status: status.clone(),
             };
+            let (name, epoch) = (config.name.as_str(), writer_epoch);
             match &config.store {
                 StoreConfig::Dynamodb(c) => {
-                    let mut service = runtime.block_on(
-                        dynamodb::service::DynamoDbService::connect(c, &config.name, pipeline_name),
-                    )?;
-                    runtime.block_on(service.prepare(writer_epoch))?;
-                    runtime.spawn(worker::run(service, rx, ctx));
-                }
-                StoreConfig::Kafka(c) => {
-                    let mut service =
-                        kafka::service::KafkaSinkService::new(c, &config.name, pipeline_name);
-                    runtime.block_on(service.prepare(writer_epoch))?;
-                    runtime.spawn(worker::run(service, rx, ctx));
-                }
-                StoreConfig::File(c) => {
-                    let mut service = file::FileService::new(c, &config.name);
-                    runtime.block_on(service.prepare(writer_epoch))?;
-                    runtime.spawn(worker::run(service, rx, ctx));
+                    let service = runtime.block_on(dynamodb::service::DynamoDbService::connect(
+                        c,
+                        name,
+                        pipeline_name,
+                    ))?;
+                    launch(&runtime, service, epoch, rx, ctx)?;
                 }
                 StoreConfig::Neptune(c) => {
-                    let mut service = runtime.block_on(
-                        neptune::service::NeptuneService::connect(c, &config.name, pipeline_name),
-                    )?;
-                    runtime.block_on(service.prepare(writer_epoch))?;
-                    runtime.spawn(worker::run(service, rx, ctx));
+                    let service = runtime.block_on(neptune::service::NeptuneService::connect(
+                        c,
+                        name,
+                        pipeline_name,
+                    ))?;
+                    launch(&runtime, service, epoch, rx, ctx)?;
+                }
+                StoreConfig::Kafka(c) => {
+                    let service = kafka::service::KafkaSinkService::new(c, name, pipeline_name);
+                    launch(&runtime, service, epoch, rx, ctx)?;
+                }
+                StoreConfig::File(c) => {
+                    launch(&runtime, file::FileService::new(c, name), epoch, rx, ctx)?;
                 }
             }
             handles.push(Handle {
@@ -428,6 +427,19 @@ impl Sinks {
         self.runtime.shutdown_timeout(Duration::from_secs(5));
         Ok(())
     }
+}
+
+/// Checks a sink's store, then starts its worker.
+fn launch<S: SinkService>(
+    runtime: &tokio::runtime::Runtime,
+    mut service: S,
+    writer_epoch: u32,
+    flushes: tokio::sync::mpsc::Receiver<Flush>,
+    ctx: WriteContext,
+) -> Result<(), SinkError> {
+    runtime.block_on(service.prepare(writer_epoch))?;
+    runtime.spawn(worker::run(service, flushes, ctx));
+    Ok(())
 }
 
 fn oldest_age(h: &Handle, now: Instant) -> Duration {

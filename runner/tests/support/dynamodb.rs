@@ -85,35 +85,21 @@ pub fn expected(
     BTreeMap<String, serde_json::Value>,
     BTreeMap<String, Vec<String>>,
 ) {
-    let mut profiles = BTreeMap::new();
-    let mut index: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in export {
-        let p: serde_json::Value = serde_json::from_str(line).unwrap();
-        let id = p["profile_id"].as_str().unwrap().to_string();
-        for i in p["identifiers"].as_array().unwrap() {
-            let key = format!(
-                "{}#{}",
-                i["type"].as_str().unwrap(),
-                i["value"].as_str().unwrap()
-            );
-            index.entry(key).or_default().push(id.clone());
-        }
-        profiles.insert(
-            id,
-            serde_json::json!({
+    let (views, index) = super::feed::from_export(export);
+    let profiles = views
+        .into_iter()
+        .map(|(id, p)| {
+            let item = serde_json::json!({
                 "kind": p["kind"],
                 "record_count": p["records"].as_array().unwrap().len(),
                 "identifiers": p["identifiers"],
                 "attributes": p["attributes"],
                 "provenance": p["provenance"],
                 "relationships": p["relationships"],
-            }),
-        );
-    }
-    for ids in index.values_mut() {
-        ids.sort();
-        ids.dedup();
-    }
+            });
+            (id, item)
+        })
+        .collect();
     (profiles, index)
 }
 

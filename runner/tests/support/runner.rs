@@ -190,3 +190,35 @@ pub fn reference_probe(lines: &[Vec<u8>]) -> String {
 pub fn write_lines(path: &Path, lines: &[Vec<u8>]) {
     std::fs::write(path, lines.join(&b'\n')).unwrap();
 }
+
+/// Retractions, far in the future, of the records of the first `n` lines.
+pub fn retractions(lines: &[Vec<u8>], n: usize) -> Vec<Vec<u8>> {
+    lines
+        .iter()
+        .take(n)
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_slice(l).ok()?;
+            Some(
+                serde_json::json!({"source": v["source"], "id": v["id"],
+                    "ts": "2100-01-01T00:00:00Z", "retract": true})
+                .to_string()
+                .into_bytes(),
+            )
+        })
+        .collect()
+}
+
+/// `run PIPELINE --input INPUT --state STATE` to completion.
+pub fn run_file(pipeline: &str, input: &Path, state: &Path, envs: &[(&str, &str)]) -> String {
+    run_ok(
+        &[
+            "run",
+            pipeline,
+            "--input",
+            input.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        envs,
+    )
+}
