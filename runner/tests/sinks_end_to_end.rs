@@ -87,6 +87,19 @@ impl Case {
             "writeMode: conditional",
             &format!("writeMode: {write_mode}"),
         );
+        // One transactional id per pipeline: tests running side by side
+        // must not fence each other's change feed.
+        let text = text.replace(
+            "    topic: ${KITH_CHANGES_TOPIC}\n",
+            &format!(
+                "    topic: ${{KITH_CHANGES_TOPIC}}\n    transactionalId: kith-{}\n",
+                self.changes
+            ),
+        );
+        assert!(
+            text.contains("transactionalId"),
+            "the example's change-feed sink"
+        );
         let path = self
             .kafka
             .dir
@@ -232,6 +245,13 @@ fn sigkill_at_random_moments_leaves_every_store_equal_to_the_export() {
     case.assert_stores_equal_export(&lines);
 }
 
+/// The last lines of a runner's log, for failure messages.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
 fn ready(admin: &str) -> Option<(u16, String)> {
     http(admin, "GET", "/readyz")
 }
@@ -315,8 +335,9 @@ fn throttling_partial_batches_lost_responses_and_outages_lose_nothing() {
         assert!(
             wait_until(25, || ready(&admin)
                 .is_some_and(|(s, body)| s == 503 && body.contains(name))),
-            "/readyz names the {name} sink during its outage: {:?}",
-            ready(&admin)
+            "/readyz names the {name} sink during its outage: {:?}\n{}",
+            ready(&admin),
+            tail(&logs.join("faults.err"))
         );
         assert!(
             runner.try_wait().unwrap().is_none(),

@@ -64,7 +64,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    // A value too large for a Duration is not a duration (never a panic).
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 #[cfg(test)]
@@ -78,6 +79,8 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_duration("10 days"), None);
+        assert_eq!(parse_duration("99999999999999999999999s"), None);
+        assert_eq!(parse_duration("1e400"), None);
         assert_eq!(parse_duration("s"), None);
     }
 

@@ -69,19 +69,26 @@ impl EngineLoop<'_> {
                 if let Some(e) = sinks.failure() {
                     return Err(e.into());
                 }
-                // A slow store holds the engine back here, before it takes
-                // more input, instead of letting pending writes grow.
-                if sinks.full() {
-                    if let Some(store) = &mut self.store {
-                        store.write_through()?;
-                    }
-                    sinks.wait_for_room(self.engine)?;
-                }
             }
-            match batches.recv_timeout(TICK) {
-                Ok(batch) => self.apply(batch, &mut events)?,
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+            // A sink holding as many keys as it may holds the engine back:
+            // no input is taken (the bounded queues behind it fill and the
+            // source waits) until its store catches up, but probes, lookups
+            // and gauges go on.
+            let held = self.sinks.as_ref().is_some_and(Sinks::full);
+            if held {
+                if let Some(store) = &mut self.store {
+                    store.write_through()?;
+                }
+                if let Some(sinks) = &mut self.sinks {
+                    sinks.relieve(self.engine);
+                }
+                std::thread::sleep(TICK);
+            } else {
+                match batches.recv_timeout(TICK) {
+                    Ok(batch) => self.apply(batch, &mut events)?,
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
             }
             if let Some(sinks) = &mut self.sinks {
                 // No store may hold the effect of a version the log lacks:
@@ -99,10 +106,12 @@ impl EngineLoop<'_> {
             self.collect_completed();
             let now = Instant::now();
             if now >= next_checkpoint {
-                if self
-                    .coordinator
-                    .as_ref()
-                    .is_some_and(|c| c.in_flight() == 0)
+                let sinks_ready = self.sinks.as_ref().is_none_or(Sinks::ready_for_barrier);
+                if sinks_ready
+                    && self
+                        .coordinator
+                        .as_ref()
+                        .is_some_and(|c| c.in_flight() == 0)
                 {
                     self.checkpoint()?;
                 }
@@ -285,17 +294,14 @@ impl EngineLoop<'_> {
         self.metrics
             .set_profiles(self.engine.profile_count() as u64);
         self.metrics.set_records(self.engine.live_records() as u64);
-        match &self.kafka_status {
-            Some(status) => {
-                for (topic, partition, lag) in status.lag(&self.positions) {
-                    self.metrics.set_lag(&topic, partition, lag);
-                }
-                if !status.connected() {
-                    self.health.set_not_ready("no Kafka broker reachable");
-                    return;
-                }
+        if let Some(status) = &self.kafka_status {
+            for (topic, partition, lag) in status.lag(&self.positions) {
+                self.metrics.set_lag(&topic, partition, lag);
             }
-            None => {}
+            if !status.connected() {
+                self.health.set_not_ready("no Kafka broker reachable");
+                return;
+            }
         }
         match self.sinks.as_ref().and_then(|s| s.lagging(SINK_BEHIND)) {
             Some(why) => self.health.set_not_ready(why),

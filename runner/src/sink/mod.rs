@@ -332,21 +332,34 @@ impl Sinks {
     }
 
     /// Whether some sink holds as many keys as it may: the engine waits
-    /// ([`Sinks::wait_for_room`]) before applying more.
+    /// (see [`Sinks::relieve`]) before applying more.
     pub fn full(&self) -> bool {
         self.handles
             .iter()
             .any(|h| h.pending.len() >= h.delivery.max_pending)
     }
 
-    /// Hands the full sinks' keys over, waiting for their workers.
-    pub fn wait_for_room(&mut self, engine: &Engine) -> Result<(), SinkError> {
+    /// Hands a full sink's keys to its worker when the worker has room;
+    /// never waits (the engine keeps answering probes and lookups while a
+    /// store is slow, and takes no input meanwhile).
+    pub fn relieve(&mut self, engine: &Engine) {
         for i in 0..self.handles.len() {
-            if self.handles[i].pending.len() >= self.handles[i].delivery.max_pending {
-                self.send_now(i, engine, None)?;
+            let h = &self.handles[i];
+            if h.pending.len() >= h.delivery.max_pending && h.flushes.capacity() > 0 {
+                let version = self.next_version();
+                let h = &mut self.handles[i];
+                let f = flush::build(std::mem::take(&mut h.pending), engine, h.next_seq, version);
+                h.next_seq += 1;
+                let _ = h.flushes.try_send(f);
             }
         }
-        Ok(())
+        self.refresh_gauges(Instant::now());
+    }
+
+    /// Whether every sink can take a barrier flush now without waiting (a
+    /// checkpoint is put off while a store is down).
+    pub fn ready_for_barrier(&self) -> bool {
+        self.handles.iter().all(|h| h.flushes.capacity() > 0)
     }
 
     fn send_now(

@@ -74,7 +74,7 @@ impl WriteContext {
                         self.metrics.throttles.inc();
                     }
                     let wait = backoff.next_wait();
-                    if backoff.attempts() == 1 || backoff.attempts() % 20 == 0 {
+                    if backoff.attempts() == 1 || backoff.attempts().is_multiple_of(20) {
                         tracing::warn!(sink = %self.sink, attempt = backoff.attempts(), reason, error = %message, "{what} failed; retrying");
                     }
                     self.status

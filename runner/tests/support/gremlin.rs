@@ -63,15 +63,13 @@ pub fn untyped(v: &serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// Elements as `(id, label, profile_id or type:value)` (vertices) or
+/// `(label, from, to)` (edges).
+pub type Elements = BTreeSet<(String, String, String)>;
+
 /// The graph of one id prefix: vertices `(id, label, profile_id or
 /// type:value)` and edges `(label, from, to)`.
-pub fn graph(
-    endpoint: &str,
-    prefix: &str,
-) -> (
-    BTreeSet<(String, String, String)>,
-    BTreeSet<(String, String, String)>,
-) {
+pub fn graph(endpoint: &str, prefix: &str) -> (Elements, Elements) {
     let p = serde_json::to_string(prefix).unwrap().replace('"', "'");
     let vertices = query(
         endpoint,

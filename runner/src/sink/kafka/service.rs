@@ -369,7 +369,7 @@ impl SinkService for KafkaSinkService {
                         ctx.metrics.retry(reason);
                         ctx.status
                             .set_retrying(Some(format!("transaction: {message}")));
-                        if attempt == 0 || attempt % 20 == 0 {
+                        if attempt == 0 || attempt.is_multiple_of(20) {
                             tracing::warn!(sink = %self.sink, error = %message, "change feed transaction failed; retrying in a new one");
                         }
                         attempt += 1;
