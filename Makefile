@@ -31,7 +31,7 @@ build: build-deps
 test: build-deps
 	mkdir -p target; \
 	bash tests/services/up.sh kafka moto kube gremlin || exit 1; \
-	$(CARGO) test --locked --workspace 2>&1 | tee target/test.log; \
+	$(CARGO) test --locked --workspace --no-fail-fast 2>&1 | tee target/test.log; \
 	status=$${PIPESTATUS[0]}; \
 	python3 -m pytest -q -p no:cacheprovider tests/faults 2>&1 | tee target/test-faults.log; \
 	pystatus=$${PIPESTATUS[0]}; \

@@ -576,11 +576,14 @@ fn killing_the_leader_hands_over_to_the_standby() {
     let standby = &operators[1 - leader_at];
     let (_, metrics) = standby.http_get("/metrics").unwrap();
     assert!(metrics.contains("kith_operator_leader 0"), "{metrics}");
-    assert_eq!(
-        standby.http_get("/readyz").unwrap().0,
-        200,
-        "a standby is ready"
-    );
+    // A standby is ready once it has started (on a loaded machine that may
+    // come after the leader took the Lease).
+    eventually(WAIT, "a ready standby", || {
+        match standby.http_get("/readyz") {
+            Ok((200, _)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
     let standby_identity = standby.identity.clone();
 
     cluster.apply(&example("quickstart.yaml")).unwrap();
