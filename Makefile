@@ -56,6 +56,7 @@ bench: build
 	bash runner/benches/engine.sh
 	bash runner/benches/febrl.sh
 	bash runner/benches/kafka.sh
+	bash runner/benches/sinks.sh
 	bash operator/benches/reconcile.sh
 
 # Test services on loopback (DESIGN §5): Kafka in KRaft mode, moto
