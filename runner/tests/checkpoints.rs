@@ -7,7 +7,7 @@ mod support;
 use kith_runner::checkpoint::CheckpointStorage;
 use std::path::Path;
 use support::moto::fresh_bucket;
-use support::runner::{example, export, generate, run_ok, summary, write_lines};
+use support::runner::{example, export, generate, summary, write_lines};
 use support::services::require;
 
 /// The canonical example with checkpoints to `url`.
@@ -24,17 +24,7 @@ fn pipeline(dir: &Path, url: &str, retain: u32) -> String {
 
 /// Runs `input` into `state` (each run ends with a checkpoint).
 fn run(pipeline: &str, input: &Path, state: &Path, envs: &[(&str, &str)]) -> serde_json::Value {
-    summary(&run_ok(
-        &[
-            "run",
-            pipeline,
-            "--input",
-            input.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ],
-        envs,
-    ))
+    summary(&support::runner::run_file(pipeline, input, state, envs))
 }
 
 fn checkpoint_ids(storage: &CheckpointStorage) -> Vec<u64> {

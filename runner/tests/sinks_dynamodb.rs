@@ -6,7 +6,7 @@ mod support;
 
 use std::path::Path;
 use support::dynamodb::{actual, expected, Tables};
-use support::runner::{export, generate, output, run_ok, write_lines};
+use support::runner::{export, generate, output, write_lines};
 use support::services::{self, Services};
 
 /// The canonical example pipeline with a DynamoDB sink appended.
@@ -81,38 +81,20 @@ fn tables_equal_the_export_in_both_write_modes_and_after_a_restart() {
             &format!("    createTables: true\n    writeMode: {mode}\n"),
         );
         let state = dir.path().join("state");
-        let args = |input: &Path| {
-            vec![
-                "run".to_string(),
-                p.clone(),
-                "--input".into(),
-                input.display().to_string(),
-                "--state".into(),
-                state.display().to_string(),
-            ]
-        };
-        let a: Vec<String> = args(&input);
-        run_ok(
-            &a.iter().map(String::as_str).collect::<Vec<_>>(),
-            &env(&services),
-        );
+        let envs = env(&services);
+        let run = |input: &Path| support::runner::run_file(&p, input, &state, &envs);
+        run(&input);
         assert_tables_equal_export(&tables, names, &state);
 
         write_lines(&input, &lines);
-        run_ok(
-            &a.iter().map(String::as_str).collect::<Vec<_>>(),
-            &env(&services),
-        );
+        run(&input);
         assert_tables_equal_export(&tables, names, &state);
 
         // Retractions remove profiles and index rows.
         let retractions = support::runner::retractions(&lines, 40);
         let more = dir.path().join("retract.jsonl");
         write_lines(&more, &retractions);
-        run_ok(
-            &args(&more).iter().map(String::as_str).collect::<Vec<_>>(),
-            &env(&services),
-        );
+        run(&more);
         assert_tables_equal_export(&tables, names, &state);
         if mode == "conditional" {
             let tombstones = tables
@@ -133,41 +115,15 @@ fn hostile_and_huge_values_reach_dynamodb_intact() {
     let names = (unique("profiles"), unique("identifiers"));
     let names = (names.0.as_str(), names.1.as_str());
     let p = pipeline(dir.path(), &services, names, "    createTables: true\n");
-    let values = [
-        "it's a \"quote\" and a \\backslash",
-        "'); g.V().drop(); //",
-        "line\nbreak\ttab\r",
-        "emoji 🦀 and ünïcödé",
-        &"x".repeat(10_000),
-    ];
-    let lines: Vec<Vec<u8>> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            serde_json::json!({"source": "crm", "id": format!("h-{i}"), "ts": "2026-01-01T00:00:00Z",
-                "kind": "person", "identifiers": [{"type": "cookie", "value": v}],
-                "attributes": {"note": v}})
-            .to_string()
-            .into_bytes()
-        })
-        .collect();
+    let values = support::runner::hostile_values();
+    let lines = support::runner::hostile_observations(&values);
     let input = dir.path().join("in.jsonl");
     write_lines(&input, &lines);
     let state = dir.path().join("state");
-    run_ok(
-        &[
-            "run",
-            &p,
-            "--input",
-            input.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ],
-        &env(&services),
-    );
+    support::runner::run_file(&p, &input, &state, &env(&services));
     assert_tables_equal_export(&tables, names, &state);
     let items = tables.scan(names.1);
-    for v in values {
+    for v in &values {
         // `cookie` lower-cases values.
         let want = v.trim().to_lowercase();
         let found = items

@@ -117,23 +117,8 @@ fn hostile_values_read_back_intact_in_both_query_languages() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("h");
     let p = pipeline(dir.path(), &services, &prefix);
-    let values = [
-        "it's a \"quote\" and a \\backslash",
-        "'); g.V().drop(); //",
-        "line\nbreak\ttab\r\u{1}",
-        "emoji 🦀 and ünïcödé ${x}",
-        &"x".repeat(10_000),
-    ];
-    let lines: Vec<Vec<u8>> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            serde_json::json!({"source": "crm", "id": format!("h-{i}"), "ts": "2026-01-01T00:00:00Z",
-                "kind": "person", "identifiers": [{"type": "cookie", "value": v}]})
-            .to_string()
-            .into_bytes()
-        })
-        .collect();
+    let values = support::runner::hostile_values();
+    let lines = support::runner::hostile_observations(&values);
     let input = dir.path().join("in.jsonl");
     write_lines(&input, &lines);
     let state = dir.path().join("state");
@@ -142,7 +127,7 @@ fn hostile_values_read_back_intact_in_both_query_languages() {
     let ids = Ids {
         prefix: prefix.clone(),
     };
-    for v in values {
+    for v in &values {
         let want = v.trim().to_lowercase();
         let id = ids.identifier("cookie", &want);
         for language in [None, Some("gremlin-lang")] {

@@ -271,14 +271,6 @@ impl Sinks {
         })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
-    }
-
-    pub fn writer_epoch(&self) -> u32 {
-        self.writer_epoch
-    }
-
     /// Marks what the last applied observation changed (its events, and the
     /// identifiers the engine noted as touched).
     pub fn mark(&mut self, engine: &mut Engine, events: &[ChangeEvent]) {

@@ -29,31 +29,30 @@ pub fn fold<'a>(
                 profiles.remove(&id);
             }
             "identifier.added" => {
-                let key = format!(
-                    "{}#{}",
-                    e["identifier"]["type"].as_str().unwrap(),
-                    e["identifier"]["value"].as_str().unwrap()
-                );
                 let ids = e["profile_ids"]
                     .as_array()
                     .unwrap()
                     .iter()
                     .map(|v| v.as_str().unwrap().to_string())
                     .collect();
-                index.insert(key, ids);
+                index.insert(identifier_key(&e), ids);
             }
             "identifier.removed" => {
-                let key = format!(
-                    "{}#{}",
-                    e["identifier"]["type"].as_str().unwrap(),
-                    e["identifier"]["value"].as_str().unwrap()
-                );
-                index.remove(&key);
+                index.remove(&identifier_key(&e));
             }
             other => panic!("unknown event type {other}"),
         }
     }
     (profiles, index)
+}
+
+/// `type#value` of an identifier event.
+fn identifier_key(e: &serde_json::Value) -> String {
+    format!(
+        "{}#{}",
+        e["identifier"]["type"].as_str().unwrap(),
+        e["identifier"]["value"].as_str().unwrap()
+    )
 }
 
 /// The profiles and identifier holders an export describes.

@@ -72,29 +72,43 @@ pub struct Read {
     pub headers: HashMap<String, String>,
 }
 
-/// Every message of `topic` (all partitions, from the beginning to the end
-/// offsets seen now).
-pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Read> {
-    let consumer: BaseConsumer = ClientConfig::new()
+/// A consumer assigned to every partition of `topic` from the beginning,
+/// with each partition's `(low, high)` watermarks as seen now.
+fn from_the_beginning(
+    bootstrap: &str,
+    topic: &str,
+    settings: &[(&str, &str)],
+) -> (BaseConsumer, HashMap<i32, (i64, i64)>) {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", "kith-tests")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
+        .set("enable.auto.commit", "false");
+    for (k, v) in settings {
+        config.set(*k, *v);
+    }
+    let consumer: BaseConsumer = config.create().expect("consumer");
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
     let mut tpl = TopicPartitionList::new();
-    let mut remaining = 0i64;
+    let mut marks = HashMap::new();
     for p in metadata.topics()[0].partitions() {
-        let (low, high) = consumer
+        let watermarks = consumer
             .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
             .expect("watermarks");
-        remaining += high - low;
+        marks.insert(p.id(), watermarks);
         tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
             .unwrap();
     }
     consumer.assign(&tpl).expect("assign");
+    (consumer, marks)
+}
+
+/// Every message of `topic` (all partitions, from the beginning to the end
+/// offsets seen now).
+pub fn read_all(bootstrap: &str, topic: &str) -> Vec<Read> {
+    let (consumer, marks) = from_the_beginning(bootstrap, topic, &[("group.id", "kith-tests")]);
+    let remaining: i64 = marks.values().map(|(low, high)| high - low).sum();
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while (out.len() as i64) < remaining && std::time::Instant::now() < deadline {
@@ -177,27 +191,15 @@ impl KafkaCase {
 /// Every committed message of `topic` (a `read_committed` consumer, all
 /// partitions, up to the end offsets seen now), as (key, payload).
 pub fn read_committed(bootstrap: &str, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "kith-tests-committed")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let mut tpl = TopicPartitionList::new();
-    let mut ends: HashMap<i32, i64> = HashMap::new();
-    for p in metadata.topics()[0].partitions() {
-        let (_, high) = consumer
-            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-            .expect("watermarks");
-        ends.insert(p.id(), high);
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).expect("assign");
+    let (consumer, marks) = from_the_beginning(
+        bootstrap,
+        topic,
+        &[
+            ("group.id", "kith-tests-committed"),
+            ("isolation.level", "read_committed"),
+        ],
+    );
+    let ends: HashMap<i32, i64> = marks.into_iter().map(|(p, (_, high))| (p, high)).collect();
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let done = |c: &BaseConsumer| {

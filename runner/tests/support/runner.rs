@@ -222,3 +222,30 @@ pub fn run_file(pipeline: &str, input: &Path, state: &Path, envs: &[(&str, &str)
         envs,
     )
 }
+
+/// Values no query language should ever read as code, and a long one, as
+/// the sink tests feed them to every store.
+pub fn hostile_values() -> Vec<String> {
+    vec![
+        "it's a \"quote\" and a \\backslash".to_string(),
+        "'); g.V().drop(); //".to_string(),
+        "line\nbreak\ttab\r\u{1}".to_string(),
+        "emoji 🦀 and ünïcödé ${x}".to_string(),
+        "x".repeat(10_000),
+    ]
+}
+
+/// One person per value, holding it as a `cookie` identifier and a `note`.
+pub fn hostile_observations(values: &[String]) -> Vec<Vec<u8>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::json!({"source": "crm", "id": format!("h-{i}"), "ts": "2026-01-01T00:00:00Z",
+                "kind": "person", "identifiers": [{"type": "cookie", "value": v}],
+                "attributes": {"note": v}})
+            .to_string()
+            .into_bytes()
+        })
+        .collect()
+}
