@@ -100,6 +100,52 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|_| Err(KafkaError::Canceled))
 }
 
+/// The last progress record `transactional_id` committed to the progress topic.
+fn last_progress(config: &KafkaSinkConfig, transactional_id: &str) -> Option<serde_json::Value> {
+    let consumer: BaseConsumer = client_config(config)
+        .set("group.id", format!("{}-progress-reader", transactional_id))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .ok()?;
+    let topic = &config.progress_topic;
+    let (low, high) = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .ok()?;
+    if high <= low {
+        return None;
+    }
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset((high - 200).max(low)))
+        .ok()?;
+    consumer.assign(&tpl).ok()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = None;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                if m.key() == Some(transactional_id.as_bytes()) {
+                    last = m.payload().and_then(|p| serde_json::from_slice(p).ok());
+                }
+                if m.offset() + 1 >= high {
+                    break;
+                }
+            }
+            Some(Err(_)) => break,
+            None => {
+                let position = consumer
+                    .position()
+                    .ok()
+                    .and_then(|p| p.find_partition(topic, 0).map(|e| e.offset()));
+                if matches!(position, Some(rdkafka::Offset::Offset(o)) if o >= high) {
+                    break;
+                }
+            }
+        }
+    }
+    last
+}
+
 impl KafkaSinkService {
     pub fn new(config: &KafkaSinkConfig, sink: &str, pipeline: &str) -> Self {
         KafkaSinkService {
@@ -158,55 +204,6 @@ impl KafkaSinkService {
             }
         }
         Ok(())
-    }
-
-    /// The last progress record this transactional id committed.
-    fn last_progress(&self) -> Option<serde_json::Value> {
-        let consumer: BaseConsumer = client_config(&self.config)
-            .set(
-                "group.id",
-                format!("{}-progress-reader", self.transactional_id),
-            )
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .create()
-            .ok()?;
-        let topic = &self.config.progress_topic;
-        let (low, high) = consumer
-            .fetch_watermarks(topic, 0, Duration::from_secs(10))
-            .ok()?;
-        if high <= low {
-            return None;
-        }
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset((high - 200).max(low)))
-            .ok()?;
-        consumer.assign(&tpl).ok()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut last = None;
-        while Instant::now() < deadline {
-            match consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(m)) => {
-                    if m.key() == Some(self.transactional_id.as_bytes()) {
-                        last = m.payload().and_then(|p| serde_json::from_slice(p).ok());
-                    }
-                    if m.offset() + 1 >= high {
-                        break;
-                    }
-                }
-                Some(Err(_)) => break,
-                None => {
-                    let position = consumer
-                        .position()
-                        .ok()
-                        .and_then(|p| p.find_partition(topic, 0).map(|e| e.offset()));
-                    if matches!(position, Some(rdkafka::Offset::Offset(o)) if o >= high) {
-                        break;
-                    }
-                }
-            }
-        }
-        last
     }
 
     /// Produces events into the open transaction (opening one if needed).
@@ -301,12 +298,8 @@ impl SinkService for KafkaSinkService {
             .map_err(|e| self.start_error(format!("cannot start transactions: {e}")))?;
         self.producer = Some(producer);
         let sink = self.sink.clone();
-        let reader = KafkaSinkService::new(&self.config, &self.sink, "");
-        let reader = KafkaSinkService {
-            transactional_id: self.transactional_id.clone(),
-            ..reader
-        };
-        let last = tokio::task::spawn_blocking(move || reader.last_progress())
+        let (config, id) = (self.config.clone(), self.transactional_id.clone());
+        let last = tokio::task::spawn_blocking(move || last_progress(&config, &id))
             .await
             .ok()
             .flatten();
