@@ -178,31 +178,43 @@ impl Elector {
         }
     }
 
-    /// Renews the Lease until leadership is lost; returns why.
+    /// Renews the Lease until leadership is lost; returns why. Each renewal
+    /// is cut off at the renew deadline (an API server that accepts the
+    /// connection and never answers must not keep a stale leader leading),
+    /// and the deadline counts from when the last successful one was sent.
     pub async fn hold(&self) -> LeaderError {
         let mut last_renewed = Instant::now();
         loop {
             tokio::time::sleep(self.config.retry_period).await;
-            match self.renew().await {
-                Ok(()) => last_renewed = Instant::now(),
-                Err(RenewError::TakenOver(holder)) => {
+            let sent = Instant::now();
+            let left = self
+                .config
+                .renew_deadline
+                .saturating_sub(last_renewed.elapsed())
+                .max(Duration::from_millis(1));
+            let last = match tokio::time::timeout(left, self.renew()).await {
+                Ok(Ok(())) => {
+                    last_renewed = sent;
+                    continue;
+                }
+                Ok(Err(RenewError::TakenOver(holder))) => {
                     return LeaderError::TakenOver {
                         namespace: self.config.namespace.clone(),
                         name: self.config.name.clone(),
                         holder,
                     }
                 }
-                Err(RenewError::Api(e)) => {
-                    tracing::warn!(error = %e, "could not renew the leader Lease");
-                    if last_renewed.elapsed() >= self.config.renew_deadline {
-                        return LeaderError::RenewDeadline {
-                            namespace: self.config.namespace.clone(),
-                            name: self.config.name.clone(),
-                            seconds: last_renewed.elapsed().as_secs(),
-                            last: e.to_string(),
-                        };
-                    }
-                }
+                Ok(Err(RenewError::Api(e))) => e.to_string(),
+                Err(_) => format!("no answer within {} ms", left.as_millis()),
+            };
+            tracing::warn!(error = %last, "could not renew the leader Lease");
+            if last_renewed.elapsed() >= self.config.renew_deadline {
+                return LeaderError::RenewDeadline {
+                    namespace: self.config.namespace.clone(),
+                    name: self.config.name.clone(),
+                    seconds: last_renewed.elapsed().as_secs(),
+                    last,
+                };
             }
         }
     }

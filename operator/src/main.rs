@@ -38,9 +38,11 @@ enum Command {
         /// Address of /metrics, /healthz and /readyz.
         #[arg(long, default_value = "0.0.0.0:8080")]
         admin: std::net::SocketAddr,
-        /// Namespace of the leader Lease (the operator's own).
-        #[arg(long, env = "POD_NAMESPACE", default_value = "kith-system")]
-        lease_namespace: String,
+        /// Namespace of the leader Lease: the operator's own in a cluster
+        /// (POD_NAMESPACE, or the service account's), the kubeconfig
+        /// context's namespace outside one.
+        #[arg(long, env = "POD_NAMESPACE")]
+        lease_namespace: Option<String>,
         /// Name of the leader Lease.
         #[arg(long, default_value = "kith-operator")]
         lease_name: String,
@@ -104,7 +106,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(
     namespaces: Vec<String>,
     admin_address: std::net::SocketAddr,
-    lease_namespace: String,
+    lease_namespace: Option<String>,
     lease_name: String,
     identity: String,
 ) -> anyhow::Result<()> {
@@ -127,7 +129,12 @@ async fn run(
         .await
         .context("the Kubernetes API server does not answer")?;
     ready.store(true, Ordering::Relaxed);
-    tracing::info!(identity = %identity, namespaces = ?namespaces, "kith-operator started; waiting for the leader Lease");
+    // Never a fixed namespace that may not exist: run from a workstation,
+    // the kubeconfig's context says where the operator stands.
+    let lease_namespace = lease_namespace
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    tracing::info!(identity = %identity, namespaces = ?namespaces, lease = %format!("{lease_namespace}/{lease_name}"), "kith-operator started; waiting for the leader Lease");
 
     let elector = Elector::new(
         client.clone(),

@@ -289,20 +289,56 @@ fn examples_become_runner_workloads_that_follow_spec_changes() {
     cluster.roll_out("customers-runner");
     condition_when(&cluster, "customers", "Ready", "True", "Running");
 
-    // The scale subresource drives the runner count.
+    // The scale subresource is honoured only as far as runners can run
+    // (fail closed): three are refused, one keeps running, and the
+    // subresource's status says so.
     cluster.ok(&["scale", "profilepipeline/customers", "--replicas=3"]);
-    deployment_when(&cluster, "customers-runner", "scaled to 3", |d| {
-        d["spec"]["replicas"] == 3
-    });
-    events_include(&cluster, "customers", "Scaled");
-    cluster.roll_out("customers-runner");
-    condition_when(&cluster, "customers", "Ready", "True", "Running");
+    condition_when(
+        &cluster,
+        "customers",
+        "Degraded",
+        "True",
+        "ParallelismUnsupported",
+    );
+    events_include(&cluster, "customers", "ParallelismUnsupported");
+    let d = cluster.must_get("deployment", "customers-runner");
+    assert_eq!(d["spec"]["replicas"], 1, "never more than one runner");
     let p = cluster.must_get("profilepipeline", "customers");
-    assert_eq!(p["status"]["replicas"], 3);
+    assert_eq!(p["status"]["replicas"], 1);
+    assert_eq!(
+        p["spec"]["parallelism"], 3,
+        "the request is kept, not rewritten"
+    );
     assert_eq!(
         p["status"]["selector"],
         "app.kubernetes.io/component=runner,kith.dev/pipeline=customers"
     );
+    let ready = p["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(ready["status"], "True", "the one runner runs: {ready}");
+    let degraded = cluster.must_get("profilepipeline", "customers")["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap()
+        .clone();
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1 runner"),
+        "{degraded}"
+    );
+    // Asking for what can run clears it.
+    cluster.ok(&["scale", "profilepipeline/customers", "--replicas=1"]);
+    condition_when(&cluster, "customers", "Degraded", "False", "AsExpected");
+    events_include(&cluster, "customers", "Recovered");
 
     // Suspending stops every runner and is a desired state reached.
     cluster.merge_patch(
@@ -341,7 +377,7 @@ fn examples_become_runner_workloads_that_follow_spec_changes() {
 }
 
 #[test]
-fn drift_is_undone_except_replicas_an_autoscaler_owns() {
+fn drift_is_undone_and_an_autoscaler_adds_no_runner() {
     let cluster = Cluster::start("drift");
     let _operator = Operator::start(&cluster, "operator-a");
     cluster.apply(&example("quickstart.yaml")).unwrap();
@@ -372,8 +408,8 @@ fn drift_is_undone_except_replicas_an_autoscaler_owns() {
         true
     );
 
-    // With an autoscaler targeting the Deployment, its replica count stays,
-    // through spec changes too.
+    // An autoscaler targeting the Deployment asks for more runners than can
+    // run: refused like any other request, through spec changes too.
     cluster
         .apply(
             r#"
@@ -390,10 +426,20 @@ spec:
 "#,
         )
         .unwrap();
-    // Give the operator's autoscaler cache a moment to see it, as the
-    // autoscaler itself would take one before acting.
-    std::thread::sleep(Duration::from_secs(2));
-    cluster.ok(&["scale", "deployment/quickstart-runner", "--replicas=4"]);
+    // Scale as the autoscaler would, again whenever it is undone: until the
+    // operator's autoscaler cache has seen the HPA (the next reconcile after
+    // that), 4 is plain drift.
+    eventually(WAIT, "the autoscaler's 4 runners refused", || {
+        cluster.ok(&["scale", "deployment/quickstart-runner", "--replicas=4"]);
+        std::thread::sleep(Duration::from_secs(1));
+        match cluster.condition("quickstart", "Degraded") {
+            Some(c) if c["reason"] == "ParallelismUnsupported" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    deployment_when(&cluster, "quickstart-runner", "back to one runner", |d| {
+        d["spec"]["replicas"] == 1
+    });
     cluster.merge_patch(
         "profilepipeline",
         "quickstart",
@@ -403,8 +449,8 @@ spec:
         container(d)["image"] == "ghcr.io/kith-dev/kith-runner:0.2.0"
     });
     assert_eq!(
-        upgraded["spec"]["replicas"], 4,
-        "the autoscaler's replicas were overwritten"
+        upgraded["spec"]["replicas"], 1,
+        "never more than one runner"
     );
 }
 
@@ -913,15 +959,21 @@ fn a_stateless_upgrade_starts_a_new_state_lineage_that_later_upgrades_keep() {
     );
     events_include(&cluster, "quickstart", "StatelessUpgrade");
 
-    // A rescale is not an upgrade: same lineage.
+    // A rescale is not an upgrade: same lineage (and, refused, one runner).
     cluster.merge_patch(
         "profilepipeline",
         "quickstart",
         &json!({"spec": {"parallelism": 2}}),
     );
-    deployment_when(&cluster, "quickstart-runner", "rescaled", |d| {
-        d["spec"]["replicas"] == 2
-    });
+    condition_when(
+        &cluster,
+        "quickstart",
+        "Degraded",
+        "True",
+        "ParallelismUnsupported",
+    );
+    let d = cluster.must_get("deployment", "quickstart-runner");
+    assert_eq!(d["spec"]["replicas"], 1);
     assert_eq!(
         url(&cluster),
         format!("file:///var/lib/kith/checkpoints/{lineage}")

@@ -135,6 +135,32 @@ fn hostile_and_huge_values_reach_dynamodb_intact() {
             &want[..want.len().min(40)]
         );
     }
+    // The same values through boto3, a second client that shares nothing
+    // with the sink's AWS SDK for Rust: the index rows' `value` and the
+    // profiles' `note` and `identifiers`.
+    let index = support::dynamodb::boto3_scan(&services, names.1);
+    let profiles = support::dynamodb::boto3_scan(&services, names.0);
+    for v in &values {
+        let want = v.trim().to_lowercase();
+        assert!(
+            index
+                .iter()
+                .any(|row| row["value"].as_str() == Some(want.as_str())),
+            "boto3 reads the index row of {:?}",
+            &want[..want.len().min(40)]
+        );
+        let holder = profiles
+            .iter()
+            .find(|p| p["attributes"]["note"].as_str() == Some(v.as_str()))
+            .unwrap_or_else(|| panic!("boto3 reads the note {:?}", &v[..v.len().min(40)]));
+        assert!(
+            holder["identifiers"].as_array().is_some_and(|ids| ids
+                .iter()
+                .any(|i| i["value"].as_str() == Some(want.as_str()))),
+            "the profile holding note {:?} lists its cookie",
+            &v[..v.len().min(40)]
+        );
+    }
     let long_key = items
         .iter()
         .find(|i| {

@@ -55,6 +55,9 @@ pub struct ProfileSnapshotStatus {
     /// RFC 3339 time it completed or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<String>,
+    /// The runner process that claimed it (its Lease holder identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_by: Option<String>,
 }
 
 /// Pending → InProgress → Completed | Failed.

@@ -11,6 +11,7 @@ mod apply;
 mod cleanup;
 mod events;
 mod reconcile;
+mod scaling;
 mod snapshots;
 mod upgrade;
 
@@ -45,8 +46,8 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
-    /// HorizontalPodAutoscalers of the controller's scope: a runner
-    /// Deployment one of them targets keeps the replicas the autoscaler gave it.
+    /// HorizontalPodAutoscalers of the controller's scope: one that targets
+    /// a runner Deployment and may add runners is refused (`scaling`).
     pub autoscalers: Store<HorizontalPodAutoscaler>,
 }
 

@@ -1,15 +1,15 @@
 //! One reconcile of one pipeline: read → validate → build → apply → status.
 
-use super::snapshots;
 use super::upgrade::{self, Gate};
 use super::{apply, cleanup, events, Context, FIELD_MANAGER, FINALIZER};
+use super::{scaling, snapshots};
 use crate::build::{self, selector_string, Names};
 use crate::error::Error;
 use crate::status::{self, Outcome};
 use crate::validate::{validate, ValidPipeline};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kith_api::crd::{PipelineState, ProfilePipeline, ProfilePipelineStatus};
+use kith_api::crd::{ProfilePipeline, ProfilePipelineStatus};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event};
@@ -140,8 +140,8 @@ async fn apply_objects(
         .await;
     }
     let valid = valid.with_lineage(lineage.as_deref());
-    let replicas = replicas(pipeline, live.as_ref(), autoscaled(ctx, names));
-    let desired = build::desired(pipeline, &valid, replicas);
+    let scale = scaling::decide(pipeline, autoscaler(ctx, names).as_ref());
+    let desired = build::desired(pipeline, &valid, scale.replicas);
     let applied = apply::apply_all(&ctx.client, &desired).await?;
     events::deployment_changes(ctx, pipeline, live.as_ref(), &applied, &valid.spec_hash).await;
     let savepoint_nonce = request_savepoint(pipeline, ctx, names).await?;
@@ -158,37 +158,34 @@ async fn apply_objects(
             spec_hash: valid.spec_hash,
             selector: selector_string(names),
             lineage,
+            parallelism_refused: scale.refused,
         },
         savepoint_nonce,
         next_snapshot,
     })
 }
 
-/// Runners wanted: none while suspended; what an autoscaler set when one
-/// targets the Deployment; else the pipeline's parallelism (which an
-/// autoscaler targeting the pipeline's scale subresource sets).
-fn replicas(pipeline: &ProfilePipeline, live: Option<&Deployment>, autoscaled: bool) -> i32 {
-    if pipeline.spec.state == PipelineState::Suspended {
-        return 0;
-    }
-    let live_replicas = live.and_then(|d| d.spec.replicas);
-    match live_replicas {
-        Some(current) if autoscaled && current > 0 => current,
-        _ => pipeline.spec.parallelism,
-    }
-}
-
-fn autoscaled(ctx: &Context, names: &Names) -> bool {
-    ctx.autoscalers.state().iter().any(|hpa| {
-        let target = &hpa.spec.scale_target_ref;
-        hpa.namespace().as_deref() == Some(names.namespace.as_str())
-            && target.kind == "Deployment"
-            && target.name == names.runner
-            && target
-                .api_version
-                .as_deref()
-                .is_none_or(|v| v.starts_with("apps/"))
-    })
+/// The autoscaler targeting the runner Deployment, if any (the one that may
+/// set the most replicas, should there be several).
+fn autoscaler(ctx: &Context, names: &Names) -> Option<scaling::DeploymentAutoscaler> {
+    ctx.autoscalers
+        .state()
+        .iter()
+        .filter(|hpa| {
+            let target = &hpa.spec.scale_target_ref;
+            hpa.namespace().as_deref() == Some(names.namespace.as_str())
+                && target.kind == "Deployment"
+                && target.name == names.runner
+                && target
+                    .api_version
+                    .as_deref()
+                    .is_none_or(|v| v.starts_with("apps/"))
+        })
+        .map(|hpa| scaling::DeploymentAutoscaler {
+            name: hpa.name_any(),
+            max_replicas: hpa.spec.max_replicas,
+        })
+        .max_by_key(|a| a.max_replicas)
 }
 
 /// A changed `spec.savepointNonce` asks for a savepoint: a `ProfileSnapshot`

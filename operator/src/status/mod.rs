@@ -28,6 +28,8 @@ pub enum Outcome {
         selector: String,
         /// Where the runners checkpoint (`ProfilePipelineStatus::state_lineage`).
         lineage: Option<String>,
+        /// Why fewer runners run than were asked for (`controller::scaling`).
+        parallelism_refused: Option<String>,
     },
 }
 
@@ -114,6 +116,7 @@ pub fn compute(pipeline: &ProfilePipeline, outcome: &Outcome, now: Time) -> Prof
             spec_hash,
             selector,
             lineage,
+            parallelism_refused,
         } => {
             let rollout = Rollout::of(deployment);
             status.state_lineage = lineage.clone();
@@ -173,6 +176,11 @@ pub fn compute(pipeline: &ProfilePipeline, outcome: &Outcome, now: Time) -> Prof
             };
             if phase == phase::RUNNING || phase == phase::SUSPENDED {
                 status.last_stable_spec_hash = Some(spec_hash.clone());
+            }
+            let mut verdicts = verdicts;
+            if let (Some(message), false) = (parallelism_refused, phase == phase::FAILED) {
+                // The runners that do run are fine; what was asked is not.
+                verdicts[2] = verdict(DEGRADED, true, "ParallelismUnsupported", message.clone());
             }
             (phase, verdicts)
         }

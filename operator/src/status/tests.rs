@@ -46,6 +46,7 @@ fn applied(d: Deployment) -> Outcome {
         spec_hash: "h1".into(),
         selector: "s".into(),
         lineage: None,
+        parallelism_refused: None,
     }
 }
 
@@ -210,4 +211,29 @@ fn an_upgrade_waiting_for_its_savepoint_is_progressing_and_a_failed_one_degraded
     assert_eq!(s.phase.as_deref(), Some(phase::FAILED));
     assert_eq!(get(&s, DEGRADED).status, "True");
     assert_eq!(get(&s, DEGRADED).reason, "SavepointFailed");
+}
+
+#[test]
+fn refused_parallelism_degrades_a_running_pipeline_and_reports_the_real_count() {
+    let p = pipeline(1, PipelineState::Running);
+    let outcome = Outcome::Applied {
+        deployment: Box::new(deployment(1, 1, rolled_out(1, 1))),
+        spec_hash: "h1".into(),
+        selector: "s".into(),
+        lineage: None,
+        parallelism_refused: Some("spec.parallelism to 3, but ...".into()),
+    };
+    let s = compute(&p, &outcome, at(10));
+    let c = |kind: &str| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == kind)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(c("Degraded").status, "True");
+    assert_eq!(c("Degraded").reason, "ParallelismUnsupported");
+    assert!(c("Degraded").message.contains("spec.parallelism to 3"));
+    assert_eq!(c("Ready").status, "True", "the one runner runs");
+    assert_eq!(s.replicas, Some(1), "the scale subresource shows what runs");
 }

@@ -11,6 +11,7 @@ use super::metadata::{self, checkpoint_folder, file_crc32, FileEntry, Kind, Meta
 use super::storage::CheckpointStorage;
 use super::CheckpointError;
 use crate::admin::SavepointDone;
+use crate::kubernetes::lease::Fence;
 use crate::source::Positions;
 use crate::store::{Committer, Manifest};
 use std::collections::{HashMap, HashSet};
@@ -66,6 +67,9 @@ pub struct CoordinatorConfig {
     pub pipeline: serde_json::Value,
     /// The validated pipeline, for compaction's version comparisons.
     pub compiled: Arc<crate::config::Pipeline>,
+    /// In a cluster, the pipeline's Lease: nothing is committed to storage
+    /// or pruned from it unless this runner holds it at that moment.
+    pub fence: Option<Arc<Fence>>,
 }
 
 pub struct Coordinator {
@@ -356,6 +360,8 @@ impl Worker {
         }
         let md = self.metadata(Kind::Checkpoint, id, &manifest, files);
         let json = serde_json::to_vec_pretty(&md).expect("metadata serializes");
+        // `_metadata` is the commit: it is written only under the Lease.
+        self.fenced()?;
         storage.put(
             &format!("{}/{}", checkpoint_folder(id), metadata::METADATA),
             json,
@@ -404,6 +410,7 @@ impl Worker {
         }
         let md = self.metadata(Kind::Savepoint, id, &manifest, files);
         let json = serde_json::to_vec_pretty(&md).expect("metadata serializes");
+        self.fenced().map_err(|e| e.to_string())?;
         storage
             .put(&format!("{folder}/{}", metadata::METADATA), json)
             .map_err(|e| e.to_string())?;
@@ -433,9 +440,19 @@ impl Worker {
         }
     }
 
+    /// Fails unless this runner may write to storage now (always, outside
+    /// a cluster).
+    fn fenced(&self) -> Result<(), CheckpointError> {
+        match &self.config.fence {
+            Some(fence) if !fence.held() => Err(CheckpointError::Fenced),
+            _ => Ok(()),
+        }
+    }
+
     /// Keeps the newest `retain` checkpoints; deletes older ones, then the
     /// shared files no kept checkpoint refers to.
     fn prune(&self, storage: &CheckpointStorage) -> Result<(), CheckpointError> {
+        self.fenced()?;
         let complete = super::restore::complete_checkpoints(storage)?;
         let keep = self.config.retain as usize;
         if complete.len() <= keep {

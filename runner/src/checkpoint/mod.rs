@@ -33,4 +33,6 @@ pub enum CheckpointError {
     },
     #[error("checkpoint not taken: {0}")]
     Sinks(String),
+    #[error("not committed: this runner does not hold its pipeline's Lease (another runner may be writing the checkpoints)")]
+    Fenced,
 }

@@ -14,15 +14,20 @@ pub struct Checkpoints {
     pub savepoint_url: Option<String>,
 }
 
+/// The longest checkpoint interval: a day without a restore point is
+/// already more replay than anyone wants, and every deadline derived from
+/// the interval (timers, transaction timeouts) stays far from overflowing.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
 impl Checkpoints {
     pub fn from_spec(spec: &CheckpointSpec) -> Result<Self, ConfigError> {
         let interval = parse_duration(&spec.interval)
-            .filter(|d| *d >= Duration::from_millis(10))
+            .filter(|d| *d >= Duration::from_millis(10) && *d <= MAX_INTERVAL)
             .ok_or_else(|| {
                 ConfigError::invalid(
                     "checkpoints.interval",
                     format!(
-                        "`{}` is not a duration of at least 10ms; write it as `500ms`, `10s` or `2m`",
+                        "`{}` is not a duration between 10ms and 24h; write it as `500ms`, `10s` or `2m`",
                         spec.interval
                     ),
                 )

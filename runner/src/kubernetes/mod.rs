@@ -8,13 +8,16 @@
 //!   request the admin port's `POST /v1/savepoints` sends) and reports the
 //!   outcome in the snapshot's status and the pipeline's `status.lastSnapshot`;
 //! - `runtime`: every few seconds it reports readiness and progress into
-//!   `status.runtime` of its `ProfilePipeline`.
+//!   `status.runtime` of its `ProfilePipeline`;
+//! - `lease`: it holds its pipeline's coordination Lease, without which it
+//!   neither restores, checkpoints, prunes nor takes snapshots.
 //!
 //! Both write with their own server-side-apply field manager (`kith-runner`),
 //! so they never take fields from the operator nor the operator from them.
 //! The agent runs on a thread of its own with its own small async runtime; an
 //! API server that is away is retried and never stops the pipeline.
 
+pub mod lease;
 mod runtime;
 mod snapshots;
 
@@ -62,6 +65,12 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The Lease every runner of the pipeline contends for (the runners'
+    /// Role grants exactly this name).
+    pub fn lease_name(&self) -> String {
+        format!("{}-runner", self.pipeline)
+    }
+
     /// From the environment the operator's Deployment sets; `None` outside
     /// a cluster (or when run by hand).
     pub fn from_env() -> Option<Identity> {
@@ -84,6 +93,8 @@ pub enum AgentError {
 #[derive(Clone)]
 pub struct Shared {
     pub identity: Identity,
+    /// Whether this process holds the pipeline's Lease (see `lease`).
+    pub fence: Arc<lease::Fence>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub requests: SyncSender<AdminRequest>,
@@ -143,9 +154,16 @@ async fn run(shared: Shared, mut stopped: watch::Receiver<bool>) {
         pipeline = %shared.identity.pipeline,
         "reporting to the Kubernetes API and taking ProfileSnapshots"
     );
+    let (namespace, lease) = (
+        shared.identity.namespace.clone(),
+        shared.identity.lease_name(),
+    );
+    let fence = shared.fence.clone();
     tokio::select! {
         _ = snapshots::run(client.clone(), shared.clone()) => {}
-        _ = runtime::run(client, shared) => {}
+        _ = runtime::run(client.clone(), shared) => {}
+        _ = lease::hold(client.clone(), &namespace, &lease, fence.clone()) => {}
         _ = stopped.changed() => {}
     }
+    lease::release(client, &namespace, &lease, &fence).await;
 }

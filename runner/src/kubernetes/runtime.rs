@@ -10,6 +10,12 @@ const EVERY: Duration = Duration::from_secs(10);
 pub async fn run(client: Client, shared: Shared) {
     let mut last_error = None;
     loop {
+        // Only the runner that holds the Lease speaks for the pipeline: one
+        // waiting for it would overwrite the holder's report.
+        if !shared.fence.held() {
+            tokio::time::sleep(super::lease::RETRY).await;
+            continue;
+        }
         let health = &shared.health;
         let runtime = serde_json::json!({"runtime": {
             "pod": shared.identity.pod,

@@ -31,7 +31,7 @@ pub async fn run(client: Client, shared: Shared) {
     tokio::pin!(changes);
     // Every change (and a periodic look, for a snapshot whose status write
     // failed) sends the runner through the pending ones.
-    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
     // Snapshots this process has handled: the cache only catches up with
     // their new state when the watch is next polled.
     let mut handled: HashSet<String> = HashSet::new();
@@ -39,6 +39,11 @@ pub async fn run(client: Client, shared: Shared) {
         tokio::select! {
             _ = changes.next() => {}
             _ = tick.tick() => {}
+        }
+        // Snapshots are the Lease holder's: a runner waiting for it has no
+        // state to snapshot, and one that lost it may not write.
+        if !shared.fence.held() {
+            continue;
         }
         while let Some(snapshot) = next_pending(&store, &shared.identity.pipeline, &handled) {
             handled.insert(snapshot.uid().unwrap_or_default());
@@ -91,16 +96,27 @@ async fn take(
 ) {
     let name = snapshot.name_any();
     let now = || k8s_openapi::jiff::Timestamp::now().to_string();
-    if let Err(e) = set_status(
-        api,
-        &name,
-        json!({"state": SnapshotState::InProgress, "startTime": now()}),
-    )
-    .await
+    // The claim: Pending -> InProgress only if nobody changed the snapshot
+    // since it was read as Pending (its resourceVersion), so exactly one
+    // runner takes it even if two ever look at once.
+    let claim = json!({
+        "metadata": {"resourceVersion": snapshot.resource_version()},
+        "status": {"state": SnapshotState::InProgress, "startTime": now(), "takenBy": shared.fence.identity()},
+    });
+    match api
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&claim))
+        .await
     {
-        tracing::warn!(snapshot = %name, error = %e, "cannot mark the snapshot InProgress; will retry");
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        return;
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            tracing::info!(snapshot = %name, "another runner claimed the snapshot first");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(snapshot = %name, error = %e, "cannot mark the snapshot InProgress; will retry");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            return;
+        }
     }
     tracing::info!(snapshot = %name, "taking a savepoint for a ProfileSnapshot");
     let outcome = savepoint(shared).await;

@@ -9,6 +9,7 @@ use super::{LatencyHistogram, RunError, MIN_COMPACTION_BYTES};
 use crate::admin::{AdminRequest, Health, LookupFailure, Metrics};
 use crate::checkpoint::{Completed, Coordinator, Job};
 use crate::engine::{Applied, ChangeKind, Engine, LookupError};
+use crate::kubernetes::lease::Fence;
 use crate::output::ChangeFeed;
 use crate::sink::Sinks;
 use crate::source::kafka::KafkaStatus;
@@ -52,6 +53,14 @@ pub struct EngineLoop<'a> {
     pub counters: Counters,
     /// The stores kept up to date (none without a `sinks` section).
     pub sinks: Option<Sinks>,
+    /// In a cluster: whether this runner still holds its pipeline's Lease.
+    pub fence: Option<Arc<Fence>>,
+}
+
+/// `at + after`, or far in the future when that would overflow.
+fn later(at: Instant, after: Duration) -> Instant {
+    at.checked_add(after)
+        .unwrap_or_else(|| at + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// A sink whose oldest unwritten change is older than this makes the
@@ -62,9 +71,12 @@ impl EngineLoop<'_> {
     /// Applies batches until the decode thread hangs up.
     pub fn run(&mut self, batches: Receiver<Batch>) -> Result<(), RunError> {
         let mut events = Vec::new();
-        let mut next_checkpoint = Instant::now() + self.interval;
+        let mut next_checkpoint = later(Instant::now(), self.interval);
         let mut next_gauges = Instant::now();
         loop {
+            if self.fence.as_ref().is_some_and(|f| f.lost()) {
+                return Err(RunError::LeaseLost);
+            }
             if let Some(sinks) = &mut self.sinks {
                 if let Some(e) = sinks.failure() {
                     return Err(e.into());
@@ -115,7 +127,7 @@ impl EngineLoop<'_> {
                 {
                     self.checkpoint()?;
                 }
-                next_checkpoint = now + self.interval;
+                next_checkpoint = later(now, self.interval);
             }
             if now >= next_gauges {
                 self.refresh_gauges();

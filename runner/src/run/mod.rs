@@ -23,6 +23,7 @@ use crate::admin::{AdminServer, AdminState, Health, Metrics};
 use crate::checkpoint::{self, CheckpointError, CheckpointStorage, Coordinator, CoordinatorConfig};
 use crate::config::{ConfigError, Pipeline};
 use crate::engine::Engine;
+use crate::kubernetes::lease::Fence;
 use crate::observation::MAX_LINE_BYTES;
 use crate::output::{ChangeFeed, DeadLetterTopic, DeadLetterTopicError, DeadLetters, OutputError};
 use crate::source::kafka::{KafkaSource, KafkaSourceError};
@@ -34,9 +35,9 @@ use serde::Serialize;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -70,6 +71,8 @@ pub enum RunError {
     Restore { url: String, message: String },
     #[error(transparent)]
     Sink(#[from] crate::sink::SinkError),
+    #[error("this runner lost its pipeline's Lease (another runner may be writing now); it stopped without another checkpoint and exits, to wait for the Lease again when restarted")]
+    LeaseLost,
 }
 
 /// Where input comes from when the command line says so.
@@ -98,7 +101,7 @@ pub struct RunOptions {
 }
 
 /// The last stdout line of `run` (DESIGN §4), plus counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
     pub observations: u64,
     pub profiles: u64,
@@ -159,12 +162,19 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let health = Arc::new(Health::new());
     health.set_not_ready("restoring state");
     let (admin_tx, admin_rx) = crate::admin::request_channel(16);
+    // In a cluster, one runner per pipeline writes: the holder of its Lease.
+    let fence = opts
+        .kubernetes
+        .as_ref()
+        .map(|identity| Fence::new(Fence::identity_for(&identity.pod)));
     let kubernetes = opts
         .kubernetes
         .clone()
-        .map(|identity| {
+        .zip(fence.clone())
+        .map(|(identity, fence)| {
             crate::kubernetes::Agent::start(crate::kubernetes::Shared {
                 identity,
+                fence,
                 metrics: metrics.clone(),
                 health: health.clone(),
                 requests: admin_tx.clone(),
@@ -186,6 +196,14 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         .transpose()?;
     if let Some(a) = &admin {
         tracing::info!(address = %a.local_addr(), "admin port open");
+    }
+
+    if let Some(fence) = &fence {
+        if !wait_for_lease(fence, &health, &stop) {
+            // Stopped before it could take over: it never touched the state.
+            tracing::info!("stopped while waiting for the pipeline's Lease");
+            return Ok(RunSummary::default());
+        }
     }
 
     let restore_started = Instant::now();
@@ -269,7 +287,13 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let feed = ChangeFeed::open(&feed_path)?;
 
     let coordinator = match &store {
-        Some(store) => Some(start_coordinator(opts, &pipeline, store, &spec_json)?),
+        Some(store) => Some(start_coordinator(
+            opts,
+            &pipeline,
+            store,
+            &spec_json,
+            fence.clone(),
+        )?),
         None => None,
     };
 
@@ -346,8 +370,13 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         interval: pipeline.checkpoints.interval,
         counters: Default::default(),
         sinks,
+        fence: fence.clone(),
     };
     let outcome = looped.run(receiver);
+    if let Err(RunError::LeaseLost) = outcome {
+        // Another runner may own the state now: nothing more is written.
+        return Err(RunError::LeaseLost);
+    }
     // Ingestion ends with the input; the last checkpoint is not part of it.
     let ingest_seconds = ingest_started.elapsed().as_secs_f64();
     let decoded = decoder.join().expect("the decode thread does not panic");
@@ -381,6 +410,29 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         checkpoints: counters.checkpoints,
         restore_seconds: round3(restore_seconds),
     })
+}
+
+/// Waits, not ready, until this process holds the pipeline's Lease; false
+/// when stopped first.
+fn wait_for_lease(fence: &Fence, health: &Health, stop: &AtomicBool) -> bool {
+    let mut said = None;
+    while !fence.held() {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let why = match fence.waiting_for() {
+            Some(holder) => format!("waiting for the pipeline's Lease, held by {holder}"),
+            None => "taking the pipeline's Lease".to_string(),
+        };
+        if said.as_ref() != Some(&why) {
+            tracing::info!("{why}");
+            health.set_not_ready(why.clone());
+            said = Some(why);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    health.set_not_ready("restoring state");
+    true
 }
 
 /// Claims a writer epoch and starts the pipeline's sinks (none without a
@@ -456,6 +508,7 @@ fn start_coordinator(
     pipeline: &Arc<Pipeline>,
     store: &Store,
     spec_json: &str,
+    fence: Option<Arc<Fence>>,
 ) -> Result<Coordinator, RunError> {
     let cp = &pipeline.checkpoints;
     let storage = cp
@@ -484,6 +537,7 @@ fn start_coordinator(
             pipeline_name: pipeline.name.clone(),
             pipeline: serde_json::from_str(spec_json).expect("saved pipelines are JSON"),
             compiled: pipeline.clone(),
+            fence,
         },
     ))
 }

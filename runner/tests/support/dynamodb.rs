@@ -150,3 +150,25 @@ pub fn actual(
     }
     (profiles, index)
 }
+
+/// Every item of `table` as boto3 reads it (`boto3_scan.py`, run by the
+/// Python of moto's virtualenv), one JSON object per item.
+pub fn boto3_scan(services: &super::services::Services, table: &str) -> Vec<serde_json::Value> {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/boto3_scan.py");
+    let out = std::process::Command::new(services.get("MOTO_PYTHON"))
+        .arg(&script)
+        .args([services.get("DYNAMODB_ENDPOINT"), table])
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "boto3 scan of {table} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("boto3_scan.py prints UTF-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("boto3_scan.py prints JSON lines"))
+        .collect()
+}

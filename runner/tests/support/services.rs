@@ -141,6 +141,7 @@ fn required_keys(service: &str) -> &'static [&'static str] {
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
             "AWS_REGION",
+            "MOTO_PYTHON",
         ],
         "kube" => &["KUBECONFIG", "KUBECTL", "KUBE_APISERVER"],
         "gremlin" => &["NEPTUNE_ENDPOINT"],

@@ -60,6 +60,9 @@ moto_up() {
   env_set AWS_ACCESS_KEY_ID test
   env_set AWS_SECRET_ACCESS_KEY test
   env_set AWS_REGION us-east-1
+  # boto3 comes with moto: tests read tables back through it as a second,
+  # independent client (runner/tests/support/boto3_scan.py).
+  env_set MOTO_PYTHON "$MOTO_VENV/bin/python"
 }
 
 moto_down() {
@@ -70,4 +73,5 @@ moto_down() {
   env_unset AWS_ACCESS_KEY_ID
   env_unset AWS_SECRET_ACCESS_KEY
   env_unset AWS_REGION
+  env_unset MOTO_PYTHON
 }
