@@ -1100,3 +1100,43 @@ fn only_the_watched_namespaces_are_reconciled() {
     );
     assert!(other.must_get("profilepipeline", "quickstart")["status"].is_null());
 }
+
+#[test]
+fn run_outside_a_cluster_takes_its_lease_in_the_kubeconfig_namespace() {
+    let cluster = Cluster::start("workstation");
+    // A kubeconfig whose context names the test's namespace, as `kubectl
+    // config set-context --current --namespace` leaves it on a workstation.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::copy(&cluster.kubeconfig, &kubeconfig).unwrap();
+    let kubeconfig = kubeconfig.to_str().unwrap().to_string();
+    let set = std::process::Command::new(support::services::require(&["kube"]).get("KUBECTL"))
+        .args([
+            "config",
+            "set-context",
+            "--current",
+            "--namespace",
+            &cluster.namespace,
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let _operator = Operator::start_without_lease_namespace(&cluster, "workstation", &kubeconfig);
+    let lease = eventually(
+        WAIT,
+        "the leader Lease in the kubeconfig's namespace",
+        || {
+            cluster
+                .get("lease", "kith-operator")
+                .ok_or_else(|| "no Lease yet".to_string())
+        },
+    );
+    assert_eq!(lease["spec"]["holderIdentity"], "workstation");
+    cluster.apply(&example("quickstart.yaml")).unwrap();
+    deployment_when(&cluster, "quickstart-runner", "created", |_| true);
+}

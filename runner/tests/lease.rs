@@ -107,7 +107,7 @@ fn one_runner_of_a_pipeline_writes_and_the_next_takes_over_exactly() {
 
     // The same pod name, another process: a contender all the same.
     let b_admin = format!("127.0.0.1:{}", free_port());
-    let mut b = start(&case, &cluster, "b", "runner-0", &b_admin, true);
+    let mut b = start(&case, &cluster, "b", "runner-0", &b_admin, false);
     assert!(
         wait_until(30, || readyz(&b_admin)
             .1
@@ -159,8 +159,9 @@ fn one_runner_of_a_pipeline_writes_and_the_next_takes_over_exactly() {
         log(dir, "b")
     );
 
-    // A third one waits for the second, which reads to the end and stops
-    // cleanly: it releases the Lease, so the third starts at once.
+    // A third one waits for the second, which then stops cleanly (SIGTERM):
+    // it releases the Lease, so the third starts at once, restores the
+    // second's final checkpoint and reads on to the end.
     let c_admin = format!("127.0.0.1:{}", free_port());
     let mut c = start(&case, &cluster, "c", "runner-1", &c_admin, true);
     assert!(
@@ -171,22 +172,22 @@ fn one_runner_of_a_pipeline_writes_and_the_next_takes_over_exactly() {
         readyz(&c_admin),
         log(dir, "c")
     );
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &b.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
     let b_status = b.0.wait().unwrap();
+    let b_exited = Instant::now();
     assert!(
         b_status.success(),
         "the second runner failed\n{}",
         log(dir, "b")
     );
-    let b_exited = Instant::now();
     assert!(
         log(dir, "b").contains("released the pipeline's Lease"),
         "{}",
         log(dir, "b")
-    );
-    assert_eq!(
-        export(&dir.join("state-b")),
-        reference,
-        "the runner that took over lost or doubled something"
     );
     assert!(
         wait_until(30, || holder(&cluster).starts_with("runner-1/")),
@@ -203,6 +204,6 @@ fn one_runner_of_a_pipeline_writes_and_the_next_takes_over_exactly() {
     assert_eq!(
         export(&dir.join("state-c")),
         reference,
-        "the third runner, restored from the second's last checkpoint"
+        "after a SIGKILL, a takeover and a clean handover, something was lost or doubled"
     );
 }

@@ -41,12 +41,47 @@ impl Operator {
         )
     }
 
+    /// As `kith-operator run` is started from a workstation: no Lease
+    /// namespace given, so the kubeconfig's context decides it.
+    pub fn start_without_lease_namespace(
+        cluster: &Cluster,
+        identity: &str,
+        kubeconfig: &str,
+    ) -> Operator {
+        Self::spawn_with(
+            cluster,
+            identity,
+            kubeconfig,
+            Some(&cluster.namespace),
+            None,
+            false,
+        )
+    }
+
     fn spawn(
         cluster: &Cluster,
         identity: &str,
         kubeconfig: &str,
         namespace_flag: Option<&str>,
         namespaces_env: Option<&str>,
+    ) -> Operator {
+        Self::spawn_with(
+            cluster,
+            identity,
+            kubeconfig,
+            namespace_flag,
+            namespaces_env,
+            true,
+        )
+    }
+
+    fn spawn_with(
+        cluster: &Cluster,
+        identity: &str,
+        kubeconfig: &str,
+        namespace_flag: Option<&str>,
+        namespaces_env: Option<&str>,
+        lease_namespace_flag: bool,
     ) -> Operator {
         let admin = free_address();
         let log = std::fs::File::create(
@@ -62,8 +97,10 @@ impl Operator {
         if let Some(namespaces) = namespaces_env {
             command.env("KITH_WATCH_NAMESPACES", namespaces);
         }
+        if lease_namespace_flag {
+            command.args(["--lease-namespace", &cluster.namespace]);
+        }
         let child = command
-            .args(["--lease-namespace", &cluster.namespace])
             .args(["--identity", identity, "--admin", &admin])
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,kith_operator=debug")
