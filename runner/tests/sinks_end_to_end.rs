@@ -256,12 +256,19 @@ fn ready(admin: &str) -> Option<(u16, String)> {
     http(admin, "GET", "/readyz")
 }
 
-fn caught_up(admin: &str) -> bool {
+/// Ready, at least `applied` observations applied (the lag gauge is
+/// refreshed once a second and reads 0 before new input reaches the
+/// consumer), no consumer lag and nothing unwritten in any sink.
+fn caught_up(admin: &str, applied: usize) -> bool {
     matches!(ready(admin), Some((200, _)))
         && http(admin, "GET", "/metrics").is_some_and(|(_, m)| {
             m.lines()
-                .filter(|l| l.starts_with("kith_sink_oldest_unwritten_seconds"))
-                .all(|l| l.ends_with(" 0"))
+                .find_map(|l| l.strip_prefix("kith_observations_total "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|n| n >= applied as f64)
+                && m.lines()
+                    .filter(|l| l.starts_with("kith_sink_oldest_unwritten_seconds"))
+                    .all(|l| l.ends_with(" 0"))
                 && m.lines()
                     .filter(|l| l.starts_with("kith_consumer_lag{"))
                     .all(|l| l.ends_with(" 0"))
@@ -304,7 +311,7 @@ fn throttling_partial_batches_lost_responses_and_outages_lose_nothing() {
     let (first, rest) = lines.split_at(lines.len() / 3);
     case.kafka.produce(first);
     assert!(
-        wait_until(120, || caught_up(&admin)),
+        wait_until(120, || caught_up(&admin, first.len())),
         "caught up under throttling and partial batches"
     );
     let injected = |p: &Proxy| p.state()["counters"]["injected"].clone();
@@ -324,6 +331,7 @@ fn throttling_partial_batches_lost_responses_and_outages_lose_nothing() {
 
     // Each store goes away for 30 s while input keeps coming.
     let (second, third) = rest.split_at(rest.len() / 2);
+    let mut produced = first.len();
     for (proxy, name, chunk) in [
         (&dynamodb, "dynamodb", second),
         (&neptune, "neptune", third),
@@ -332,6 +340,7 @@ fn throttling_partial_batches_lost_responses_and_outages_lose_nothing() {
             serde_json::json!({"faults": [{"kind": "outage", "seconds": 30, "mode": "reset"}]}),
         );
         case.kafka.produce(chunk);
+        produced += chunk.len();
         assert!(
             wait_until(25, || ready(&admin)
                 .is_some_and(|(s, body)| s == 503 && body.contains(name))),
@@ -344,7 +353,7 @@ fn throttling_partial_batches_lost_responses_and_outages_lose_nothing() {
             "the runner stays up during the {name} outage"
         );
         assert!(
-            wait_until(120, || caught_up(&admin)),
+            wait_until(120, || caught_up(&admin, produced)),
             "caught up after the {name} outage"
         );
     }

@@ -12,7 +12,7 @@
 //! - `lease`: it holds its pipeline's coordination Lease, without which it
 //!   neither restores, checkpoints, prunes nor takes snapshots.
 //!
-//! Both write with their own server-side-apply field manager (`kith-runner`),
+//! They write with their own server-side-apply field manager (`kith-runner`),
 //! so they never take fields from the operator nor the operator from them.
 //! The agent runs on a thread of its own with its own small async runtime; an
 //! API server that is away is retried and never stops the pipeline.

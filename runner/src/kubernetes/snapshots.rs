@@ -51,7 +51,11 @@ pub async fn run(client: Client, shared: Shared) {
             // has as Pending is taken.
             match snapshots.get_opt(&snapshot.name_any()).await {
                 Ok(Some(current)) if is_pending(&current) && current.uid() == snapshot.uid() => {
-                    take(&client, &snapshots, &shared, &current).await
+                    if !take(&client, &snapshots, &shared, &current).await {
+                        // Not claimed (the API server did not answer): look again.
+                        handled.remove(&snapshot.uid().unwrap_or_default());
+                        break;
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -88,12 +92,14 @@ fn next_pending(
         .map(|s| (*s).clone())
 }
 
+/// Claims and takes one snapshot; false when it could not be claimed for a
+/// reason worth retrying (it is still Pending).
 async fn take(
     client: &Client,
     api: &Api<ProfileSnapshot>,
     shared: &Shared,
     snapshot: &ProfileSnapshot,
-) {
+) -> bool {
     let name = snapshot.name_any();
     let now = || k8s_openapi::jiff::Timestamp::now().to_string();
     // The claim: Pending -> InProgress only if nobody changed the snapshot
@@ -110,12 +116,12 @@ async fn take(
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 409 => {
             tracing::info!(snapshot = %name, "another runner claimed the snapshot first");
-            return;
+            return true;
         }
         Err(e) => {
             tracing::warn!(snapshot = %name, error = %e, "cannot mark the snapshot InProgress; will retry");
             tokio::time::sleep(Duration::from_secs(5)).await;
-            return;
+            return false;
         }
     }
     tracing::info!(snapshot = %name, "taking a savepoint for a ProfileSnapshot");
@@ -138,7 +144,7 @@ async fn take(
             }
             Err(e) => {
                 tracing::error!(snapshot = %name, error = %e, "gave up reporting the snapshot's outcome");
-                return;
+                return true;
             }
         }
     }
@@ -149,6 +155,7 @@ async fn take(
             tracing::warn!(error = %e, "cannot record the last snapshot in the pipeline's status");
         }
     }
+    true
 }
 
 async fn set_status(
