@@ -115,16 +115,6 @@ impl Fence {
     fn give_up(&self) {
         self.valid_until_ms.store(0, Ordering::Release);
     }
-
-    /// For tests of code that checks the fence: held for `for_` from now.
-    #[cfg(test)]
-    pub fn held_for_test(identity: &str, for_: Duration) -> Arc<Fence> {
-        let fence = Fence::new(identity.into());
-        fence
-            .valid_until_ms
-            .store(fence.ms(Instant::now() + for_).max(1), Ordering::Release);
-        fence
-    }
 }
 
 /// What this process last saw of another holder's Lease: a contender counts
