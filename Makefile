@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 RUNNER := target/release/kith-runner
 
-.PHONY: all build build-deps test quickstart bench services services-down crds fmt lint clean
+.PHONY: all build build-deps test e2e quickstart bench services services-down crds fmt lint clean
 
 all: build
 
@@ -23,23 +23,31 @@ build-deps:
 build: build-deps
 	$(CARGO) build --release --locked
 
-# The whole suite: unit, property and integration tests (cargo), and the
-# fault proxy's own tests (pytest), with the runners' summary lines and one
-# total. Integration tests run against the real services of
-# DESIGN §5, started here and stopped afterwards (KITH_KEEP_SERVICES=1 keeps
-# them running for the next run).
+# The whole suite: unit, property and integration tests (cargo), the
+# fault proxy's own tests (pytest) and the lifecycle scenarios (make e2e),
+# with the runners' summary lines and one total. Integration tests run
+# against the real services of DESIGN §5, started here and stopped
+# afterwards (KITH_KEEP_SERVICES=1 keeps them running for the next run).
 test: build-deps
 	mkdir -p target; \
 	bash tests/services/up.sh kafka moto kube gremlin || exit 1; \
-	$(CARGO) test --locked --workspace --no-fail-fast 2>&1 | tee target/test.log; \
+	$(CARGO) test --locked --workspace --exclude kith-e2e --no-fail-fast 2>&1 | tee target/test.log; \
 	status=$${PIPESTATUS[0]}; \
 	python3 -m pytest -q -p no:cacheprovider tests/faults 2>&1 | tee target/test-faults.log; \
 	pystatus=$${PIPESTATUS[0]}; \
+	CARGO=$(CARGO) bash tests/e2e/run.sh; \
+	e2estatus=$$?; \
 	[ "$${KITH_KEEP_SERVICES:-0}" = 1 ] || bash tests/services/down.sh; \
-	{ grep -E '^test result:' target/test.log | awk '{print $$4, $$6, $$8}'; \
+	{ grep -E '^test result:' target/test.log target/e2e.log | cut -d: -f2- | awk '{print $$4, $$6, $$8}'; \
 	  tail -n 1 target/test-faults.log | awk '{p=0; f=0; s=0; for (i = 2; i <= NF; i++) { if ($$i ~ /^passed/) p=$$(i-1); if ($$i ~ /^failed/) f=$$(i-1); if ($$i ~ /^skipped/) s=$$(i-1) } print p, f, s}'; } \
 	  | awk '{p+=$$1; f+=$$2; i+=$$3} END {printf "%d passed, %d failed, %d skipped\n", p, f, i}'; \
-	[ $$status = 0 ] && [ $$pystatus = 0 ]
+	[ $$status = 0 ] && [ $$pystatus = 0 ] && [ $$e2estatus = 0 ]
+
+# The lifecycle scenarios (tests/e2e): the operator and real runner
+# processes, run by the kubelet stand-in, on the test API server with Kafka
+# and moto S3. Ends with `N passed, N failed`.
+e2e: build-deps
+	CARGO=$(CARGO) bash tests/e2e/run.sh
 
 # Builds the runner, runs the quickstart on the embedded default (local files
 # and a local state directory), then prints one unified profile.

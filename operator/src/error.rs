@@ -16,6 +16,13 @@ pub enum Error {
     Finalizer(#[source] Box<finalizer::Error<Error>>),
     #[error("object has no {0}")]
     MissingMetadata(&'static str),
+    /// Not a failure: a step that waits for the runners (a final savepoint
+    /// before a deletion), looked at again after `retry`.
+    #[error("waiting: {why}")]
+    Waiting {
+        why: String,
+        retry: std::time::Duration,
+    },
 }
 
 impl Error {
@@ -46,6 +53,21 @@ impl Error {
                 _ => "finalizer".into(),
             },
             Error::MissingMetadata(_) => "metadata".into(),
+            Error::Waiting { .. } => "waiting".into(),
+        }
+    }
+
+    /// When the step is only waiting, how long until it is looked at again.
+    pub fn waiting(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Waiting { retry, .. } => Some(*retry),
+            Error::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
+                    e.waiting()
+                }
+                _ => None,
+            },
+            _ => None,
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct ValidPipeline {
     /// image, environment, resources, storage), but not of the parallelism:
     /// a changed hash is an upgrade, a changed parallelism is a rescale.
     pub spec_hash: String,
+    /// The savepoint the runners start from while their lineage holds no
+    /// checkpoint yet (`--initial-savepoint`; set for a rollback).
+    pub initial_savepoint: Option<String>,
 }
 
 impl ValidPipeline {
@@ -40,6 +43,13 @@ impl ValidPipeline {
                 *url = json!(format!("{}/{lineage}", base.trim_end_matches('/')));
             }
         }
+        self
+    }
+
+    /// The same pipeline starting from `savepoint` while its lineage holds
+    /// no checkpoint.
+    pub fn starting_from(mut self, savepoint: Option<String>) -> ValidPipeline {
+        self.initial_savepoint = savepoint;
         self
     }
 }
@@ -106,6 +116,7 @@ pub fn validate(spec: &ProfilePipelineSpec) -> Result<ValidPipeline, InvalidSpec
     Ok(ValidPipeline {
         document,
         spec_hash,
+        initial_savepoint: None,
     })
 }
 

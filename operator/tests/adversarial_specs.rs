@@ -192,7 +192,7 @@ fn reconcile_offline(doc: Value) {
                     spec_hash: valid.spec_hash,
                     selector: "s".into(),
                     lineage: None,
-                    parallelism_refused: None,
+                    degraded: None,
                 },
                 now,
             );

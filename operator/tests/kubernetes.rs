@@ -836,6 +836,13 @@ fn a_savepoint_upgrade_holds_the_runners_until_the_savepoint_is_taken() {
     let cluster = Cluster::start("upgrade");
     let _operator = Operator::start(&cluster, "operator-a");
     cluster.apply(&example("kafka-s3.yaml")).unwrap();
+    // No runner reports checkpoints here: stable as soon as rolled out, so
+    // that a failed savepoint protects a stable spec (and blocks).
+    cluster.merge_patch(
+        "profilepipeline",
+        "customers",
+        &json!({"spec": {"upgrade": {"stableAfterCheckpoints": 0}}}),
+    );
     let before = deployment_when(&cluster, "customers-runner", "created", |_| true);
     cluster.roll_out("customers-runner");
     condition_when(&cluster, "customers", "Ready", "True", "Running");
@@ -893,7 +900,7 @@ fn a_savepoint_upgrade_holds_the_runners_until_the_savepoint_is_taken() {
         "Failed",
         Some("bucket kith-state unreachable"),
     );
-    let degraded = condition_when(&cluster, "customers", "Degraded", "True", "SavepointFailed");
+    let degraded = condition_when(&cluster, "customers", "Degraded", "True", "UpgradeBlocked");
     assert!(
         degraded["message"]
             .as_str()
@@ -901,7 +908,7 @@ fn a_savepoint_upgrade_holds_the_runners_until_the_savepoint_is_taken() {
             .contains("bucket kith-state unreachable"),
         "{degraded}"
     );
-    events_include(&cluster, "customers", "SavepointFailed");
+    events_include(&cluster, "customers", "UpgradeBlocked");
     assert_eq!(
         container(&cluster.must_get("deployment", "customers-runner"))["image"],
         image("0.2.0")
@@ -1017,6 +1024,9 @@ fn snapshots_are_taken_on_a_schedule_and_only_the_operators_are_pruned() {
             .unwrap()
             .iter()
             .filter(|s| s["metadata"]["labels"]["kith.dev/snapshot-reason"] == "periodic")
+            // One being deleted waits for the runner to delete its files
+            // (the savepoint-files finalizer): pruned already.
+            .filter(|s| s["metadata"]["deletionTimestamp"].is_null())
             .map(|s| {
                 (
                     s["metadata"]["name"].as_str().unwrap().to_string(),
@@ -1070,6 +1080,17 @@ fn snapshots_are_taken_on_a_schedule_and_only_the_operators_are_pruned() {
     assert!(
         cluster.get("profilesnapshot", "by-hand").is_some(),
         "a user's snapshot was pruned"
+    );
+    // A pruned one stays, marked for deletion, until a runner has deleted
+    // its savepoint's files and then the finalizer.
+    let pruned = cluster.must_get("profilesnapshot", &completed[0]);
+    assert!(
+        !pruned["metadata"]["deletionTimestamp"].is_null(),
+        "{pruned}"
+    );
+    assert_eq!(
+        pruned["metadata"]["finalizers"],
+        json!(["kith.dev/savepoint-files"])
     );
 }
 

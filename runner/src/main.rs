@@ -49,6 +49,12 @@ enum Command {
         /// from the latest complete checkpoint in `checkpoints.url`.
         #[arg(long)]
         restore: Option<String>,
+        /// Start from this savepoint (or checkpoint) folder when there is no
+        /// state yet: --state is empty and `checkpoints.url` holds no
+        /// complete checkpoint. Unlike --restore, a restart that finds a
+        /// checkpoint continues from it (how the operator starts a rollback).
+        #[arg(long, conflicts_with = "restore")]
+        initial_savepoint: Option<String>,
         /// Serve the admin port (metrics, health, lookups, savepoints) here,
         /// for example 0.0.0.0:9249.
         #[arg(long)]
@@ -136,6 +142,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             state,
             exit_at_end,
             restore,
+            initial_savepoint,
             admin,
         } => {
             let input = input.map(|p| {
@@ -158,6 +165,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 state,
                 exit_at_end,
                 restore,
+                initial_savepoint,
                 admin,
                 stop: Some(stop),
                 kubernetes: kith_runner::kubernetes::Identity::from_env(),

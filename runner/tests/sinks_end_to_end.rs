@@ -202,24 +202,10 @@ impl Case {
     }
 }
 
-fn seed() -> u64 {
-    let seed = std::env::var("KITH_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as u64
-        });
-    eprintln!("seed {seed} (KITH_TEST_SEED={seed} repeats it)");
-    seed
-}
-
 #[test]
 fn sigkill_at_random_moments_leaves_every_store_equal_to_the_export() {
     let case = Case::new("e2ekill", None, None);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(support::runner::test_seed());
     let lines = generate(400, 17);
     let pipeline = case.pipeline("conditional");
     let chunks: Vec<&[Vec<u8>]> = lines.chunks(lines.len() / 5 + 1).collect();

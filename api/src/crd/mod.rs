@@ -11,10 +11,13 @@ mod pipeline;
 mod snapshot;
 
 pub use pipeline::{
-    PipelineDocument, PipelineState, ProfilePipeline, ProfilePipelineSpec, ProfilePipelineStatus,
-    SnapshotPolicy, SnapshotReference, StateStorageSpec, UpgradeMode, MAX_KEY_GROUPS,
+    DeletionPolicy, PipelineDocument, PipelineState, ProfilePipeline, ProfilePipelineSpec,
+    ProfilePipelineStatus, SnapshotPolicy, SnapshotReference, StateStorageSpec, UpgradeMode,
+    UpgradePolicy, UpgradeStatus, MAX_KEY_GROUPS,
 };
-pub use snapshot::{ProfileSnapshot, ProfileSnapshotSpec, ProfileSnapshotStatus, SnapshotState};
+pub use snapshot::{
+    ProfileSnapshot, ProfileSnapshotSpec, ProfileSnapshotStatus, SnapshotState, FILES_FINALIZER,
+};
 
 /// The API group of every Kith resource.
 pub const GROUP: &str = "kith.dev";

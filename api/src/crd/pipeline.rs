@@ -104,6 +104,85 @@ pub struct ProfilePipelineSpec {
     /// Savepoints on a schedule, and which of the operator's are kept.
     #[serde(default)]
     pub snapshots: SnapshotPolicy,
+
+    /// When a new spec counts as stable, and what happens when it does not.
+    #[serde(default)]
+    pub upgrade: UpgradePolicy,
+
+    /// What deleting the pipeline does before its runners go.
+    #[serde(default)]
+    pub deletion: DeletionPolicy,
+}
+
+/// How an upgrade is judged: a new spec is stable once its runner is ready
+/// and has completed `stableAfterCheckpoints` checkpoints; one that is not
+/// stable within `stabilityTimeout` is rolled back to the last stable spec,
+/// from the restore point taken before the upgrade.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradePolicy {
+    /// Checkpoints the new spec's runner must complete to be stable (0:
+    /// stable as soon as it is ready).
+    #[serde(default = "default_stable_after_checkpoints")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub stable_after_checkpoints: i32,
+    /// How long a new spec has to become stable, such as `5m`.
+    #[serde(default = "default_stability_timeout")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$"))]
+    pub stability_timeout: String,
+    /// Roll back to the last stable spec when a new one is not stable in
+    /// time (`false`: keep trying the new one, Degraded).
+    #[serde(default = "yes")]
+    pub rollback: bool,
+    /// `upgradeMode: last-state` starts the new spec from the latest
+    /// checkpoint when it is younger than this, such as `10m`; otherwise it
+    /// takes a savepoint first (and uses the checkpoint if that fails).
+    #[serde(default = "default_last_state_max_age")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$"))]
+    pub last_state_max_age: String,
+    /// `upgradeMode: savepoint`: when the savepoint before an upgrade cannot
+    /// be taken, upgrade from the latest checkpoint instead of blocking
+    /// (`UpgradeBlocked`) until it can.
+    #[serde(default)]
+    pub fallback_to_checkpoint: bool,
+}
+
+impl Default for UpgradePolicy {
+    fn default() -> Self {
+        UpgradePolicy {
+            stable_after_checkpoints: default_stable_after_checkpoints(),
+            stability_timeout: default_stability_timeout(),
+            rollback: true,
+            last_state_max_age: default_last_state_max_age(),
+            fallback_to_checkpoint: false,
+        }
+    }
+}
+
+fn default_stable_after_checkpoints() -> i32 {
+    2
+}
+
+fn default_stability_timeout() -> String {
+    "5m".into()
+}
+
+fn default_last_state_max_age() -> String {
+    "10m".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What deleting a pipeline does first.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionPolicy {
+    /// Take a final savepoint (a `ProfileSnapshot` named `NAME-final`, kept
+    /// after the pipeline is gone) before the runners are deleted.
+    #[serde(default)]
+    pub savepoint: bool,
 }
 
 /// When the operator takes savepoints by itself, and how many of the
@@ -233,9 +312,25 @@ pub struct ProfilePipelineStatus {
     /// Hash of the spec the runners currently run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_hash: Option<String>,
-    /// Hash of the last spec that became Ready (what a failed upgrade returns to).
+    /// Hash of the last spec that became stable (what a failed upgrade
+    /// returns to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_stable_spec_hash: Option<String>,
+    /// That spec itself, as applied (what a rollback deploys again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "spec_copy_schema")]
+    pub last_stable_spec: Option<serde_json::Value>,
+    /// The upgrade in progress: a spec deployed but not yet stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeStatus>,
+    /// The spec hash rolled back from: while `spec` still hashes to it, the
+    /// last stable spec keeps running and the bad one is not tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_from: Option<String>,
+    /// The savepoint the current lineage started from (given to runners as
+    /// `--initial-savepoint`: used only while the lineage has no checkpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage_start: Option<String>,
     /// Sub-path of `spec.stateStorage.url` holding the current state's
     /// checkpoints; a stateless upgrade starts a new one. Empty: the URL itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,6 +345,25 @@ pub struct ProfilePipelineStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "runtime_schema")]
     pub runtime: Option<serde_json::Value>,
+}
+
+/// A spec on its way to being stable.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStatus {
+    /// The new spec's hash.
+    pub spec_hash: String,
+    /// RFC 3339 time it was deployed (the stability timeout counts from here).
+    pub started_at: String,
+    /// The stable spec it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_spec_hash: Option<String>,
+    /// The lineage the replaced spec ran in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_lineage: Option<String>,
+    /// The savepoint taken before it (the restore point of a rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_point: Option<String>,
 }
 
 /// A completed snapshot.
@@ -267,6 +381,14 @@ fn runtime_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "object",
         "description": "Written by the runners: positions, lag, last checkpoint.",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+fn spec_copy_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "description": "A copy of a ProfilePipeline spec.",
         "x-kubernetes-preserve-unknown-fields": true
     })
 }

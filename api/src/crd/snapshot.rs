@@ -9,6 +9,12 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// On the snapshots the operator makes and prunes: deleting one deletes its
+/// savepoint's files first. The pipeline's runner (which holds the storage
+/// credentials) removes the files, then this finalizer. Users' snapshots do
+/// not carry it: their files are kept.
+pub const FILES_FINALIZER: &str = "kith.dev/savepoint-files";
+
 /// A savepoint request and its outcome.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[kube(

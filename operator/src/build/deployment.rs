@@ -58,7 +58,7 @@ pub fn build(
             revision_history_limit: Some(3),
             template: PodTemplateSpec {
                 metadata: Some(pod_metadata),
-                spec: Some(pod_spec(pipeline, names)),
+                spec: Some(pod_spec(pipeline, names, valid)),
             },
             ..DeploymentSpec::default()
         },
@@ -66,8 +66,19 @@ pub fn build(
     }
 }
 
-fn pod_spec(pipeline: &ProfilePipeline, names: &Names) -> PodSpec {
+fn pod_spec(pipeline: &ProfilePipeline, names: &Names, valid: &ValidPipeline) -> PodSpec {
     let spec = &pipeline.spec;
+    let mut args = vec![
+        "run".to_string(),
+        format!("{CONFIG_DIR}/{PIPELINE_FILE}"),
+        "--state".into(),
+        format!("{STATE_DIR}/state"),
+        "--admin".into(),
+        format!("0.0.0.0:{ADMIN_PORT}"),
+    ];
+    if let Some(savepoint) = &valid.initial_savepoint {
+        args.extend(["--initial-savepoint".to_string(), savepoint.clone()]);
+    }
     PodSpec {
         service_account_name: Some(names.runner.clone()),
         // Runners talk to the API server (their pipeline, snapshots, status).
@@ -89,15 +100,8 @@ fn pod_spec(pipeline: &ProfilePipeline, names: &Names) -> PodSpec {
             name: "runner".into(),
             image: Some(spec.image.clone()),
             image_pull_policy: spec.image_pull_policy.clone(),
-            args: Some(vec![
-                "run".into(),
-                format!("{CONFIG_DIR}/{PIPELINE_FILE}"),
-                "--state".into(),
-                format!("{STATE_DIR}/state"),
-                "--admin".into(),
-                format!("0.0.0.0:{ADMIN_PORT}"),
-            ]),
-            env: Some(env(pipeline, names)),
+            args: Some(args),
+            env: Some(env(pipeline, names, &valid.spec_hash)),
             ports: Some(vec![ContainerPort {
                 name: Some("admin".into()),
                 container_port: ADMIN_PORT,
@@ -148,7 +152,7 @@ fn pod_spec(pipeline: &ProfilePipeline, names: &Names) -> PodSpec {
 
 /// The operator's environment for the runner, then the user's (which may
 /// reference secrets; values never appear in the pipeline itself).
-fn env(pipeline: &ProfilePipeline, names: &Names) -> Vec<EnvVar> {
+fn env(pipeline: &ProfilePipeline, names: &Names, spec_hash: &str) -> Vec<EnvVar> {
     let field = |name: &str, path: &str| EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
@@ -168,6 +172,13 @@ fn env(pipeline: &ProfilePipeline, names: &Names) -> Vec<EnvVar> {
         },
         field("KITH_NAMESPACE", "metadata.namespace"),
         field("KITH_POD_NAME", "metadata.name"),
+        // Reported back in status.runtime: which spec completed the
+        // checkpoints an upgrade's stability counts.
+        EnvVar {
+            name: "KITH_SPEC_HASH".into(),
+            value: Some(spec_hash.to_string()),
+            ..EnvVar::default()
+        },
     ];
     env.extend(pipeline.spec.env.iter().cloned());
     env

@@ -33,11 +33,13 @@ pub fn role(pipeline: &ProfilePipeline, names: &Names) -> Role {
             ),
             // Snapshots name their pipeline in their spec, which RBAC cannot
             // select on: runners see the namespace's snapshots and act on their own.
+            // `patch`: removing the savepoint-files finalizer of a pruned
+            // snapshot once its files are deleted.
             rule(
                 "kith.dev",
                 "profilesnapshots",
                 None,
-                &["get", "list", "watch"],
+                &["get", "list", "watch", "patch"],
             ),
             rule(
                 "kith.dev",

@@ -8,18 +8,27 @@
 //! pending for the pipeline (created by users, so not owned) are marked
 //! Failed instead of waiting forever. Checkpoints and savepoints in object
 //! storage are kept: deleting a pipeline never deletes its data.
+//!
+//! With `spec.deletion.savepoint: true`, a final savepoint comes first: a
+//! `ProfileSnapshot` named `NAME-final-UID` that the pipeline does not own
+//! (so it stays when the pipeline goes, saying where the savepoint is). The
+//! runners take it while they still run; the deletion waits for it. When no
+//! runner is ready to take it (a suspended pipeline, a crash loop), its
+//! latest checkpoint is the final state and the deletion goes on, with an
+//! Event saying so. When it fails, the deletion waits: fix the cause, or set
+//! `spec.deletion.savepoint: false` to delete without it.
 
 use super::reconcile::key;
 use super::{events, Context};
-use crate::build::Names;
+use crate::build::{self, Names};
 use crate::error::Error;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::NamespaceResourceScope;
-use kith_api::crd::{ProfilePipeline, ProfileSnapshot, SnapshotState};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kith_api::crd::{ProfilePipeline, ProfileSnapshot, SnapshotState, FILES_FINALIZER};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -30,6 +39,9 @@ pub async fn cleanup(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Action
     let names = Names::of(pipeline);
     let uid = pipeline.uid();
     let c = &ctx.client;
+    if pipeline.spec.deletion.savepoint {
+        final_savepoint(pipeline, ctx, &names).await?;
+    }
     delete_owned::<Deployment>(c, &names, &names.runner, &uid).await?;
     delete_owned::<PodDisruptionBudget>(c, &names, &names.runner, &uid).await?;
     delete_owned::<Service>(c, &names, &names.runner, &uid).await?;
@@ -38,6 +50,7 @@ pub async fn cleanup(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Action
     delete_owned::<ServiceAccount>(c, &names, &names.runner, &uid).await?;
     delete_owned::<ConfigMap>(c, &names, &names.config, &uid).await?;
     let abandoned = fail_pending_snapshots(c, &names).await?;
+    keep_snapshot_files(c, &names).await?;
     let mut note = "deleted the runner objects; checkpoints and savepoints are kept".to_string();
     if abandoned > 0 {
         note.push_str(&format!("; {abandoned} pending snapshot(s) marked Failed"));
@@ -45,6 +58,95 @@ pub async fn cleanup(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Action
     events::publish(ctx, pipeline, EventType::Normal, "Deleted", note).await;
     ctx.metrics.set_phase(&key(pipeline), None);
     Ok(Action::await_change())
+}
+
+/// Takes the final savepoint, or says why the deletion must wait
+/// ([`Error::Waiting`]); returns once there is one (or none can be taken).
+async fn final_savepoint(
+    pipeline: &ProfilePipeline,
+    ctx: &Context,
+    names: &Names,
+) -> Result<(), Error> {
+    let uid = pipeline.uid().unwrap_or_default();
+    let name = format!(
+        "{}-final-{}",
+        names.pipeline,
+        uid.get(..8).unwrap_or(uid.as_str())
+    );
+    let api: Api<ProfileSnapshot> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube("get", "ProfileSnapshot"))?;
+    let wait = |why: String, seconds: u64| Error::Waiting {
+        why,
+        retry: std::time::Duration::from_secs(seconds),
+    };
+    let Some(snapshot) = existing else {
+        let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &names.namespace);
+        let ready = deployments
+            .get_opt(&names.runner)
+            .await
+            .map_err(Error::kube("get", "Deployment"))?
+            .and_then(|d| d.status)
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0);
+        if ready == 0 {
+            events::publish(
+                ctx,
+                pipeline,
+                EventType::Warning,
+                "FinalSavepointSkipped",
+                "no runner is ready to take the final savepoint; the latest checkpoint is the final state and is kept".into(),
+            )
+            .await;
+            return Ok(());
+        }
+        let mut snapshot = build::snapshot(pipeline, names, &name, "final");
+        // Not owned: it outlives the pipeline.
+        snapshot.metadata.owner_references = None;
+        match api.create(&PostParams::default(), &snapshot).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(Error::kube("create", "ProfileSnapshot")(e)),
+        }
+        events::publish(
+            ctx,
+            pipeline,
+            EventType::Normal,
+            "FinalSavepointRequested",
+            format!("ProfileSnapshot {name} before the runners are deleted"),
+        )
+        .await;
+        return Err(wait(format!("taking the final savepoint {name}"), 2));
+    };
+    let status = snapshot.status.unwrap_or_default();
+    match status.state {
+        SnapshotState::Completed => {
+            events::publish(
+                ctx,
+                pipeline,
+                EventType::Normal,
+                "FinalSavepoint",
+                format!(
+                    "final savepoint {name} kept at {}",
+                    status.path.as_deref().unwrap_or("?")
+                ),
+            )
+            .await;
+            Ok(())
+        }
+        SnapshotState::Failed => Err(wait(
+            format!(
+                "the final savepoint {name} failed ({}): delete it to try again, or set spec.deletion.savepoint: false to delete without it",
+                status.error.as_deref().unwrap_or("no reason given")
+            ),
+            30,
+        )),
+        SnapshotState::Pending | SnapshotState::InProgress => {
+            Err(wait(format!("taking the final savepoint {name}"), 2))
+        }
+    }
 }
 
 /// Deletes `name` if this pipeline owns it (an object of the same name that
@@ -79,6 +181,46 @@ where
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(Error::kube("delete", kind)(e)),
     }
+}
+
+/// Takes the savepoint-files finalizer off the pipeline's snapshots: with
+/// the pipeline gone no runner would honour it, and deleting a pipeline
+/// keeps its data (the garbage collector then deletes the objects only).
+async fn keep_snapshot_files(client: &Client, names: &Names) -> Result<(), Error> {
+    let api: Api<ProfileSnapshot> = Api::namespaced(client.clone(), &names.namespace);
+    let snapshots = api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("list", "ProfileSnapshot"))?;
+    for snapshot in snapshots {
+        if snapshot.spec.pipeline != names.pipeline
+            || !snapshot.finalizers().iter().any(|f| f == FILES_FINALIZER)
+        {
+            continue;
+        }
+        let rest: Vec<&String> = snapshot
+            .finalizers()
+            .iter()
+            .filter(|f| *f != FILES_FINALIZER)
+            .collect();
+        let patch = serde_json::json!({"metadata": {
+            "resourceVersion": snapshot.resource_version(),
+            "finalizers": rest,
+        }});
+        match api
+            .patch(
+                &snapshot.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::kube("patch", "ProfileSnapshot")(e)),
+        }
+    }
+    Ok(())
 }
 
 async fn fail_pending_snapshots(client: &Client, names: &Names) -> Result<usize, Error> {

@@ -11,8 +11,10 @@ mod apply;
 mod cleanup;
 mod events;
 mod reconcile;
+mod rollback;
 mod scaling;
 mod snapshots;
+mod stability;
 mod upgrade;
 
 use crate::build::MANAGED_BY_SELECTOR;
@@ -49,6 +51,16 @@ pub struct Context {
     /// HorizontalPodAutoscalers of the controller's scope: one that targets
     /// a runner Deployment and may add runners is refused (`scaling`).
     pub autoscalers: Store<HorizontalPodAutoscaler>,
+    /// Consecutive failed reconciles per pipeline (`namespace/name`): the
+    /// retry backs off per object, so one failing pipeline neither spins
+    /// nor slows the others.
+    pub failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+/// The retry after `failures` consecutive failures: 1 s doubling to 5 min.
+pub fn backoff(failures: u32) -> Duration {
+    let seconds = 1u64 << failures.saturating_sub(1).min(9);
+    Duration::from_secs(seconds.min(300))
 }
 
 /// Runs a controller for each of `namespaces` (all namespaces when empty)
@@ -109,6 +121,7 @@ async fn run_scope(
         client: client.clone(),
         metrics,
         autoscalers,
+        failures: Default::default(),
     });
     tracing::info!(
         namespace = scope.as_deref().unwrap_or("(all)"),
@@ -157,18 +170,31 @@ fn spec_or_lifecycle(pipeline: &ProfilePipeline) -> Option<u64> {
 
 async fn reconcile(pipeline: Arc<ProfilePipeline>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let result = reconcile::reconcile(pipeline, &ctx).await;
+    let result = reconcile::reconcile(pipeline.clone(), &ctx).await;
     ctx.metrics
         .reconcile_seconds
         .observe(started.elapsed().as_secs_f64());
     let label = if result.is_ok() { "ok" } else { "error" };
     ctx.metrics.reconciles.with_label_values(&[label]).inc();
+    if result.is_ok() {
+        failures(&ctx).remove(&reconcile::key(&pipeline));
+    }
     result
 }
 
-/// Failed reconciles are retried after a few seconds (the controller's
-/// scheduler collapses repeats), and counted by reason.
+fn failures(ctx: &Context) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u32>> {
+    ctx.failures
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Failed reconciles are retried with a per-pipeline exponential backoff
+/// (the controller's scheduler collapses repeats), and counted by reason.
 fn error_policy(pipeline: Arc<ProfilePipeline>, error: &Error, ctx: Arc<Context>) -> Action {
+    if let Some(retry) = error.waiting() {
+        tracing::debug!(pipeline = %pipeline.name_any(), %error, "waiting");
+        return Action::requeue(retry);
+    }
     tracing::warn!(
         pipeline = %pipeline.name_any(),
         namespace = pipeline.namespace().as_deref().unwrap_or(""),
@@ -179,5 +205,23 @@ fn error_policy(pipeline: Arc<ProfilePipeline>, error: &Error, ctx: Arc<Context>
         .errors
         .with_label_values(&[error.metric_reason().as_str()])
         .inc();
-    Action::requeue(Duration::from_secs(5))
+    let mut failures = failures(&ctx);
+    let count = failures.entry(reconcile::key(&pipeline)).or_insert(0);
+    *count = count.saturating_add(1);
+    Action::requeue(backoff(*count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn the_retry_backs_off_exponentially_to_five_minutes() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(5), Duration::from_secs(16));
+        assert_eq!(backoff(10), Duration::from_secs(300));
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
+    }
 }

@@ -1,17 +1,20 @@
 //! One reconcile of one pipeline: read → validate → build → apply → status.
 
+use super::stability::{self, Stability};
 use super::upgrade::{self, Gate};
 use super::{apply, cleanup, events, Context, FIELD_MANAGER, FINALIZER};
-use super::{scaling, snapshots};
+use super::{rollback, scaling, snapshots};
 use crate::build::{self, selector_string, Names};
 use crate::error::Error;
 use crate::status::{self, Outcome};
 use crate::validate::{validate, ValidPipeline};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kith_api::crd::{ProfilePipeline, ProfilePipelineStatus};
+use k8s_openapi::jiff::Timestamp;
+use kith_api::crd::{ProfilePipeline, ProfilePipelineStatus, UpgradeStatus};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Error as FinalizerError, Event};
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
@@ -44,58 +47,296 @@ pub async fn reconcile(pipeline: Arc<ProfilePipeline>, ctx: &Context) -> Result<
 
 async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Action, Error> {
     let names = Names::of(pipeline);
-    let mut savepoint_nonce = None;
-    let mut next_snapshot = None;
-    let outcome = match validate(&pipeline.spec) {
+    let valid = match validate(&pipeline.spec) {
+        Ok(valid) => valid,
         // Running runners are left exactly as they are: a bad edit must not
         // take a working pipeline down.
-        Err(invalid) => Outcome::Invalid {
-            message: invalid.to_string(),
-        },
-        Ok(valid) => {
-            let deployments: Api<Deployment> =
-                Api::namespaced(ctx.client.clone(), &names.namespace);
-            let live = deployments
-                .get_opt(&names.runner)
-                .await
-                .map_err(Error::kube("get", "Deployment"))?;
-            let gate =
-                upgrade::savepoint_gate(pipeline, ctx, &names, live.as_ref(), &valid.spec_hash)
-                    .await?;
-            match gate {
-                // The old runners stay exactly as they are meanwhile.
-                Gate::Hold {
-                    reason,
-                    message,
-                    failed,
-                } => Outcome::Held {
-                    deployment: live.map(Box::new),
-                    reason,
-                    message,
-                    failed,
-                },
-                Gate::Proceed => {
-                    let applied = apply_objects(pipeline, ctx, &names, valid, live).await?;
-                    savepoint_nonce = applied.savepoint_nonce;
-                    next_snapshot = applied.next_snapshot;
-                    applied.outcome
-                }
-            }
+        Err(invalid) => {
+            let outcome = Outcome::Invalid {
+                message: invalid.to_string(),
+            };
+            return finish(pipeline, ctx, outcome, Followup::default()).await;
         }
     };
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let live = deployments
+        .get_opt(&names.runner)
+        .await
+        .map_err(Error::kube("get", "Deployment"))?;
+    let status = pipeline.status.clone().unwrap_or_default();
+    if status.rolled_back_from.as_deref() == Some(valid.spec_hash.as_str()) {
+        return keep_rolled_back(pipeline, ctx, &names, &valid.spec_hash, live).await;
+    }
+    match upgrade::gate(pipeline, ctx, &names, live.as_ref(), &valid.spec_hash).await? {
+        // The old runners stay exactly as they are meanwhile.
+        Gate::Hold {
+            reason,
+            message,
+            failed,
+        } => {
+            let outcome = Outcome::Held {
+                deployment: live.map(Box::new),
+                reason,
+                message,
+                failed,
+            };
+            finish(pipeline, ctx, outcome, Followup::default()).await
+        }
+        Gate::Proceed { restore_point } => {
+            let plan = Plan::continuing(pipeline, &valid.spec_hash);
+            let hash = valid.spec_hash.clone();
+            let applied = apply_objects(pipeline, ctx, &names, valid, live, &plan).await?;
+            let mut followup = applied.followup(plan);
+            let mut outcome = applied.outcome;
+            judge_stability(
+                pipeline,
+                ctx,
+                &hash,
+                restore_point,
+                &mut outcome,
+                &mut followup,
+            )
+            .await;
+            finish(pipeline, ctx, outcome, followup).await
+        }
+    }
+}
+
+/// The spec rolled back from is still the spec: the last stable one keeps
+/// running (rescales, snapshots and drift correction included) until the
+/// spec changes.
+async fn keep_rolled_back(
+    pipeline: &ProfilePipeline,
+    ctx: &Context,
+    names: &Names,
+    bad: &str,
+    live: Option<Deployment>,
+) -> Result<Action, Error> {
+    let (stable, stable_valid) = match rollback::stable_pipeline(pipeline) {
+        Ok(found) => found,
+        Err(message) => {
+            return finish(
+                pipeline,
+                ctx,
+                Outcome::Invalid { message },
+                Followup::default(),
+            )
+            .await
+        }
+    };
+    let plan = Plan::current(pipeline);
+    let applied = apply_objects(&stable, ctx, names, stable_valid, live, &plan).await?;
+    let mut followup = applied.followup(plan);
+    followup.keep_rolled_back = true;
+    let mut outcome = applied.outcome;
+    if let Outcome::Applied { degraded, .. } = &mut outcome {
+        degraded.get_or_insert(("RolledBack", rollback::message(pipeline, bad)));
+    }
+    finish(pipeline, ctx, outcome, followup).await
+}
+
+/// Where the runners of a spec keep their state: the lineage, and the
+/// savepoint it starts from while it has no checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+struct Plan {
+    lineage: Option<String>,
+    start: Option<String>,
+}
+
+impl Plan {
+    /// For spec `new_hash` reached by the usual path: a new lineage for a
+    /// stateless upgrade, else the current one with its starting point.
+    fn continuing(pipeline: &ProfilePipeline, new_hash: &str) -> Plan {
+        let lineage = upgrade::lineage(pipeline, new_hash);
+        let current = Plan::current(pipeline);
+        if lineage == current.lineage {
+            current
+        } else {
+            Plan {
+                lineage,
+                start: None,
+            }
+        }
+    }
+
+    fn current(pipeline: &ProfilePipeline) -> Plan {
+        let status = pipeline.status.as_ref();
+        Plan {
+            lineage: status.and_then(|s| s.state_lineage.clone()),
+            start: status.and_then(|s| s.lineage_start.clone()),
+        }
+    }
+}
+
+/// What a reconcile writes into the status besides what `status::compute`
+/// derives from its outcome.
+#[derive(Default)]
+struct Followup {
+    savepoint_nonce: Option<i64>,
+    next_snapshot: Option<Duration>,
+    plan: Option<Plan>,
+    /// The upgrade still being judged (`None`: none).
+    upgrade: Option<UpgradeStatus>,
+    /// The spec just proven stable, as applied.
+    became_stable: Option<(String, serde_json::Value)>,
+    /// The spec hash just rolled back from.
+    rolled_back: Option<String>,
+    /// Keep `rolledBackFrom` as it is.
+    keep_rolled_back: bool,
+    requeue: Option<Duration>,
+}
+
+/// Judges whether the spec just applied has proven itself, and rolls it
+/// back when it did not in time (see `stability` and `rollback`).
+async fn judge_stability(
+    pipeline: &ProfilePipeline,
+    ctx: &Context,
+    hash: &str,
+    restore_point: Option<String>,
+    outcome: &mut Outcome,
+    followup: &mut Followup,
+) {
+    let Outcome::Applied {
+        deployment,
+        degraded,
+        ..
+    } = outcome
+    else {
+        return;
+    };
+    let now = Timestamp::now();
+    let status = pipeline.status.clone().unwrap_or_default();
+    let upgrade = match status.upgrade.clone() {
+        Some(upgrade) if upgrade.spec_hash == hash => upgrade,
+        _ => UpgradeStatus {
+            spec_hash: hash.to_string(),
+            started_at: now.to_string(),
+            from_spec_hash: status.last_stable_spec_hash.clone(),
+            from_lineage: status.state_lineage.clone(),
+            restore_point,
+        },
+    };
+    let policy = &pipeline.spec.upgrade;
+    match stability::judge(
+        pipeline,
+        hash,
+        &upgrade,
+        status::rolled_out(deployment),
+        now,
+    ) {
+        Stability::Settled => {}
+        Stability::Stable => {
+            let spec = serde_json::to_value(&pipeline.spec).unwrap_or_default();
+            followup.became_stable = Some((hash.to_string(), spec));
+            if upgrade.from_spec_hash.is_some() {
+                events::publish(
+                    ctx,
+                    pipeline,
+                    EventType::Normal,
+                    "UpgradeStable",
+                    format!(
+                        "spec {hash} is stable ({} checkpoints completed)",
+                        policy.stable_after_checkpoints
+                    ),
+                )
+                .await;
+            }
+        }
+        Stability::Pending { left, .. } => {
+            // Runner reports do not wake the operator: look again soon.
+            followup.requeue = Some(left.clamp(Duration::from_secs(1), Duration::from_secs(3)));
+            followup.upgrade = Some(upgrade);
+        }
+        Stability::Paused => {
+            // The timeout counts from the resume.
+            followup.upgrade = Some(UpgradeStatus {
+                started_at: now.to_string(),
+                ..upgrade
+            });
+        }
+        Stability::TimedOut { progress, waited } => {
+            let can_roll_back = policy.rollback
+                && status.last_stable_spec.is_some()
+                && status.last_stable_spec_hash.as_deref() != Some(hash);
+            if can_roll_back {
+                let to = rollback::plan_for(&upgrade, hash);
+                let stable = status.last_stable_spec_hash.clone().unwrap_or_default();
+                events::publish(
+                    ctx,
+                    pipeline,
+                    EventType::Warning,
+                    "RolledBack",
+                    format!(
+                        "spec {hash} was not stable after {}s ({progress}); rolling back to spec {stable}{}",
+                        waited.as_secs(),
+                        to.start
+                            .as_deref()
+                            .map(|s| format!(" from savepoint {s}"))
+                            .unwrap_or_else(|| " from its latest checkpoint".into())
+                    ),
+                )
+                .await;
+                followup.rolled_back = Some(hash.to_string());
+                followup.plan = Some(Plan {
+                    lineage: to.lineage,
+                    start: to.start,
+                });
+                followup.requeue = Some(Duration::from_secs(1));
+                *degraded = Some(("RolledBack", rollback::message(pipeline, hash)));
+            } else {
+                let why = if !policy.rollback {
+                    "spec.upgrade.rollback is off"
+                } else {
+                    "there is no earlier stable spec to roll back to"
+                };
+                *degraded = Some((
+                    "NotStable",
+                    format!(
+                        "spec {hash} is not stable after {}s ({progress}); {why}",
+                        waited.as_secs()
+                    ),
+                ));
+                followup.upgrade = Some(upgrade);
+                followup.requeue = Some(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Computes and writes the status, and says when to look again.
+async fn finish(
+    pipeline: &ProfilePipeline,
+    ctx: &Context,
+    outcome: Outcome,
+    followup: Followup,
+) -> Result<Action, Error> {
     // The operator's snapshots are owned, so their progress wakes it; the
     // requeue only covers a missed event while an upgrade waits.
     let next = match &outcome {
         Outcome::Held { failed: false, .. } => Duration::from_secs(10),
-        _ => next_snapshot.map_or(RESYNC, |due| due.clamp(Duration::from_secs(1), RESYNC)),
+        _ => followup
+            .next_snapshot
+            .map_or(RESYNC, |due| due.clamp(Duration::from_secs(1), RESYNC)),
     };
-    let mut status = status::compute(
-        pipeline,
-        &outcome,
-        Time(k8s_openapi::jiff::Timestamp::now()),
-    );
-    if savepoint_nonce.is_some() {
-        status.observed_savepoint_nonce = savepoint_nonce;
+    let next = followup.requeue.map_or(next, |soon| soon.min(next));
+    let applied = matches!(outcome, Outcome::Applied { .. });
+    let mut status = status::compute(pipeline, &outcome, Time(Timestamp::now()));
+    if followup.savepoint_nonce.is_some() {
+        status.observed_savepoint_nonce = followup.savepoint_nonce;
+    }
+    if applied {
+        status.upgrade = followup.upgrade;
+        if let Some(plan) = followup.plan {
+            status.state_lineage = plan.lineage;
+            status.lineage_start = plan.start;
+        }
+        if let Some((hash, spec)) = followup.became_stable {
+            status.last_stable_spec_hash = Some(hash);
+            status.last_stable_spec = Some(spec);
+        }
+        if !followup.keep_rolled_back {
+            status.rolled_back_from = followup.rolled_back;
+        }
     }
     events::transitions(ctx, pipeline, &status).await;
     write_status(ctx, pipeline, &status).await?;
@@ -111,7 +352,18 @@ struct Applied {
     next_snapshot: Option<Duration>,
 }
 
-/// Applies the objects of a valid pipeline (in its state lineage), then
+impl Applied {
+    fn followup(&self, plan: Plan) -> Followup {
+        Followup {
+            savepoint_nonce: self.savepoint_nonce,
+            next_snapshot: self.next_snapshot,
+            plan: Some(plan),
+            ..Followup::default()
+        }
+    }
+}
+
+/// Applies the objects of a valid pipeline (in the plan's lineage), then
 /// requests the snapshots it asks for and prunes the old ones.
 async fn apply_objects(
     pipeline: &ProfilePipeline,
@@ -119,27 +371,29 @@ async fn apply_objects(
     names: &Names,
     valid: ValidPipeline,
     live: Option<Deployment>,
+    plan: &Plan,
 ) -> Result<Applied, Error> {
-    let lineage = upgrade::lineage(pipeline, &valid.spec_hash);
     let current = pipeline
         .status
         .as_ref()
         .and_then(|s| s.state_lineage.as_ref());
-    if lineage.as_ref() != current {
+    if plan.lineage.as_ref() != current && plan.start.is_none() {
         events::publish(
             ctx,
             pipeline,
-            kube::runtime::events::EventType::Normal,
+            EventType::Normal,
             "StatelessUpgrade",
             format!(
                 "the runners of spec {} start with empty state, checkpointing under {}",
                 valid.spec_hash,
-                lineage.as_deref().unwrap_or("")
+                plan.lineage.as_deref().unwrap_or("")
             ),
         )
         .await;
     }
-    let valid = valid.with_lineage(lineage.as_deref());
+    let valid = valid
+        .with_lineage(plan.lineage.as_deref())
+        .starting_from(plan.start.clone());
     let scale = scaling::decide(pipeline, autoscaler(ctx, names).as_ref());
     let desired = build::desired(pipeline, &valid, scale.replicas);
     let applied = apply::apply_all(&ctx.client, &desired).await?;
@@ -157,8 +411,10 @@ async fn apply_objects(
             deployment: Box::new(applied),
             spec_hash: valid.spec_hash,
             selector: selector_string(names),
-            lineage,
-            parallelism_refused: scale.refused,
+            lineage: plan.lineage.clone(),
+            degraded: scale
+                .refused
+                .map(|message| ("ParallelismUnsupported", message)),
         },
         savepoint_nonce,
         next_snapshot,

@@ -34,8 +34,9 @@ pub async fn schedule_and_prune(
     let interval = policy.interval.as_deref().and_then(parse_duration);
     let max_age = policy.max_age.as_deref().and_then(parse_duration);
     let api: Api<ProfileSnapshot> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    // A final savepoint (of a deleted pipeline of the same name) is kept.
     let selector = format!(
-        "{PIPELINE_LABEL}={},{SNAPSHOT_REASON_LABEL}",
+        "{PIPELINE_LABEL}={},{SNAPSHOT_REASON_LABEL},{SNAPSHOT_REASON_LABEL}!=final",
         names.pipeline
     );
     let made = api

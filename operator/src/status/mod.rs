@@ -28,8 +28,10 @@ pub enum Outcome {
         selector: String,
         /// Where the runners checkpoint (`ProfilePipelineStatus::state_lineage`).
         lineage: Option<String>,
-        /// Why fewer runners run than were asked for (`controller::scaling`).
-        parallelism_refused: Option<String>,
+        /// What is wrong although the runners that run are fine: fewer
+        /// runners than asked for (`ParallelismUnsupported`), a rolled-back
+        /// upgrade (`RolledBack`), a spec not stable in time (`NotStable`).
+        degraded: Option<(&'static str, String)>,
     },
 }
 
@@ -39,6 +41,7 @@ pub mod phase {
     pub const UPGRADING: &str = "Upgrading";
     pub const RUNNING: &str = "Running";
     pub const SUSPENDED: &str = "Suspended";
+    pub const ROLLED_BACK: &str = "RolledBack";
     pub const FAILED: &str = "Failed";
 }
 
@@ -116,7 +119,7 @@ pub fn compute(pipeline: &ProfilePipeline, outcome: &Outcome, now: Time) -> Prof
             spec_hash,
             selector,
             lineage,
-            parallelism_refused,
+            degraded,
         } => {
             let rollout = Rollout::of(deployment);
             status.state_lineage = lineage.clone();
@@ -174,13 +177,14 @@ pub fn compute(pipeline: &ProfilePipeline, outcome: &Outcome, now: Time) -> Prof
                     ],
                 )
             };
-            if phase == phase::RUNNING || phase == phase::SUSPENDED {
-                status.last_stable_spec_hash = Some(spec_hash.clone());
-            }
             let mut verdicts = verdicts;
-            if let (Some(message), false) = (parallelism_refused, phase == phase::FAILED) {
+            let mut phase = phase;
+            if let (Some((reason, message)), false) = (degraded, phase == phase::FAILED) {
                 // The runners that do run are fine; what was asked is not.
-                verdicts[2] = verdict(DEGRADED, true, "ParallelismUnsupported", message.clone());
+                verdicts[2] = verdict(DEGRADED, true, reason, message.clone());
+                if *reason == "RolledBack" && phase == phase::RUNNING {
+                    phase = phase::ROLLED_BACK;
+                }
             }
             (phase, verdicts)
         }
@@ -191,6 +195,13 @@ pub fn compute(pipeline: &ProfilePipeline, outcome: &Outcome, now: Time) -> Prof
         .map(|v| condition(&old.conditions, v, generation, &now))
         .collect();
     status
+}
+
+/// Whether every runner of the Deployment's current spec is up and ready
+/// (for zero replicas: whether the old ones are gone).
+pub fn rolled_out(deployment: &Deployment) -> bool {
+    let rollout = Rollout::of(deployment);
+    rollout.complete() && rollout.ready >= rollout.replicas
 }
 
 fn verdict(kind: &'static str, status: bool, reason: &'static str, message: String) -> Verdict {

@@ -46,7 +46,7 @@ fn applied(d: Deployment) -> Outcome {
         spec_hash: "h1".into(),
         selector: "s".into(),
         lineage: None,
-        parallelism_refused: None,
+        degraded: None,
     }
 }
 
@@ -84,7 +84,6 @@ fn a_deployment_not_yet_observed_is_progressing() {
         .conditions
         .iter()
         .all(|c| c.observed_generation == Some(1)));
-    assert_eq!(s.last_stable_spec_hash, None);
 }
 
 #[test]
@@ -95,7 +94,6 @@ fn a_complete_rollout_is_ready_and_keeps_transition_times() {
     assert_eq!(get(&s, READY).status, "True");
     assert_eq!(get(&s, READY).last_transition_time, at(10));
     assert_eq!(s.ready_replicas, Some(2));
-    assert_eq!(s.last_stable_spec_hash.as_deref(), Some("h1"));
     p.status = Some(s);
     let again = compute(&p, &applied(deployment(1, 2, rolled_out(1, 2))), at(20));
     assert_eq!(
@@ -189,7 +187,7 @@ fn an_upgrade_waiting_for_its_savepoint_is_progressing_and_a_failed_one_degraded
     let held = |failed| Outcome::Held {
         deployment: Some(Box::new(deployment(1, 1, rolled_out(1, 1)))),
         reason: if failed {
-            "SavepointFailed"
+            "UpgradeBlocked"
         } else {
             "TakingSavepoint"
         },
@@ -210,7 +208,7 @@ fn an_upgrade_waiting_for_its_savepoint_is_progressing_and_a_failed_one_degraded
     let s = compute(&p, &held(true), at(20));
     assert_eq!(s.phase.as_deref(), Some(phase::FAILED));
     assert_eq!(get(&s, DEGRADED).status, "True");
-    assert_eq!(get(&s, DEGRADED).reason, "SavepointFailed");
+    assert_eq!(get(&s, DEGRADED).reason, "UpgradeBlocked");
 }
 
 #[test]
@@ -221,7 +219,10 @@ fn refused_parallelism_degrades_a_running_pipeline_and_reports_the_real_count() 
         spec_hash: "h1".into(),
         selector: "s".into(),
         lineage: None,
-        parallelism_refused: Some("spec.parallelism to 3, but ...".into()),
+        degraded: Some((
+            "ParallelismUnsupported",
+            "spec.parallelism to 3, but ...".into(),
+        )),
     };
     let s = compute(&p, &outcome, at(10));
     let c = |kind: &str| {
@@ -236,4 +237,23 @@ fn refused_parallelism_degrades_a_running_pipeline_and_reports_the_real_count() 
     assert!(c("Degraded").message.contains("spec.parallelism to 3"));
     assert_eq!(c("Ready").status, "True", "the one runner runs");
     assert_eq!(s.replicas, Some(1), "the scale subresource shows what runs");
+}
+
+#[test]
+fn a_rolled_back_pipeline_runs_but_is_degraded_and_says_so() {
+    let p = pipeline(1, PipelineState::Running);
+    let outcome = Outcome::Applied {
+        deployment: Box::new(deployment(1, 1, rolled_out(1, 1))),
+        spec_hash: "stable".into(),
+        selector: "s".into(),
+        lineage: Some("rollback-bad".into()),
+        degraded: Some(("RolledBack", "spec bad did not become stable".into())),
+    };
+    let s = compute(&p, &outcome, at(10));
+    assert_eq!(s.phase.as_deref(), Some(phase::ROLLED_BACK));
+    assert_eq!(get(&s, READY).status, "True");
+    assert_eq!(get(&s, DEGRADED).status, "True");
+    assert_eq!(get(&s, DEGRADED).reason, "RolledBack");
+    assert_eq!(s.spec_hash.as_deref(), Some("stable"));
+    assert_eq!(s.state_lineage.as_deref(), Some("rollback-bad"));
 }

@@ -88,7 +88,7 @@ impl Operator {
             std::env::temp_dir().join(format!("{}-{identity}.log", cluster.namespace)),
         )
         .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kith-operator"));
+        let mut command = Command::new(binary());
         command.arg("run");
         if let Some(namespace) = namespace_flag {
             command.args(["--namespace", namespace]);
@@ -152,6 +152,15 @@ impl Operator {
 impl Drop for Operator {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The operator binary: this package's own in the operator's tests, else
+/// the one built beside the test executable.
+pub fn binary() -> String {
+    match option_env!("CARGO_BIN_EXE_kith-operator") {
+        Some(own) => own.to_string(),
+        None => super::services::built_binary("kith-operator"),
     }
 }
 

@@ -148,6 +148,18 @@ impl Metrics {
         self.profiles.get()
     }
 
+    /// Checkpoints this process completed.
+    pub fn checkpoints_completed(&self) -> u64 {
+        self.checkpoints_completed.get()
+    }
+
+    /// Unix seconds of the newest durable state: the last checkpoint this
+    /// process completed, or the one it restored; `None` before either.
+    pub fn last_checkpoint_unix(&self) -> Option<f64> {
+        let at = self.checkpoint_last_success.get();
+        (at > 0.0).then_some(at)
+    }
+
     /// Counts `n` observations applied.
     pub fn add_observations(&self, n: u64) {
         self.observations.inc_by(n);

@@ -10,6 +10,10 @@ use regex::RegexSet;
 )]
 pub struct TypeId(pub u16);
 
+/// The longest identifier type name: it is part of every stored key
+/// (`type:value`, the DynamoDB index's `type#value`, graph ids).
+pub const MAX_TYPE_NAME: usize = 64;
+
 #[derive(Debug)]
 pub struct IdentifierType {
     pub name: String,
@@ -59,6 +63,16 @@ impl IdentifierTypes {
         for (i, spec) in specs.iter().enumerate() {
             let field = |name: &str| format!("identifiers[{i}].{name}");
             let name = spec.type_name.trim();
+            if name.len() > MAX_TYPE_NAME {
+                let shown: String = name.chars().take(32).collect();
+                return Err(ConfigError::invalid(
+                    field("type"),
+                    format!(
+                        "`{shown}…` is {} characters long; a type name has at most {MAX_TYPE_NAME}",
+                        name.chars().count()
+                    ),
+                ));
+            }
             if name.is_empty()
                 || !name
                     .chars()

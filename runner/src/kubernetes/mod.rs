@@ -18,6 +18,7 @@
 //! API server that is away is retried and never stops the pipeline.
 
 pub mod lease;
+mod retention;
 mod runtime;
 mod snapshots;
 
@@ -62,6 +63,10 @@ pub struct Identity {
     pub namespace: String,
     pub pipeline: String,
     pub pod: String,
+    /// The operator's hash of the spec this runner runs (`KITH_SPEC_HASH`),
+    /// reported back so that the operator knows which spec completed the
+    /// checkpoints it counts towards an upgrade's stability.
+    pub spec_hash: Option<String>,
 }
 
 impl Identity {
@@ -79,6 +84,7 @@ impl Identity {
             namespace: var("KITH_NAMESPACE")?,
             pipeline: var("KITH_PIPELINE")?,
             pod: var("KITH_POD_NAME").unwrap_or_else(|| "kith-runner".into()),
+            spec_hash: var("KITH_SPEC_HASH"),
         })
     }
 }
@@ -98,6 +104,9 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub requests: SyncSender<AdminRequest>,
+    /// Where this pipeline's savepoints are kept: the only place whose files
+    /// the runner deletes for a pruned snapshot (`retention`).
+    pub savepoints: String,
 }
 
 /// The running agent; dropping it stops it.

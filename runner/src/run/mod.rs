@@ -91,6 +91,10 @@ pub struct RunOptions {
     pub exit_at_end: bool,
     /// A checkpoint or savepoint folder to start from (into an empty `state`).
     pub restore: Option<String>,
+    /// A savepoint to start from only when there is no state yet: `state`
+    /// is empty and `checkpoints.url` holds no complete checkpoint. A restart
+    /// that finds a checkpoint continues from it instead.
+    pub initial_savepoint: Option<String>,
     /// Where the admin HTTP port listens.
     pub admin: Option<SocketAddr>,
     /// Set from outside (SIGTERM) to stop reading, checkpoint, and return.
@@ -178,6 +182,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                 metrics: metrics.clone(),
                 health: health.clone(),
                 requests: admin_tx.clone(),
+                savepoints: savepoint_base(&pipeline, opts),
             })
         })
         .transpose()?;
@@ -490,7 +495,11 @@ fn restore_if_needed(
             }
             Some(checkpoint::restore::restore(url, dir)?)
         }
-        (None, Some(url)) if !has_state => checkpoint::restore::restore_latest(url, dir)?,
+        (None, Some(url)) if !has_state => match checkpoint::restore::restore_latest(url, dir)? {
+            Some(md) => Some(md),
+            None => initial_savepoint(opts, dir)?,
+        },
+        (None, None) if !has_state => initial_savepoint(opts, dir)?,
         _ => None,
     };
     if let Some(md) = restored {
@@ -501,6 +510,31 @@ fn restore_if_needed(
         }
     }
     Ok(())
+}
+
+/// Where savepoints go: `checkpoints.savepointUrl`, else `savepoints/` under
+/// the checkpoint URL, else under the state directory.
+fn savepoint_base(pipeline: &Pipeline, opts: &RunOptions) -> String {
+    let cp = &pipeline.checkpoints;
+    cp.savepoint_url
+        .clone()
+        .unwrap_or_else(|| match (&cp.url, &opts.state) {
+            (Some(url), _) => format!("{}/savepoints", url.trim_end_matches('/')),
+            (None, Some(state)) => state.join("savepoints").display().to_string(),
+            (None, None) => "savepoints".to_string(),
+        })
+}
+
+/// `--initial-savepoint`, restored into the empty `dir`, if given.
+fn initial_savepoint(
+    opts: &RunOptions,
+    dir: &Path,
+) -> Result<Option<checkpoint::metadata::Metadata>, RunError> {
+    let Some(url) = &opts.initial_savepoint else {
+        return Ok(None);
+    };
+    tracing::info!(savepoint = %url, "no state and no checkpoint yet: starting from the initial savepoint");
+    Ok(Some(checkpoint::restore::restore(url, dir)?))
 }
 
 fn start_coordinator(
@@ -518,16 +552,7 @@ fn start_coordinator(
         .transpose()
         .map_err(CheckpointError::from)?
         .map(Arc::new);
-    let savepoints = cp.savepoint_url.clone().unwrap_or_else(|| match &cp.url {
-        Some(url) => format!("{}/savepoints", url.trim_end_matches('/')),
-        None => opts
-            .state
-            .as_ref()
-            .expect("a store has a state directory")
-            .join("savepoints")
-            .display()
-            .to_string(),
-    });
+    let savepoints = savepoint_base(pipeline, opts);
     Ok(Coordinator::start(
         store.committer(),
         CoordinatorConfig {

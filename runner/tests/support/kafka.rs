@@ -47,23 +47,35 @@ pub fn produce(bootstrap: &str, topic: &str, lines: &[Vec<u8>], partitions: i32)
         .create()
         .expect("producer");
     for (i, line) in lines.iter().enumerate() {
-        let partition = (i as i32 * 7919) % partitions;
-        let mut record = BaseRecord::<(), [u8]>::to(topic)
-            .payload(line.as_slice())
-            .partition(partition);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    std::thread::sleep(Duration::from_millis(10));
-                    record = back;
-                }
-            }
-        }
+        send(&producer, topic, i, line, partitions);
     }
     producer
         .flush(Duration::from_secs(60))
         .expect("the broker takes every message");
+}
+
+/// Queues line number `i` on its partition (`i * 7919 % partitions`, the
+/// spread every test uses), waiting while the producer's queue is full.
+pub fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    i: usize,
+    line: &[u8],
+    partitions: i32,
+) {
+    let partition = (i as i32).wrapping_mul(7919).rem_euclid(partitions.max(1));
+    let mut record = BaseRecord::<(), [u8]>::to(topic)
+        .payload(line)
+        .partition(partition);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((_, back)) => {
+                std::thread::sleep(Duration::from_millis(10));
+                record = back;
+            }
+        }
+    }
 }
 
 /// One message read back: payload and headers.

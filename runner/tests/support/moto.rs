@@ -59,3 +59,45 @@ pub fn http(endpoint: &str, method: &str, path: &str) -> (u16, Vec<(String, Stri
         .collect();
     (status, headers, body.to_string())
 }
+
+/// The keys under `prefix` in `bucket` (ListObjectsV2, following
+/// continuation tokens).
+pub fn list_keys(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut path = format!("/{bucket}?list-type=2&prefix={}", query_escape(prefix));
+        if let Some(t) = &token {
+            path.push_str(&format!("&continuation-token={}", query_escape(t)));
+        }
+        let (status, _, body) = http(endpoint, "GET", &path);
+        assert_eq!(status, 200, "ListObjectsV2 {bucket}/{prefix}: {body}");
+        keys.extend(tag_values(&body, "Key"));
+        token = tag_values(&body, "NextContinuationToken")
+            .into_iter()
+            .next();
+        if token.is_none() {
+            return keys;
+        }
+    }
+}
+
+/// The text of every `<tag>…</tag>` in an XML answer.
+fn tag_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split_once(&close).map(|(v, _)| v.to_string()))
+        .collect()
+}
+
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -4,8 +4,15 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+/// The runner binary: this package's own when the tests are the runner's,
+/// else the one beside the test executable (`target/<profile>/`), built
+/// before the tests run (`make e2e` does).
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_kith-runner")
+    static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| match option_env!("CARGO_BIN_EXE_kith-runner") {
+        Some(own) => own.to_string(),
+        None => super::services::built_binary("kith-runner"),
+    })
 }
 
 pub fn example(path: &str) -> String {
@@ -248,4 +255,20 @@ pub fn hostile_observations(values: &[String]) -> Vec<Vec<u8>> {
             .into_bytes()
         })
         .collect()
+}
+
+/// The seed of a test's random choices: `KITH_TEST_SEED`, else the clock;
+/// printed so that a failure can be repeated.
+pub fn test_seed() -> u64 {
+    let seed = std::env::var("KITH_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("seed {seed} (KITH_TEST_SEED={seed} repeats it)");
+    seed
 }

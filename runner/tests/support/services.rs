@@ -195,12 +195,34 @@ fn parse_env(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// The workspace root: the parent of this package (`runner/`).
+/// The workspace root: the nearest folder above this package holding
+/// `Cargo.lock` (this file is shared by packages at different depths).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("runner/ has a parent directory")
+    let package = Path::new(env!("CARGO_MANIFEST_DIR"));
+    package
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or_else(|| panic!("no Cargo.lock above {}", package.display()))
         .to_path_buf()
+}
+
+/// A workspace binary `name` built beside the running test executable
+/// (`target/<profile>/deps/TEST` → `target/<profile>/NAME`), for tests of a
+/// package that does not own it; panics saying how to build it.
+pub fn built_binary(name: &str) -> String {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join(name))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not built beside {}: build it first (cargo build --bins -p {name}, or make e2e)",
+                exe.display()
+            )
+        });
+    path.display().to_string()
 }
 
 fn services_env() -> PathBuf {

@@ -1,0 +1,129 @@
+//! The files of pruned snapshots. The operator prunes its own
+//! `ProfileSnapshot`s by count and age; each carries the
+//! `kith.dev/savepoint-files` finalizer, so deleting one leaves it in place,
+//! marked for deletion, until the pipeline's runner (which holds the
+//! storage credentials) has deleted the savepoint's files and then the
+//! finalizer. Only the Lease holder does it, and only under this pipeline's
+//! savepoint URL: a path anywhere else (a status edited by hand) is never
+//! deleted, and the finalizer stays so that a person looks at it.
+
+use super::Shared;
+use crate::checkpoint::storage::CheckpointStorage;
+use kith_api::crd::{ProfileSnapshot, FILES_FINALIZER};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+/// Deletes the files of every snapshot of this pipeline being deleted with
+/// the finalizer on, then the finalizer. Returns how many were released.
+pub async fn release_deleted(
+    api: &Api<ProfileSnapshot>,
+    snapshots: &[ProfileSnapshot],
+    shared: &Shared,
+) -> usize {
+    let mut released = 0;
+    for snapshot in snapshots {
+        if snapshot.spec.pipeline != shared.identity.pipeline
+            || snapshot.metadata.deletion_timestamp.is_none()
+            || !snapshot.finalizers().iter().any(|f| f == FILES_FINALIZER)
+        {
+            continue;
+        }
+        let name = snapshot.name_any();
+        let path = snapshot.status.as_ref().and_then(|s| s.path.clone());
+        if let Some(path) = path {
+            let Some(prefix) = under(&shared.savepoints, &path) else {
+                tracing::warn!(snapshot = %name, path = %path, savepoints = %shared.savepoints,
+                    "a pruned snapshot's path is not under this pipeline's savepoint URL; its files are left alone and the finalizer stays");
+                continue;
+            };
+            let base = shared.savepoints.clone();
+            let deleted = tokio::task::spawn_blocking(move || {
+                CheckpointStorage::from_url(&base)
+                    .map_err(|e| e.to_string())
+                    .and_then(|storage| storage.delete_prefix(&prefix).map_err(|e| e.to_string()))
+            })
+            .await;
+            match deleted {
+                Ok(Ok(count)) => {
+                    tracing::info!(snapshot = %name, files = count, "deleted the files of a pruned snapshot")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(snapshot = %name, error = %e, "cannot delete a pruned snapshot's files; will retry");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(snapshot = %name, error = %e, "the deletion of a pruned snapshot's files stopped; will retry");
+                    continue;
+                }
+            }
+        }
+        if remove_finalizer(api, snapshot).await {
+            released += 1;
+        }
+    }
+    released
+}
+
+/// The key prefix of savepoint folder `path` under `base`, when it is one of
+/// its folders (`base/NAME`, without `..`).
+pub fn under(base: &str, path: &str) -> Option<String> {
+    let base = base.trim_end_matches('/');
+    let rest = path.strip_prefix(base)?.strip_prefix('/')?;
+    let rest = rest.trim_end_matches('/');
+    let plain = !rest.is_empty()
+        && rest
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment != "." && segment != "..");
+    plain.then(|| rest.to_string())
+}
+
+/// Removes the finalizer on the condition that the snapshot did not
+/// change since it was read (its resourceVersion), so a concurrent change
+/// of its finalizers is never overwritten; a conflict is retried later.
+async fn remove_finalizer(api: &Api<ProfileSnapshot>, snapshot: &ProfileSnapshot) -> bool {
+    let name = snapshot.name_any();
+    let rest: Vec<&String> = snapshot
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FILES_FINALIZER)
+        .collect();
+    let patch = json!({"metadata": {
+        "resourceVersion": snapshot.resource_version(),
+        "finalizers": rest,
+    }});
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => true,
+        Err(kube::Error::Api(s)) if s.code == 404 => true,
+        Err(e) => {
+            tracing::warn!(snapshot = %name, error = %e, "cannot remove the savepoint-files finalizer; will retry");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::under;
+
+    #[test]
+    fn only_folders_under_the_savepoint_url_are_deleted() {
+        let base = "s3://b/p/savepoints";
+        assert_eq!(
+            under(base, "s3://b/p/savepoints/sp-0001").as_deref(),
+            Some("sp-0001")
+        );
+        assert_eq!(
+            under("s3://b/p/savepoints/", "s3://b/p/savepoints/sp-0001/").as_deref(),
+            Some("sp-0001")
+        );
+        assert_eq!(under(base, "s3://b/p/savepoints"), None);
+        assert_eq!(under(base, "s3://b/p/savepoints-other/sp-1"), None);
+        assert_eq!(under(base, "s3://b/p/savepoints/../checkpoints"), None);
+        assert_eq!(under(base, "s3://b/other/sp-1"), None);
+        assert_eq!(under(base, "s3://b/p/savepoints//x"), None);
+    }
+}

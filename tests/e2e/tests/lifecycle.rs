@@ -1,0 +1,746 @@
+//! The lifecycle of a pipeline with real runner processes: the operator on
+//! the test API server deploys, the kubelet stand-in runs what it deploys,
+//! Kafka feeds it and moto S3 keeps its state. Every scenario ends by
+//! comparing the pipeline's final state, restored from its checkpoints in
+//! S3, with one uninterrupted file run over the same input: nothing lost,
+//! nothing applied twice.
+
+mod support;
+
+use serde_json::json;
+use std::time::{Duration, Instant};
+use support::producer::Load;
+use support::runner::http;
+use support::stack::{workload, Stack};
+use support::{eventually, kafka::produce};
+
+const START: Duration = Duration::from_secs(120);
+
+/// xorshift64*: enough randomness for picking moments.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+fn readyz(admin: &str) -> (u16, String) {
+    http(admin, "GET", "/readyz").unwrap_or((0, String::new()))
+}
+
+fn lease_holder(stack: &Stack, name: &str) -> String {
+    stack
+        .cluster
+        .get("lease", &format!("{name}-runner"))
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_savepoint_upgrade_under_load_keeps_every_record() {
+    let stack = Stack::start("upgrade", 4);
+    let (lines, reference) = workload(&stack, 1500, 11);
+    stack.apply(&stack.manifest("orders"));
+    let first = stack.wait_running("orders", START);
+    let total = lines.len();
+    let load = Load::start(
+        &stack.kafka.bootstrap,
+        &stack.kafka.topic,
+        4,
+        lines,
+        total / 20,
+    );
+    eventually(Duration::from_secs(60), "a third of the input sent", || {
+        (load.sent() >= total / 3)
+            .then_some(())
+            .ok_or_else(|| format!("{} sent", load.sent()))
+    });
+
+    // An upgrade: a changed spec, while input keeps arriving.
+    let old_hash = stack.pipeline("orders")["status"]["specHash"].clone();
+    stack.merge_patch("orders", json!({"spec": {"checkpointInterval": "1500ms"}}));
+    let snapshot = eventually(Duration::from_secs(60), "an upgrade savepoint", || {
+        let list = stack.cluster.ok(&["get", "profilesnapshots", "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| {
+                s["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("orders-upgrade-"))
+            })
+            .cloned()
+            .ok_or_else(|| "none yet".to_string())
+    });
+    let snapshot_name = snapshot["metadata"]["name"].as_str().unwrap().to_string();
+    let second = eventually(Duration::from_secs(120), "the new spec running", || {
+        let p = stack.pipeline("orders");
+        let hash = &p["status"]["specHash"];
+        let pods = stack.kubelet.pods_of("orders-runner");
+        match pods.as_slice() {
+            [one] if one.ready && *hash != old_hash && one.template != first.template => {
+                Ok(one.clone())
+            }
+            _ => Err(format!(
+                "hash {hash}, pods {pods:?}\n{}",
+                stack.logs("orders")
+            )),
+        }
+    });
+    let completed = stack.cluster.must_get("profilesnapshot", &snapshot_name);
+    assert_eq!(
+        completed["status"]["state"], "Completed",
+        "the upgrade went ahead without its savepoint: {completed}"
+    );
+    assert!(
+        completed["status"]["takenBy"]
+            .as_str()
+            .is_some_and(|by| by.starts_with(&first.name)),
+        "the savepoint was not taken by the old runner: {completed}"
+    );
+    let events = stack.cluster.event_reasons("orders");
+    assert!(
+        events.iter().any(|r| r == "SavepointRequested"),
+        "{events:?}"
+    );
+    let log = std::fs::read_to_string(&second.log).unwrap();
+    assert!(
+        log.contains("restored from object storage"),
+        "the new runner did not restore the old one's state:\n{log}"
+    );
+
+    let sent = load.join();
+    assert_eq!(sent, total);
+    assert_eq!(
+        stack.suspend_and_export("orders"),
+        reference,
+        "the upgrade lost or doubled records"
+    );
+}
+
+#[test]
+fn a_runner_killed_mid_checkpoint_is_restarted_and_loses_nothing() {
+    let stack = Stack::start("kill", 4);
+    let (lines, reference) = workload(&stack, 1500, 12);
+    stack.apply(&stack.manifest("clicks"));
+    let pod = stack.wait_running("clicks", START);
+    let total = lines.len();
+    let load = Load::start(
+        &stack.kafka.bootstrap,
+        &stack.kafka.topic,
+        4,
+        lines,
+        total / 25,
+    );
+    let mut random = support::runner::test_seed().max(1);
+    let mut admin = pod.admin.clone().unwrap();
+    for kill in 1..=3 {
+        // Right after a checkpoint completes, the next starts one interval
+        // later: killing at that moment plus a little lands inside it (the
+        // upload to S3 takes longer than the jitter).
+        let done = stack
+            .metric(&admin, "kith_checkpoints_total{result=\"completed\"}")
+            .unwrap_or(0.0);
+        eventually(Duration::from_secs(30), "a checkpoint", || {
+            match stack.metric(&admin, "kith_checkpoints_total{result=\"completed\"}") {
+                Some(n) if n > done => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
+        let jitter = Duration::from_millis(next(&mut random) % 300);
+        std::thread::sleep(Duration::from_secs(1) + jitter);
+        stack
+            .kubelet
+            .signal(&pod.name, libc::SIGKILL)
+            .expect("the runner's pod is on the node");
+        let restarted = eventually(Duration::from_secs(90), "the runner restarted", || {
+            let pods = stack.kubelet.pods_of("clicks-runner");
+            match pods.as_slice() {
+                [one] if one.name == pod.name && one.restarts >= kill && one.ready => {
+                    Ok(one.clone())
+                }
+                _ => Err(format!("{pods:?}\n{}", stack.logs("clicks"))),
+            }
+        });
+        admin = restarted.admin.clone().unwrap();
+    }
+    // A restarted container keeps its pod's volumes: it recovers its local
+    // state, then reads on from its offsets.
+    let log = std::fs::read_to_string(&pod.log).unwrap();
+    assert!(
+        log.matches("state restored").count() >= 4,
+        "every restart recovers the state:\n{log}"
+    );
+    // Then the node itself is lost: a new pod with empty folders restores
+    // the latest checkpoint from S3.
+    stack
+        .kubelet
+        .lose(&pod.name)
+        .expect("the pod is on the node");
+    let replacement = eventually(Duration::from_secs(90), "a replacement pod", || {
+        let pods = stack.kubelet.pods_of("clicks-runner");
+        match pods.as_slice() {
+            [one] if one.name != pod.name && one.ready => Ok(one.clone()),
+            _ => Err(format!("{pods:?}\n{}", stack.logs("clicks"))),
+        }
+    });
+    let log = std::fs::read_to_string(&replacement.log).unwrap();
+    assert!(log.contains("restored from object storage"), "{log}");
+    load.join();
+    assert_eq!(
+        stack.suspend_and_export("clicks"),
+        reference,
+        "a SIGKILL during a checkpoint lost or doubled records"
+    );
+}
+
+#[test]
+fn a_second_runner_of_one_pipeline_never_writes_beside_the_first() {
+    let stack = Stack::start("twin", 4);
+    let (lines, reference) = workload(&stack, 1500, 13);
+    stack.apply(&stack.manifest("devices"));
+    let pod = stack.wait_running("devices", START);
+    let total = lines.len();
+    let load = Load::start(
+        &stack.kafka.bootstrap,
+        &stack.kafka.topic,
+        4,
+        lines,
+        total / 30,
+    );
+    // The pod's twin on a node the control plane lost touch with.
+    let mut twin = stack
+        .kubelet
+        .start_copy(&pod.name, "devices-runner-partitioned")
+        .expect("a copy of the runner starts");
+    let twin_admin = twin.admin.clone().unwrap();
+    eventually(Duration::from_secs(60), "the twin waiting", || {
+        let (code, why) = readyz(&twin_admin);
+        (code == 503 && why.contains("waiting for the pipeline's Lease"))
+            .then_some(())
+            .ok_or(format!("{code} {why}"))
+    });
+    let holder = lease_holder(&stack, "devices");
+    assert!(holder.starts_with(&pod.name), "{holder}");
+
+    // Meanwhile, and after the first runner is SIGKILLed (the stand-in
+    // restarts it, and either process may take the Lease once it expires),
+    // never are both ready.
+    let mut both_ready = Vec::new();
+    let mut sample = |stack: &Stack, until: Instant| {
+        while Instant::now() < until {
+            let pods = stack.kubelet.pods_of("devices-runner");
+            let pod_ready = pods
+                .iter()
+                .filter_map(|p| p.admin.clone())
+                .any(|a| readyz(&a).0 == 200);
+            if pod_ready && readyz(&twin_admin).0 == 200 {
+                both_ready.push(lease_holder(stack, "devices"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    sample(&stack, Instant::now() + Duration::from_secs(5));
+    assert!(
+        !twin.root.join("volumes/state/state/MANIFEST").exists(),
+        "the waiting twin restored or wrote state"
+    );
+    stack
+        .kubelet
+        .signal(&pod.name, libc::SIGKILL)
+        .expect("the runner's pod is on the node");
+    sample(&stack, Instant::now() + Duration::from_secs(25));
+    let new_holder = lease_holder(&stack, "devices");
+    assert!(
+        !new_holder.is_empty() && new_holder != holder,
+        "nobody took over from the killed runner: {new_holder}\n{}",
+        stack.logs("devices")
+    );
+    assert!(
+        both_ready.is_empty(),
+        "both runners were ready at once (holders then: {both_ready:?})"
+    );
+    load.join();
+    // The twin stops cleanly (a final checkpoint if it holds the Lease),
+    // then the pipeline is suspended and its last checkpoint read back.
+    let term = unsafe { libc::kill(twin.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(term, 0);
+    let status = twin.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the twin failed: {}",
+        std::fs::read_to_string(&twin.log).unwrap_or_default()
+    );
+    assert_eq!(
+        stack.suspend_and_export("devices"),
+        reference,
+        "two runners of one pipeline lost or doubled records"
+    );
+}
+
+#[test]
+fn scaling_to_three_is_refused_and_one_runner_keeps_the_state() {
+    let stack = Stack::start("scale", 2);
+    let (lines, reference) = workload(&stack, 800, 14);
+    stack.apply(&stack.manifest("accounts"));
+    let pod = stack.wait_running("accounts", START);
+    let half = lines.len() / 2;
+    produce(
+        &stack.kafka.bootstrap,
+        &stack.kafka.topic,
+        &lines[..half],
+        2,
+    );
+
+    stack
+        .cluster
+        .ok(&["scale", "profilepipeline", "accounts", "--replicas=3"]);
+    let degraded = eventually(
+        Duration::from_secs(60),
+        "ParallelismUnsupported",
+        || match stack.cluster.condition("accounts", "Degraded") {
+            Some(c) if c["reason"] == "ParallelismUnsupported" => Ok(c),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert_eq!(degraded["status"], "True");
+    assert!(
+        degraded["message"].as_str().unwrap().contains('1'),
+        "the message says what is supported: {degraded}"
+    );
+    // For a while, the node runs exactly the one runner it ran.
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        let pods = stack.kubelet.pods();
+        let names: Vec<&str> = pods
+            .iter()
+            .filter(|p| p.deployment == "accounts-runner")
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [pod.name.as_str()],
+            "the refused scale started runners"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let p = stack.pipeline("accounts");
+    assert_eq!(p["spec"]["parallelism"], 3);
+    assert_eq!(
+        p["status"]["replicas"], 1,
+        "the scale subresource tells the truth"
+    );
+    let d = stack.cluster.must_get("deployment", "accounts-runner");
+    assert_eq!(d["spec"]["replicas"], 1);
+
+    produce(
+        &stack.kafka.bootstrap,
+        &stack.kafka.topic,
+        &lines[half..],
+        2,
+    );
+    assert_eq!(stack.suspend_and_export("accounts"), reference);
+}
+
+#[test]
+fn suspend_then_resume_continues_exactly() {
+    let stack = Stack::start("suspend", 2);
+    let (lines, reference) = workload(&stack, 800, 15);
+    stack.apply(&stack.manifest("people"));
+    let first = stack.wait_running("people", START);
+    let half = lines.len() / 2;
+    produce(
+        &stack.kafka.bootstrap,
+        &stack.kafka.topic,
+        &lines[..half],
+        2,
+    );
+    let first_admin = first.admin.clone().unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "the first half applied",
+        || match stack.metric(&first_admin, "kith_observations_total") {
+            Some(n) if n >= half as f64 => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+
+    stack.suspend("people");
+    let ready = stack.cluster.condition("people", "Ready").unwrap();
+    assert_eq!(ready["reason"], "Suspended", "{ready}");
+    let log = std::fs::read_to_string(&first.log).unwrap();
+    assert!(
+        log.contains("final checkpoint") || log.contains("checkpoint"),
+        "the runner stopped without a final checkpoint:\n{log}"
+    );
+    // Input keeps arriving while nothing runs.
+    produce(
+        &stack.kafka.bootstrap,
+        &stack.kafka.topic,
+        &lines[half..],
+        2,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(stack.kubelet.pods_of("people-runner").is_empty());
+
+    stack.merge_patch("people", json!({"spec": {"state": "running"}}));
+    let second = stack.wait_running("people", START);
+    assert_ne!(second.name, first.name, "a resumed pipeline runs a new pod");
+    let log = std::fs::read_to_string(&second.log).unwrap();
+    assert!(log.contains("restored from object storage"), "{log}");
+    assert_eq!(stack.suspend_and_export("people"), reference);
+}
+
+#[test]
+fn hostile_manifests_leave_the_operator_reconciling_the_rest() {
+    let stack = Stack::start("hostile", 2);
+    let (lines, reference) = workload(&stack, 300, 16);
+    let hostile = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut m = stack.manifest(name);
+        edit(&mut m);
+        m
+    };
+    let bad = [
+        hostile("overflow", &|m| {
+            m["spec"]["checkpointInterval"] = json!("99999999999999999999s")
+        }),
+        hostile("overflow-snapshots", &|m| {
+            m["spec"]["snapshots"] =
+                json!({"interval": "99999999999999999999h", "maxAge": "1e400s"})
+        }),
+        hostile("deep", &|m| {
+            let mut deep = json!("x");
+            for _ in 0..64 {
+                deep = json!({"nested": deep});
+            }
+            m["spec"]["pipeline"]["unknownField"] = deep;
+        }),
+        hostile("long", &|m| {
+            m["spec"]["pipeline"]["identifiers"][0]["type"] = json!("e".repeat(100_000))
+        }),
+        hostile("bad-template", &|m| {
+            m["spec"]["pipeline"]["template"] = json!({"kinds": [{"name": 7, "when": [[[]]]}]})
+        }),
+    ];
+    for m in &bad {
+        // The API server may refuse some (its schema); the rest reach the operator.
+        let _ = stack.cluster.apply(&m.to_string());
+    }
+    stack.apply(&stack.manifest("good"));
+    produce(&stack.kafka.bootstrap, &stack.kafka.topic, &lines, 2);
+    stack.wait_running("good", START);
+    for m in &bad {
+        let name = m["metadata"]["name"].as_str().unwrap();
+        if stack.cluster.get("profilepipeline", name).is_none() {
+            continue; // refused by the API server
+        }
+        let degraded = eventually(Duration::from_secs(30), "Degraded", || {
+            match stack.cluster.condition(name, "Degraded") {
+                Some(c) if c["status"] == "True" && c["reason"] == "InvalidSpec" => Ok(c),
+                other => Err(format!("{name}: {other:?}")),
+            }
+        });
+        assert!(
+            degraded["message"].as_str().unwrap().contains("spec."),
+            "{name}: the message names the field: {degraded}"
+        );
+        assert!(
+            stack.kubelet.pods_of(&format!("{name}-runner")).is_empty(),
+            "{name}: a runner was started for an invalid spec"
+        );
+    }
+    assert_eq!(
+        stack
+            .operator
+            .http_get("/healthz")
+            .map(|(code, _)| code)
+            .ok(),
+        Some(200),
+        "the operator is not healthy after the hostile manifests"
+    );
+    assert_eq!(stack.suspend_and_export("good"), reference);
+}
+
+/// Waits until the spec the runners run has proven itself (ready, and the
+/// checkpoints the upgrade policy asks for).
+fn wait_stable(stack: &Stack, name: &str) {
+    eventually(Duration::from_secs(90), "the spec stable", || {
+        let status = stack.pipeline(name)["status"].clone();
+        if status["specHash"].is_string() && status["lastStableSpecHash"] == status["specHash"] {
+            Ok(())
+        } else {
+            Err(format!(
+                "spec {} last stable {} runtime {}",
+                status["specHash"], status["lastStableSpecHash"], status["runtime"]
+            ))
+        }
+    });
+}
+
+#[test]
+fn a_savepoint_that_cannot_be_taken_blocks_the_upgrade_until_allowed() {
+    let stack = Stack::start("blocked", 2);
+    let (lines, reference) = workload(&stack, 600, 17);
+    let mut manifest = stack.manifest("orders");
+    // Savepoints go to a bucket that does not exist: every one fails.
+    manifest["spec"]["stateStorage"]["savepointUrl"] =
+        json!(format!("s3://{}-missing/orders/savepoints", stack.bucket));
+    stack.apply(&manifest);
+    let pod = stack.wait_running("orders", START);
+    wait_stable(&stack, "orders");
+    let half = lines.len() / 2;
+    produce(
+        &stack.kafka.bootstrap,
+        &stack.kafka.topic,
+        &lines[..half],
+        2,
+    );
+
+    stack.merge_patch("orders", json!({"spec": {"checkpointInterval": "2s"}}));
+    let blocked = eventually(Duration::from_secs(60), "UpgradeBlocked", || {
+        match stack.cluster.condition("orders", "Degraded") {
+            Some(c) if c["reason"] == "UpgradeBlocked" => Ok(c),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let message = blocked["message"].as_str().unwrap();
+    assert!(
+        message.contains("failed") && message.contains("fallbackToCheckpoint"),
+        "the message says why and what to do: {message}"
+    );
+    // Nothing was upgraded: the same runner process still runs.
+    std::thread::sleep(Duration::from_secs(3));
+    let pods = stack.kubelet.pods_of("orders-runner");
+    assert_eq!(pods.len(), 1);
+    assert_eq!(
+        (pods[0].name.as_str(), pods[0].pid),
+        (pod.name.as_str(), pod.pid)
+    );
+
+    // The owner allows the upgrade from the latest checkpoint.
+    stack.merge_patch(
+        "orders",
+        json!({"spec": {"upgrade": {"fallbackToCheckpoint": true}}}),
+    );
+    let upgraded = eventually(Duration::from_secs(120), "upgraded", || {
+        let pods = stack.kubelet.pods_of("orders-runner");
+        match pods.as_slice() {
+            [one] if one.ready && one.template != pod.template => Ok(one.clone()),
+            _ => Err(format!("{pods:?}")),
+        }
+    });
+    assert!(stack
+        .cluster
+        .event_reasons("orders")
+        .iter()
+        .any(|r| r == "UpgradeFromCheckpoint"));
+    let log = std::fs::read_to_string(&upgraded.log).unwrap();
+    assert!(log.contains("restored from object storage"), "{log}");
+    produce(
+        &stack.kafka.bootstrap,
+        &stack.kafka.topic,
+        &lines[half..],
+        2,
+    );
+    assert_eq!(stack.suspend_and_export("orders"), reference);
+}
+
+#[test]
+fn a_spec_that_never_becomes_stable_is_rolled_back_with_the_same_data() {
+    let stack = Stack::start("rollback", 2);
+    let (lines, reference) = workload(&stack, 600, 18);
+    let mut manifest = stack.manifest("people");
+    manifest["spec"]["upgrade"] = json!({"stabilityTimeout": "20s"});
+    stack.apply(&manifest);
+    let first = stack.wait_running("people", START);
+    wait_stable(&stack, "people");
+    let stable_hash = stack.pipeline("people")["status"]["specHash"].clone();
+    let half = lines.len() / 2;
+    produce(
+        &stack.kafka.bootstrap,
+        &stack.kafka.topic,
+        &lines[..half],
+        2,
+    );
+
+    // An image no node has: the new runner never starts.
+    stack.merge_patch(
+        "people",
+        json!({"spec": {"image": "kith-runner:does-not-exist"}}),
+    );
+    let bad_hash = eventually(Duration::from_secs(60), "the bad spec deployed", || {
+        let p = stack.pipeline("people");
+        let hash = p["status"]["specHash"].clone();
+        (hash != stable_hash && hash.is_string())
+            .then_some(hash)
+            .ok_or_else(|| format!("{}", p["status"]))
+    });
+    let rolled = eventually(Duration::from_secs(90), "RolledBack", || {
+        match stack.cluster.condition("people", "Degraded") {
+            Some(c) if c["reason"] == "RolledBack" => Ok(c),
+            other => Err(format!("{other:?} {:?}", stack.kubelet.pods())),
+        }
+    });
+    assert!(
+        rolled["message"]
+            .as_str()
+            .unwrap()
+            .contains(bad_hash.as_str().unwrap()),
+        "{rolled}"
+    );
+    let p = eventually(
+        Duration::from_secs(30),
+        "the stable spec applied again",
+        || {
+            let p = stack.pipeline("people");
+            (p["status"]["specHash"] == stable_hash && p["status"]["phase"] == "RolledBack")
+                .then(|| p.clone())
+                .ok_or_else(|| format!("{}", p["status"]))
+        },
+    );
+    assert_eq!(p["status"]["rolledBackFrom"], bad_hash);
+    assert!(stack
+        .cluster
+        .event_reasons("people")
+        .iter()
+        .any(|r| r == "RolledBack"));
+    let back = eventually(
+        Duration::from_secs(90),
+        "the stable spec running again",
+        || {
+            let pods = stack.kubelet.pods_of("people-runner");
+            match pods.as_slice() {
+                [one] if one.ready && one.waiting.is_none() && one.name != first.name => {
+                    Ok(one.clone())
+                }
+                _ => Err(format!("{pods:?}")),
+            }
+        },
+    );
+    let log = std::fs::read_to_string(&back.log).unwrap();
+    assert!(
+        log.contains("starting from the initial savepoint"),
+        "the rollback starts from the upgrade's savepoint:\n{log}"
+    );
+    // The bad spec is not tried again while it is the spec.
+    std::thread::sleep(Duration::from_secs(5));
+    let d = stack.cluster.must_get("deployment", "people-runner");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        super_image()
+    );
+    produce(
+        &stack.kafka.bootstrap,
+        &stack.kafka.topic,
+        &lines[half..],
+        2,
+    );
+    assert_eq!(stack.suspend_and_export("people"), reference);
+}
+
+fn super_image() -> &'static str {
+    support::stack::IMAGE
+}
+
+#[test]
+fn deleting_with_a_final_savepoint_leaves_a_restorable_savepoint() {
+    let stack = Stack::start("delete", 2);
+    let (lines, reference) = workload(&stack, 500, 19);
+    let mut manifest = stack.manifest("leads");
+    manifest["spec"]["deletion"] = json!({"savepoint": true});
+    stack.apply(&manifest);
+    stack.wait_running("leads", START);
+    produce(&stack.kafka.bootstrap, &stack.kafka.topic, &lines, 2);
+    let file = stack.pipeline_file("leads");
+    stack
+        .cluster
+        .ok(&["delete", "profilepipeline", "leads", "--wait=false"]);
+    eventually(
+        Duration::from_secs(120),
+        "the pipeline gone",
+        || match stack.cluster.get("profilepipeline", "leads") {
+            None => Ok(()),
+            Some(p) => Err(format!("{}", p["metadata"]["finalizers"])),
+        },
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&stack.cluster.ok(&["get", "profilesnapshots", "-o", "json"]))
+            .unwrap();
+    let last = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("leads-final-"))
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no final snapshot: {list}"));
+    assert_eq!(last["status"]["state"], "Completed", "{last}");
+    assert!(
+        last["metadata"]["ownerReferences"].is_null(),
+        "the final snapshot must outlive its pipeline: {last}"
+    );
+    assert!(stack.kubelet.pods_of("leads-runner").is_empty());
+    let path = last["status"]["path"].as_str().unwrap();
+    assert_eq!(stack.export_with(file, path), reference);
+}
+
+#[test]
+fn periodic_savepoints_are_pruned_by_count_with_their_files() {
+    let stack = Stack::start("prune", 2);
+    let (lines, _) = workload(&stack, 200, 20);
+    let mut manifest = stack.manifest("events");
+    manifest["spec"]["snapshots"] = json!({"interval": "3s", "retain": 2});
+    stack.apply(&manifest);
+    stack.wait_running("events", START);
+    produce(&stack.kafka.bootstrap, &stack.kafka.topic, &lines, 2);
+    let savepoints = format!("s3://{}/events/checkpoints/savepoints", stack.bucket);
+    let folders = |keys: &[String]| -> std::collections::BTreeSet<String> {
+        keys.iter()
+            .filter_map(|k| k.rsplit_once("/savepoints/").map(|(_, rest)| rest))
+            .filter_map(|rest| rest.split('/').next())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    eventually(
+        Duration::from_secs(120),
+        "pruned snapshots and files",
+        || {
+            let list: serde_json::Value =
+                serde_json::from_str(&stack.cluster.ok(&["get", "profilesnapshots", "-o", "json"]))
+                    .unwrap();
+            let kept: Vec<&serde_json::Value> = list["items"].as_array().unwrap().iter().collect();
+            seen.extend(
+                kept.iter()
+                    .filter_map(|s| s["metadata"]["name"].as_str().map(str::to_string)),
+            );
+            let scheduled = seen.len();
+            let completed: std::collections::BTreeSet<String> = kept
+                .iter()
+                .filter(|s| {
+                    s["status"]["state"] == "Completed"
+                        && s["metadata"]["deletionTimestamp"].is_null()
+                })
+                .filter_map(|s| s["status"]["path"].as_str())
+                .filter_map(|p| p.rsplit('/').next())
+                .map(str::to_string)
+                .collect();
+            let stored = folders(&stack.keys(&savepoints));
+            let in_flight = kept.iter().any(|s| {
+                s["status"]["state"] != "Completed" || !s["metadata"]["deletionTimestamp"].is_null()
+            });
+            if scheduled >= 5 && completed.len() == 2 && !in_flight && stored == completed {
+                Ok(())
+            } else {
+                Err(format!(
+                "{scheduled} scheduled; kept {completed:?}; stored {stored:?}; in flight {in_flight}"
+            ))
+            }
+        },
+    );
+}
