@@ -66,6 +66,7 @@ bench: build
 	bash runner/benches/kafka.sh
 	bash runner/benches/sinks.sh
 	bash operator/benches/reconcile.sh
+	bash tests/e2e/bench.sh
 
 # Test services on loopback (DESIGN §5): Kafka in KRaft mode, moto
 # (DynamoDB and S3), a TinkerPop Gremlin Server (Neptune's Gremlin HTTP

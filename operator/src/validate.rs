@@ -54,8 +54,20 @@ impl ValidPipeline {
     }
 }
 
-/// Checks `spec` and returns the runners' pipeline file.
+/// Checks `spec` and returns the runners' pipeline file, with no model
+/// content at hand (see [`validate_with_model`]).
 pub fn validate(spec: &ProfilePipelineSpec) -> Result<ValidPipeline, InvalidSpec> {
+    validate_with_model(spec, None)
+}
+
+/// Checks `spec` and returns the runners' pipeline file. `model` is the
+/// content of the model `spec.resolutionModel` names when the caller could
+/// read it (a ConfigMap; the operator may not read Secrets): it is checked
+/// as the runner checks it at start.
+pub fn validate_with_model(
+    spec: &ProfilePipelineSpec,
+    model: Option<&str>,
+) -> Result<ValidPipeline, InvalidSpec> {
     let Value::Object(mut document) = spec.pipeline.0.clone() else {
         return Err(InvalidSpec("spec.pipeline must be a mapping".into()));
     };
@@ -96,6 +108,7 @@ pub fn validate(spec: &ProfilePipelineSpec) -> Result<ValidPipeline, InvalidSpec
             set_once(checkpoints, field, &shown, json!(value), instead)?;
         }
     }
+    place_model(spec, &mut document)?;
     let document = Value::Object(document);
     let typed = PipelineSpec::from_value(document.clone())
         .map_err(|e| InvalidSpec(format!("spec.pipeline.{}: {}", e.path, e.message)))?;
@@ -110,14 +123,49 @@ pub fn validate(spec: &ProfilePipelineSpec) -> Result<ValidPipeline, InvalidSpec
             "spec.pipeline.sources: a pipeline on Kubernetes reads from Kafka; add a source with `type: kafka` (file and stdin sources are for `kith-runner run` outside a cluster)".into(),
         ));
     }
-    kith_runner::config::Pipeline::from_spec(&typed)
+    let compiled = kith_runner::config::Pipeline::from_spec_with_model(&typed, model)
         .map_err(|e| InvalidSpec(format!("spec.pipeline: {e}")))?;
-    let spec_hash = spec_hash(spec, &document);
+    let unscored = compiled
+        .resolution
+        .as_ref()
+        .is_some_and(|r| r.weights.is_none());
+    if unscored && spec.resolution_model.is_none() {
+        return Err(InvalidSpec(
+            "spec.pipeline.resolution has no model: give spec.resolutionModel (a ConfigMap or Secret key holding what `kith-runner train` wrote), or prior and every comparison's m and u".into(),
+        ));
+    }
+    let spec_hash = spec_hash(spec, &document, model);
     Ok(ValidPipeline {
         document,
         spec_hash,
         initial_savepoint: None,
     })
+}
+
+/// Writes the path of the mounted model into `resolution.model` when the
+/// resource names one; refuses a model path the pods would not have.
+fn place_model(
+    spec: &ProfilePipelineSpec,
+    document: &mut Map<String, Value>,
+) -> Result<(), InvalidSpec> {
+    let resolution = document.get_mut("resolution");
+    let declared = resolution.as_ref().and_then(|r| r.get("model")).cloned();
+    match (&spec.resolution_model, declared, resolution) {
+        (None, Some(path), _) => Err(InvalidSpec(format!(
+            "spec.pipeline.resolution.model ({path}) names a file no runner pod has: give the model as spec.resolutionModel (a ConfigMap or Secret key) and leave resolution.model out"
+        ))),
+        (Some(_), Some(path), _) => Err(InvalidSpec(format!(
+            "spec.pipeline.resolution.model ({path}) conflicts with spec.resolutionModel: set only spec.resolutionModel"
+        ))),
+        (Some(_), None, Some(Value::Object(resolution))) => {
+            resolution.insert("model".into(), json!(crate::build::MODEL_FILE));
+            Ok(())
+        }
+        (Some(_), None, _) => Err(InvalidSpec(
+            "spec.resolutionModel is set but spec.pipeline has no resolution section to use it".into(),
+        )),
+        (None, None, _) => Ok(()),
+    }
 }
 
 /// Sets `key` to `value` unless the document already holds another value;
@@ -140,14 +188,23 @@ fn set_once(
     }
 }
 
-fn spec_hash(spec: &ProfilePipelineSpec, document: &Value) -> String {
-    let upgrade_relevant = json!({
+fn spec_hash(spec: &ProfilePipelineSpec, document: &Value, model: Option<&str>) -> String {
+    // A new model in the same ConfigMap is an upgrade too (a Secret's
+    // content is not known here: name a new key or Secret to roll one out).
+    let model = model.map(|m| format!("{:016x}", xxhash_rust::xxh3::xxh3_64(m.as_bytes())));
+    let mut upgrade_relevant = json!({
         "pipeline": document,
         "image": spec.image,
         "imagePullPolicy": spec.image_pull_policy,
         "env": spec.env,
         "resources": spec.resources,
     });
+    // Only when set, so that the hash of a pipeline without a model stays
+    // what it was.
+    if let Some(source) = &spec.resolution_model {
+        upgrade_relevant["resolutionModel"] = json!(source);
+        upgrade_relevant["model"] = json!(model);
+    }
     let bytes = serde_json::to_vec(&upgrade_relevant).expect("JSON values serialize");
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
 }
@@ -226,6 +283,62 @@ mod tests {
         }}});
         let e = validate(&spec(p)).unwrap_err();
         assert!(e.0.contains("phone"), "{e}");
+    }
+
+    fn with_resolution() -> Value {
+        let mut p = people();
+        p["resolution"] = json!({
+            "keys": [{"name": "surname", "attribute": "surname"}],
+            "blocking": {"rules": [["surname"]]},
+            "comparisons": [{"attribute": "given_name", "method": {"jaroWinkler": {"thresholds": [0.9]}}}]
+        });
+        p
+    }
+
+    #[test]
+    fn a_model_must_come_from_something_the_pods_mount() {
+        // A path no pod has.
+        let mut p = with_resolution();
+        p["resolution"]["model"] = json!("models/people.json");
+        let e = validate(&spec(p)).unwrap_err();
+        assert!(
+            e.0.contains("spec.resolutionModel") && e.0.contains("models/people.json"),
+            "{e}"
+        );
+        // No model at all, and no weights given: the runner would refuse to start.
+        let e = validate(&spec(with_resolution())).unwrap_err();
+        assert!(e.0.contains("no model"), "{e}");
+        // A Secret's model: mounted, its path written in; the content is the kubelet's.
+        let mut s = spec(with_resolution());
+        s.resolution_model = Some(kith_api::crd::ModelSource {
+            config_map_key_ref: None,
+            secret_key_ref: Some(kith_api::crd::KeyRef {
+                name: "models".into(),
+                key: "people.json".into(),
+            }),
+        });
+        let valid = validate(&s).unwrap();
+        assert_eq!(
+            valid.document["resolution"]["model"],
+            crate::build::MODEL_FILE
+        );
+        // A ConfigMap's model is read, and checked as the runner checks it.
+        let mut c = s.clone();
+        c.resolution_model = Some(kith_api::crd::ModelSource {
+            config_map_key_ref: Some(kith_api::crd::KeyRef {
+                name: "models".into(),
+                key: "people.json".into(),
+            }),
+            secret_key_ref: None,
+        });
+        let e = validate_with_model(&c, Some("{\"not\": \"a model\"}")).unwrap_err();
+        assert!(e.0.contains("resolution.model"), "{e}");
+        // Given both ways: refused.
+        let mut both = with_resolution();
+        both["resolution"]["model"] = json!("m.json");
+        let mut both = spec(both);
+        both.resolution_model = s.resolution_model.clone();
+        assert!(validate(&both).unwrap_err().0.contains("conflicts"));
     }
 
     #[test]

@@ -11,9 +11,9 @@ mod pipeline;
 mod snapshot;
 
 pub use pipeline::{
-    DeletionPolicy, PipelineDocument, PipelineState, ProfilePipeline, ProfilePipelineSpec,
-    ProfilePipelineStatus, SnapshotPolicy, SnapshotReference, StateStorageSpec, UpgradeMode,
-    UpgradePolicy, UpgradeStatus, MAX_KEY_GROUPS,
+    DeletionPolicy, KeyRef, ModelSource, PipelineDocument, PipelineState, ProfilePipeline,
+    ProfilePipelineSpec, ProfilePipelineStatus, SnapshotPolicy, SnapshotReference,
+    StateStorageSpec, UpgradeMode, UpgradePolicy, UpgradeStatus, MAX_KEY_GROUPS,
 };
 pub use snapshot::{
     ProfileSnapshot, ProfileSnapshotSpec, ProfileSnapshotStatus, SnapshotState, FILES_FINALIZER,

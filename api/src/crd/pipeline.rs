@@ -112,6 +112,38 @@ pub struct ProfilePipelineSpec {
     /// What deleting the pipeline does before its runners go.
     #[serde(default)]
     pub deletion: DeletionPolicy,
+
+    /// The entity-resolution model the runners score with (`kith-runner
+    /// train` writes one), from a ConfigMap or Secret key mounted into the
+    /// pods; the operator writes its path into `resolution.model`, which
+    /// the pipeline must then leave out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_model: Option<ModelSource>,
+}
+
+/// Where a pipeline's model file comes from: exactly one of the two.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.configMapKeyRef) != has(self.secretKeyRef)").message("spec.resolutionModel takes exactly one of configMapKeyRef and secretKeyRef"))]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSource {
+    /// A key of a ConfigMap in the pipeline's namespace (checked by the
+    /// operator: it must exist and hold a model the pipeline can use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_key_ref: Option<KeyRef>,
+    /// A key of a Secret in the pipeline's namespace (the operator may not
+    /// read Secrets: a missing one holds the runner pod back, as the
+    /// kubelet does with any Secret it cannot find).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<KeyRef>,
+}
+
+/// A key of a named ConfigMap or Secret.
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
+pub struct KeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// How an upgrade is judged: a new spec is stable once its runner is ready

@@ -6,8 +6,9 @@ use crate::validate::ValidPipeline;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -22,6 +23,13 @@ pub const ADMIN_PORT: i32 = 9249;
 pub const CONFIG_HASH_ANNOTATION: &str = "kith.dev/spec-hash";
 
 const CONFIG_DIR: &str = "/etc/kith";
+/// Where `spec.resolutionModel` is mounted (its own folder: a mount inside
+/// the read-only pipeline volume would need a mount point there).
+const MODEL_DIR: &str = "/etc/kith-model";
+/// The model file as the pipeline's `resolution.model` names it: relative
+/// to the pipeline file in `/etc/kith` (the runner resolves it against the
+/// pipeline's folder), so `/etc/kith-model/model.json` in the pod.
+pub const MODEL_FILE: &str = "../kith-model/model.json";
 const STATE_DIR: &str = "/var/lib/kith";
 /// The distroless `nonroot` user; any non-zero id works.
 const RUNNER_UID: i64 = 65532;
@@ -125,29 +133,69 @@ fn pod_spec(pipeline: &ProfilePipeline, names: &Names, valid: &ValidPipeline) ->
                 }),
                 ..SecurityContext::default()
             }),
-            volume_mounts: Some(vec![
-                mount("pipeline", CONFIG_DIR, true),
-                mount("state", STATE_DIR, false),
-                mount("tmp", "/tmp", false),
-            ]),
+            volume_mounts: Some(mounts(spec)),
             ..Container::default()
         }],
-        volumes: Some(vec![
-            Volume {
-                name: "pipeline".into(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: names.config.clone(),
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            // Local state is a cache of the checkpoints in object storage: an
-            // empty directory is restored from the latest one on start.
-            empty_dir("state"),
-            empty_dir("tmp"),
-        ]),
+        volumes: Some(volumes(spec, names)),
         ..PodSpec::default()
     }
+}
+
+fn mounts(spec: &kith_api::crd::ProfilePipelineSpec) -> Vec<VolumeMount> {
+    let mut mounts = vec![
+        mount("pipeline", CONFIG_DIR, true),
+        mount("state", STATE_DIR, false),
+        mount("tmp", "/tmp", false),
+    ];
+    if spec.resolution_model.is_some() {
+        mounts.push(mount("kith-model", MODEL_DIR, true));
+    }
+    mounts
+}
+
+fn volumes(spec: &kith_api::crd::ProfilePipelineSpec, names: &Names) -> Vec<Volume> {
+    let mut volumes = vec![
+        Volume {
+            name: "pipeline".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names.config.clone(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        // Local state is a cache of the checkpoints in object storage: an
+        // empty directory is restored from the latest one on start.
+        empty_dir("state"),
+        empty_dir("tmp"),
+    ];
+    if let Some(source) = &spec.resolution_model {
+        let as_file = |key: &str| {
+            Some(vec![KeyToPath {
+                key: key.to_string(),
+                path: "model.json".into(),
+                ..KeyToPath::default()
+            }])
+        };
+        let mut volume = Volume {
+            name: "kith-model".into(),
+            ..Volume::default()
+        };
+        if let Some(r) = &source.config_map_key_ref {
+            volume.config_map = Some(ConfigMapVolumeSource {
+                name: r.name.clone(),
+                items: as_file(&r.key),
+                ..ConfigMapVolumeSource::default()
+            });
+        } else if let Some(r) = &source.secret_key_ref {
+            volume.secret = Some(SecretVolumeSource {
+                secret_name: Some(r.name.clone()),
+                items: as_file(&r.key),
+                ..SecretVolumeSource::default()
+            });
+        }
+        volumes.push(volume);
+    }
+    volumes
 }
 
 /// The operator's environment for the runner, then the user's (which may

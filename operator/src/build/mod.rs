@@ -9,7 +9,7 @@ mod rbac;
 mod service;
 mod snapshot;
 
-pub use deployment::{ADMIN_PORT, CONFIG_HASH_ANNOTATION};
+pub use deployment::{ADMIN_PORT, CONFIG_HASH_ANNOTATION, MODEL_FILE};
 pub use snapshot::{build as snapshot, REASON_LABEL as SNAPSHOT_REASON_LABEL};
 
 use crate::validate::ValidPipeline;

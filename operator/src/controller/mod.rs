@@ -10,6 +10,7 @@
 mod apply;
 mod cleanup;
 mod events;
+mod models;
 mod reconcile;
 mod rollback;
 mod scaling;

@@ -3,11 +3,11 @@
 use super::stability::{self, Stability};
 use super::upgrade::{self, Gate};
 use super::{apply, cleanup, events, Context, FIELD_MANAGER, FINALIZER};
-use super::{rollback, scaling, snapshots};
+use super::{models, rollback, scaling, snapshots};
 use crate::build::{self, selector_string, Names};
 use crate::error::Error;
 use crate::status::{self, Outcome};
-use crate::validate::{validate, ValidPipeline};
+use crate::validate::{validate_with_model, ValidPipeline};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -47,7 +47,18 @@ pub async fn reconcile(pipeline: Arc<ProfilePipeline>, ctx: &Context) -> Result<
 
 async fn apply_pipeline(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Action, Error> {
     let names = Names::of(pipeline);
-    let valid = match validate(&pipeline.spec) {
+    let model = match models::read(ctx, &pipeline.spec, &names.namespace).await? {
+        Ok(model) => model,
+        // Its creation does not wake the operator: look again in a while.
+        Err(message) => {
+            let followup = Followup {
+                requeue: Some(Duration::from_secs(30)),
+                ..Followup::default()
+            };
+            return finish(pipeline, ctx, Outcome::Invalid { message }, followup).await;
+        }
+    };
+    let valid = match validate_with_model(&pipeline.spec, model.as_deref()) {
         Ok(valid) => valid,
         // Running runners are left exactly as they are: a bad edit must not
         // take a working pipeline down.
@@ -112,17 +123,26 @@ async fn keep_rolled_back(
     bad: &str,
     live: Option<Deployment>,
 ) -> Result<Action, Error> {
-    let (stable, stable_valid) = match rollback::stable_pipeline(pipeline) {
-        Ok(found) => found,
-        Err(message) => {
-            return finish(
-                pipeline,
-                ctx,
-                Outcome::Invalid { message },
-                Followup::default(),
-            )
-            .await
-        }
+    let invalid = |message| {
+        finish(
+            pipeline,
+            ctx,
+            Outcome::Invalid { message },
+            Followup::default(),
+        )
+    };
+    let stable = match rollback::stable_pipeline(pipeline) {
+        Ok(stable) => stable,
+        Err(message) => return invalid(message).await,
+    };
+    let model = models::read(ctx, &stable.spec, &names.namespace).await?;
+    let checked = model.and_then(|model| {
+        validate_with_model(&stable.spec, model.as_deref())
+            .map_err(|e| format!("the last stable spec: {e}"))
+    });
+    let stable_valid = match checked {
+        Ok(valid) => valid,
+        Err(message) => return invalid(message).await,
     };
     let plan = Plan::current(pipeline);
     let applied = apply_objects(&stable, ctx, names, stable_valid, live, &plan).await?;

@@ -13,7 +13,6 @@
 //! spec continues from the latest checkpoint of the lineage it ran in.
 //! Pure: the status and the spec decide.
 
-use crate::validate::{validate, ValidPipeline};
 use kith_api::crd::{ProfilePipeline, ProfilePipelineSpec, UpgradeStatus};
 
 /// The lineage and starting point of a rollback from `bad`.
@@ -37,10 +36,8 @@ pub fn plan_for(upgrade: &UpgradeStatus, bad: &str) -> To {
 
 /// The pipeline as its last stable spec, with what is not part of an
 /// upgrade (parallelism, running or suspended, savepoint requests and
-/// policies) as the current spec says, and that spec validated.
-pub fn stable_pipeline(
-    pipeline: &ProfilePipeline,
-) -> Result<(ProfilePipeline, ValidPipeline), String> {
+/// policies) as the current spec says.
+pub fn stable_pipeline(pipeline: &ProfilePipeline) -> Result<ProfilePipeline, String> {
     let copy = pipeline
         .status
         .as_ref()
@@ -56,10 +53,9 @@ pub fn stable_pipeline(
     spec.snapshots = current.snapshots.clone();
     spec.upgrade = current.upgrade.clone();
     spec.deletion = current.deletion.clone();
-    let valid = validate(&spec).map_err(|e| format!("the last stable spec: {e}"))?;
     let mut stable = pipeline.clone();
     stable.spec = spec;
-    Ok((stable, valid))
+    Ok(stable)
 }
 
 /// The Degraded message while rolled back from `bad`.
@@ -101,7 +97,7 @@ mod tests {
             last_stable_spec_hash: Some("h".into()),
             ..ProfilePipelineStatus::default()
         });
-        let (stable, _) = stable_pipeline(&p).unwrap();
+        let stable = stable_pipeline(&p).unwrap();
         assert_eq!(stable.spec.image, "good");
         assert_eq!(stable.spec.state, kith_api::crd::PipelineState::Suspended);
         p.status = Some(ProfilePipelineStatus::default());

@@ -68,6 +68,14 @@ pub struct Pipeline {
     pub sinks: Vec<crate::sink::SinkConfig>,
 }
 
+/// Where `resolution.model` is read from while a spec is compiled.
+enum ModelSource<'a> {
+    /// Files, relative paths against this folder.
+    Files(&'a Path),
+    /// The content given (or none), no file read.
+    Given(Option<&'a str>),
+}
+
 impl Pipeline {
     /// Reads, expands `${VAR}` from the environment, and validates a pipeline file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -110,6 +118,20 @@ impl Pipeline {
 
     /// Validates a spec whose relative paths are relative to `base`.
     pub fn from_spec_at(spec: &PipelineSpec, base: &Path) -> Result<Self, ConfigError> {
+        Self::compile(spec, ModelSource::Files(base))
+    }
+
+    /// Validates a spec without reading any file: `model` is the content of
+    /// its `resolution.model` when the caller has it (the operator reads it
+    /// from the ConfigMap the pods mount), checked as the runner would.
+    pub fn from_spec_with_model(
+        spec: &PipelineSpec,
+        model: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        Self::compile(spec, ModelSource::Given(model))
+    }
+
+    fn compile(spec: &PipelineSpec, models: ModelSource<'_>) -> Result<Self, ConfigError> {
         if spec.name.trim().is_empty() {
             return Err(ConfigError::invalid("name", "must not be empty"));
         }
@@ -166,14 +188,28 @@ impl Pipeline {
             None => (None, None),
             Some(r) => {
                 let config = ResolutionConfig::compile(r)?;
-                let model_path = r.model.as_ref().map(|m| base.join(m));
-                let model = match &model_path {
-                    // A missing model is not an error here: `train` writes it.
-                    Some(p) if p.exists() => Some(
-                        Model::load(p)
-                            .map_err(|e| ConfigError::invalid("resolution.model", e.to_string()))?,
-                    ),
-                    _ => None,
+                let invalid = |e: crate::resolution::model::ModelError| {
+                    ConfigError::invalid("resolution.model", e.to_string())
+                };
+                let (model_path, model) = match models {
+                    ModelSource::Files(base) => {
+                        let path = r.model.as_ref().map(|m| base.join(m));
+                        let model = match &path {
+                            // A missing model is not an error here: `train` writes it.
+                            Some(p) if p.exists() => Some(Model::load(p).map_err(invalid)?),
+                            _ => None,
+                        };
+                        (path, model)
+                    }
+                    ModelSource::Given(text) => {
+                        let path = r.model.as_ref().map(PathBuf::from);
+                        let shown = r.model.as_deref().unwrap_or("the model");
+                        let model = text
+                            .map(|t| Model::parse(t, shown))
+                            .transpose()
+                            .map_err(invalid)?;
+                        (path, model)
+                    }
                 };
                 let weights = if model.is_some() || r.prior.is_some() {
                     Some(config.weights(r, model.as_ref())?)

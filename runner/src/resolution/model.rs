@@ -55,7 +55,13 @@ impl Model {
             path: shown.clone(),
             source,
         })?;
-        let model: Model = serde_json::from_str(&text).map_err(|e| ModelError::Invalid {
+        Model::parse(&text, &shown)
+    }
+
+    /// A model from its JSON text; `shown` names where it came from.
+    pub fn parse(text: &str, shown: &str) -> Result<Model, ModelError> {
+        let shown = shown.to_string();
+        let model: Model = serde_json::from_str(text).map_err(|e| ModelError::Invalid {
             path: shown.clone(),
             message: e.to_string(),
         })?;

@@ -244,7 +244,7 @@ fn a_second_runner_of_one_pipeline_never_writes_beside_the_first() {
     };
     sample(&stack, Instant::now() + Duration::from_secs(5));
     assert!(
-        !twin.root.join("volumes/state/state/MANIFEST").exists(),
+        !twin.root.join("fs/var/lib/kith/state/MANIFEST").exists(),
         "the waiting twin restored or wrote state"
     );
     stack
@@ -742,5 +742,86 @@ fn periodic_savepoints_are_pruned_by_count_with_their_files() {
             ))
             }
         },
+    );
+}
+
+#[test]
+fn a_model_in_a_configmap_is_checked_then_mounted_for_the_runner() {
+    let stack = Stack::start("model", 2);
+    let lines = support::runner::generate(400, 22);
+    let mut manifest = stack.manifest("scored");
+    manifest["spec"]["pipeline"]["resolution"] = json!({
+        "kind": "person",
+        "keys": [{"name": "surname", "attribute": "surname"}],
+        "blocking": {"rules": [["surname"]], "maxBlockSize": 200},
+        "comparisons": [
+            {"attribute": "given_name", "method": {"jaroWinkler": {"thresholds": [0.92, 0.8]}}},
+            {"attribute": "surname", "method": {"jaroWinkler": {"thresholds": [0.92]}}},
+            {"attribute": "city", "method": "exact"}
+        ]
+    });
+    manifest["spec"]["resolutionModel"] =
+        json!({"configMapKeyRef": {"name": "scored-model", "key": "model.json"}});
+    stack.apply(&manifest);
+    // The model's ConfigMap does not exist yet: refused, and no runner.
+    let degraded = eventually(Duration::from_secs(60), "Degraded", || {
+        match stack.cluster.condition("scored", "Degraded") {
+            Some(c) if c["status"] == "True" && c["reason"] == "InvalidSpec" => Ok(c),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("ConfigMap scored-model"),
+        "{degraded}"
+    );
+    assert!(stack.kubelet.pods_of("scored-runner").is_empty());
+
+    // A product team trains the model from the pipeline as a file, and
+    // publishes it as the ConfigMap.
+    let dir = stack.kafka.dir.path().join("train");
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("input.jsonl");
+    support::runner::write_lines(&input, &lines);
+    let mut file = manifest["spec"]["pipeline"].clone();
+    file["resolution"]["model"] = json!("model.json");
+    let pipeline = dir.join("pipeline.yaml");
+    std::fs::write(&pipeline, serde_yaml::to_string(&file).unwrap()).unwrap();
+    let envs = [
+        ("KAFKA_BOOTSTRAP", stack.kafka.bootstrap.as_str()),
+        ("KITH_INPUT_TOPIC", stack.kafka.topic.as_str()),
+    ];
+    let pipeline_arg = pipeline.to_str().unwrap();
+    support::runner::run_ok(
+        &["train", pipeline_arg, "--input", input.to_str().unwrap()],
+        &envs,
+    );
+    let model = dir.join("model.json");
+    stack.cluster.ok(&[
+        "create",
+        "configmap",
+        "scored-model",
+        &format!("--from-file=model.json={}", model.display()),
+    ]);
+    produce(&stack.kafka.bootstrap, &stack.kafka.topic, &lines, 2);
+    stack.wait_running("scored", START);
+
+    // The runner scored with the mounted model: its state equals a file run
+    // of the same pipeline and model.
+    let reference_state = dir.join("reference-state");
+    support::runner::run_file(pipeline_arg, &input, &reference_state, &envs);
+    let reference = support::runner::export(&reference_state);
+    stack.suspend("scored");
+    let mut restored = stack.pipeline_file("scored");
+    assert_eq!(restored["resolution"]["model"], "../kith-model/model.json");
+    restored["resolution"]["model"] = json!(model.display().to_string());
+    let url = stack.checkpoint_url("scored");
+    let latest = *stack.complete_checkpoints(&url).last().unwrap();
+    assert_eq!(
+        stack.export_with(restored, &format!("{url}/chk-{latest:010}")),
+        reference,
+        "the runner did not score with the model it was given"
     );
 }

@@ -236,7 +236,7 @@ impl Kubelet {
             .ok_or_else(|| KubeletError::NoPod(pod.to_string()))?;
         let lost = node.pods.remove(at);
         lost.signal(libc::SIGKILL);
-        let _ = std::fs::remove_dir_all(lost.root.join("volumes"));
+        let _ = std::fs::remove_dir_all(template::fs_root(&lost.root));
         Ok(())
     }
 

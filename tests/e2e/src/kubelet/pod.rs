@@ -167,9 +167,9 @@ impl Pod {
     }
 
     fn gone(&mut self) -> After {
-        // A kubelet removes a deleted pod's emptyDir volumes; the log stays
+        // A kubelet removes a deleted pod's volumes; the log stays
         // for the test to read.
-        let _ = std::fs::remove_dir_all(self.root.join("volumes"));
+        let _ = std::fs::remove_dir_all(super::template::fs_root(&self.root));
         After::Gone
     }
 

@@ -9,9 +9,12 @@
 //!   `$(NAME)` references to earlier variables, `fieldRef` (pod name,
 //!   namespace, IP, service account), and `secretKeyRef`/`configMapKeyRef`
 //!   (optional ones may be missing, others hold the container back);
-//! - `configMap`, `secret` and `emptyDir` volumes become folders of the pod,
-//!   with one file per key as a kubelet projects them; an argument naming a
-//!   path under a mount path names the same path under that folder;
+//! - `configMap`, `secret` and `emptyDir` volumes become folders of the pod
+//!   at their mount paths under its `fs/` (standing for the container's
+//!   `/`), with one file per key as a kubelet projects them; an argument
+//!   naming a path under a mount path names the same path under `fs/`, and a
+//!   relative path from one mount to another works as in the container (an
+//!   absolute path written inside a file is not rewritten);
 //! - every container port gets a loopback port of its own, and an argument
 //!   binding `0.0.0.0:PORT` (or `[::]:PORT`) binds that port instead, so
 //!   several pods of one node do not collide;
@@ -188,8 +191,8 @@ pub fn translate(
     })
 }
 
-/// Mount path → folder, longest first (so a nested mount wins), the folders
-/// to create and the files to write.
+/// Mount path → folder, longest first (so that a nested mount wins), the
+/// folders to create and the files to write.
 type Volumes = (
     Vec<(String, PathBuf)>,
     Vec<PathBuf>,
@@ -202,28 +205,56 @@ fn volumes(
     pod: &PodContext<'_>,
     objects: &Objects,
 ) -> Result<Volumes, TemplateError> {
-    let mut dirs = Vec::new();
-    let mut files = Vec::new();
-    let mut folders: HashMap<&str, PathBuf> = HashMap::new();
-    for volume in spec.volumes.iter().flatten() {
-        let folder = pod.root.join("volumes").join(&volume.name);
-        dirs.push(folder.clone());
-        files.extend(projected(volume, &folder, objects)?);
-        folders.insert(volume.name.as_str(), folder);
-    }
+    // Each volume's folder is where the container sees it, under the pod's
+    // own root (`fs/`), so that a path relative to one mount reaches
+    // another as it does in the container (`../kith-model/model.json` from
+    // `/etc/kith/pipeline.yaml`).
+    let mut mounted: HashMap<&str, PathBuf> = HashMap::new();
     let mut mounts = Vec::new();
     for mount in container.volume_mounts.iter().flatten() {
-        let folder = folders.get(mount.name.as_str()).ok_or_else(|| {
-            TemplateError::Unsupported(format!("a mount of undeclared volume {}", mount.name))
-        })?;
-        let folder = match mount.sub_path.as_deref() {
-            Some(sub) if !sub.is_empty() => folder.join(sub),
-            _ => folder.clone(),
+        if mount.sub_path.as_deref().is_some_and(|s| !s.is_empty()) {
+            return Err(TemplateError::Unsupported(format!(
+                "subPath (mount of volume {})",
+                mount.name
+            )));
+        }
+        let path = mount.mount_path.trim_end_matches('/').to_string();
+        let folder = fs_root(pod.root).join(path.trim_start_matches('/'));
+        if mounted
+            .insert(mount.name.as_str(), folder.clone())
+            .is_some()
+        {
+            return Err(TemplateError::Unsupported(format!(
+                "volume {} mounted twice",
+                mount.name
+            )));
+        }
+        mounts.push((path, folder));
+    }
+    let mut dirs = Vec::new();
+    let mut files = Vec::new();
+    for volume in spec.volumes.iter().flatten() {
+        let Some(folder) = mounted.get(volume.name.as_str()) else {
+            continue; // declared, not mounted: nothing to see
         };
-        mounts.push((mount.mount_path.trim_end_matches('/').to_string(), folder));
+        dirs.push(folder.clone());
+        files.extend(projected(volume, folder, objects)?);
+    }
+    for mount in container.volume_mounts.iter().flatten() {
+        if !spec.volumes.iter().flatten().any(|v| v.name == mount.name) {
+            return Err(TemplateError::Unsupported(format!(
+                "a mount of undeclared volume {}",
+                mount.name
+            )));
+        }
     }
     mounts.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
     Ok((mounts, dirs, files))
+}
+
+/// The folder standing for the container's `/`: only its mounts are there.
+pub fn fs_root(pod_root: &Path) -> PathBuf {
+    pod_root.join("fs")
 }
 
 /// The files of a `configMap` or `secret` volume; none for an `emptyDir`.

@@ -70,12 +70,12 @@ fn a_runner_template_becomes_a_local_process() {
         launch.args,
         [
             "run",
-            "/pods/p/volumes/pipeline/pipeline.yaml",
+            "/pods/p/fs/etc/kith/pipeline.yaml",
             "--state",
-            "/pods/p/volumes/state/state",
+            "/pods/p/fs/var/lib/kith/state",
             "--admin",
             "127.0.0.1:40000",
-            "--log=/pods/p/volumes/state/x.log",
+            "--log=/pods/p/fs/var/lib/kith/x.log",
             // Defined before POD was: left as written, as the kubelet does.
             "hi $(POD)",
         ]
@@ -92,7 +92,7 @@ fn a_runner_template_becomes_a_local_process() {
     assert_eq!(
         launch.files,
         [(
-            PathBuf::from("/pods/p/volumes/pipeline/pipeline.yaml"),
+            PathBuf::from("/pods/p/fs/etc/kith/pipeline.yaml"),
             b"name: p".to_vec()
         )]
     );
