@@ -64,6 +64,9 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,kube_runtime=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: a pod's log (a file, a
+        // collector) gets plain text, not escape codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match Cli::parse().command {
