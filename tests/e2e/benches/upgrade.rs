@@ -194,7 +194,7 @@ fn large() {
 fn repeated() {
     let upgrades = env("KITH_BENCH_UPGRADES", 20);
     let rate = env("KITH_BENCH_RATE", 1_000) as usize;
-    let people = env("KITH_BENCH_REPEATED_PEOPLE", 25_000);
+    let people = env("KITH_BENCH_REPEATED_PEOPLE", 40_000);
     let stack = Stack::start("bench-repeated", 4);
     let lines = generate(people, 7);
     let reference = reference(&stack.kafka, &lines);
