@@ -338,3 +338,40 @@ fn large_file_round_trip_through_multipart_on_a_local_folder() {
         .unwrap();
     assert_eq!(file_checksum(&restored), checksum);
 }
+
+#[test]
+fn a_create_only_put_is_refused_by_s3_when_the_object_exists() {
+    let services = require(&["moto"]);
+    let bucket = fresh_bucket(&services);
+    let store = storage(&services, &format!("s3://{bucket}/p"));
+    store
+        .put_new("chk-0000000007/_metadata", b"first".to_vec())
+        .unwrap();
+    // A second writer's commit of the same checkpoint (If-None-Match: *).
+    let other = storage(&services, &format!("s3://{bucket}/p"));
+    let second = other.put_new("chk-0000000007/_metadata", b"second".to_vec());
+    assert!(
+        matches!(second, Err(StorageError::Exists { .. })),
+        "{second:?}"
+    );
+    assert_eq!(
+        store.get("chk-0000000007/_metadata").unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+}
+
+#[test]
+fn a_store_without_conditional_writes_still_takes_commits() {
+    let services = require(&["moto"]);
+    let bucket = fresh_bucket(&services);
+    let mut env = services.vars().clone();
+    env.insert("AWS_CONDITIONAL_PUT".into(), "disabled".into());
+    let store = CheckpointStorage::from_url_with_env(&format!("s3://{bucket}/p"), &env).unwrap();
+    store.put_new("a/_metadata", b"one".to_vec()).unwrap();
+    // Guarded by the Lease alone there: the second write goes through.
+    store.put_new("a/_metadata", b"two".to_vec()).unwrap();
+    assert_eq!(
+        store.get("a/_metadata").unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
+}

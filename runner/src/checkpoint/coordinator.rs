@@ -360,9 +360,10 @@ impl Worker {
         }
         let md = self.metadata(Kind::Checkpoint, id, &manifest, files);
         let json = serde_json::to_vec_pretty(&md).expect("metadata serializes");
-        // `_metadata` is the commit: it is written only under the Lease.
+        // `_metadata` is the commit: it is written only under the Lease, and
+        // only if no other writer committed this checkpoint (create-only).
         self.fenced()?;
-        storage.put(
+        storage.put_new(
             &format!("{}/{}", checkpoint_folder(id), metadata::METADATA),
             json,
         )?;
@@ -412,7 +413,7 @@ impl Worker {
         let json = serde_json::to_vec_pretty(&md).expect("metadata serializes");
         self.fenced().map_err(|e| e.to_string())?;
         storage
-            .put(&format!("{folder}/{}", metadata::METADATA), json)
+            .put_new(&format!("{folder}/{}", metadata::METADATA), json)
             .map_err(|e| e.to_string())?;
         Ok(SavepointDone {
             path: format!("{}/{folder}", storage.url().trim_end_matches('/')),

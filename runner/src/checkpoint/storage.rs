@@ -43,7 +43,9 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
-use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
+};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
@@ -113,6 +115,10 @@ pub enum StorageError {
         /// Boxed to keep the error small: callers wrap it in their own.
         source: Box<object_store::Error>,
     },
+
+    /// A create-only write found the object there already.
+    #[error("checkpoint storage {url}: `{key}` exists already: another writer committed it")]
+    Exists { url: String, key: String },
 
     #[error("checkpoint storage {url}: {operation}{}: local file {}: {source}", quoted(key), path.display())]
     LocalIo {
@@ -367,6 +373,38 @@ impl CheckpointStorage {
         self.block_on(self.store.put(&path, PutPayload::from(bytes)))
             .map_err(|e| self.backend_err(Operation::Put, key, e))?;
         Ok(())
+    }
+
+    /// Writes `bytes` as object `key` only if there is none yet (a
+    /// conditional put: `If-None-Match: *` on S3, an exclusive create on a
+    /// file system). The commit of a checkpoint is one: two writers can
+    /// never both commit the same checkpoint, even if a Lease fence failed.
+    pub fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let path = self.key_path(Operation::Put, key)?;
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let payload = PutPayload::from(bytes);
+        match self.block_on(self.store.put_opts(&path, payload.clone(), options)) {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => Err(StorageError::Exists {
+                url: self.url.clone(),
+                key: key.to_string(),
+            }),
+            // A store without conditional writes (`AWS_CONDITIONAL_PUT=disabled`
+            // for one that refuses them): the Lease fence alone guards it.
+            Err(object_store::Error::NotImplemented { .. }) => {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!(url = %self.url, "the checkpoint storage has no conditional writes; commits are guarded by the Lease alone");
+                });
+                self.block_on(self.store.put(&path, payload))
+                    .map(|_| ())
+                    .map_err(|e| self.backend_err(Operation::Put, key, e))
+            }
+            Err(e) => Err(self.backend_err(Operation::Put, key, e)),
+        }
     }
 
     /// Uploads the local file `local` as object `key`, streaming it in

@@ -392,3 +392,20 @@ fn folders_directly_under_the_url_are_listed_by_name() {
     assert!(storage.exists("chk-0000000002/_metadata").unwrap());
     assert!(!storage.exists("chk-0000000003/_metadata").unwrap());
 }
+
+#[test]
+fn a_create_only_put_never_replaces_an_object() {
+    let (_dir, storage) = local();
+    storage
+        .put_new("chk-0000000001/_metadata", b"first".to_vec())
+        .unwrap();
+    let second = storage.put_new("chk-0000000001/_metadata", b"second".to_vec());
+    assert!(
+        matches!(second, Err(StorageError::Exists { ref key, .. }) if key == "chk-0000000001/_metadata"),
+        "{second:?}"
+    );
+    assert_eq!(
+        storage.get("chk-0000000001/_metadata").unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+}
