@@ -35,7 +35,7 @@ test: build-deps
 	status=$${PIPESTATUS[0]}; \
 	python3 -m pytest -q -p no:cacheprovider tests/faults 2>&1 | tee target/test-faults.log; \
 	pystatus=$${PIPESTATUS[0]}; \
-	CARGO=$(CARGO) bash tests/e2e/run.sh; \
+	CARGO=$(CARGO) KITH_E2E_PREBUILT=1 bash tests/e2e/run.sh; \
 	e2estatus=$$?; \
 	[ "$${KITH_KEEP_SERVICES:-0}" = 1 ] || bash tests/services/down.sh; \
 	{ grep -E '^test result:' target/test.log target/e2e.log | cut -d: -f2- | awk '{print $$4, $$6, $$8}'; \
