@@ -15,6 +15,35 @@ use serde::{Deserialize, Serialize};
 /// not carry it: their files are kept.
 pub const FILES_FINALIZER: &str = "kith.dev/savepoint-files";
 
+impl ProfileSnapshot {
+    /// Whether it carries [`FILES_FINALIZER`].
+    pub fn holds_files_finalizer(&self) -> bool {
+        self.metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == FILES_FINALIZER)
+    }
+
+    /// The merge patch that takes [`FILES_FINALIZER`] off, on the condition
+    /// that the snapshot did not change since it was read (its
+    /// resourceVersion): a concurrent change of its finalizers is never
+    /// overwritten, the patch is refused (409) and tried again later.
+    pub fn release_files_patch(&self) -> serde_json::Value {
+        let rest: Vec<&String> = self
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .filter(|f| *f != FILES_FINALIZER)
+            .collect();
+        serde_json::json!({"metadata": {
+            "resourceVersion": self.metadata.resource_version,
+            "finalizers": rest,
+        }})
+    }
+}
+
 /// A savepoint request and its outcome.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[kube(

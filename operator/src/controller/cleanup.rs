@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::NamespaceResourceScope;
-use kith_api::crd::{ProfilePipeline, ProfileSnapshot, SnapshotState, FILES_FINALIZER};
+use kith_api::crd::{ProfilePipeline, ProfileSnapshot, SnapshotState};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -49,8 +49,19 @@ pub async fn cleanup(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Action
     delete_owned::<Role>(c, &names, &names.runner, &uid).await?;
     delete_owned::<ServiceAccount>(c, &names, &names.runner, &uid).await?;
     delete_owned::<ConfigMap>(c, &names, &names.config, &uid).await?;
-    let abandoned = fail_pending_snapshots(c, &names).await?;
-    keep_snapshot_files(c, &names).await?;
+    let snapshots: Api<ProfileSnapshot> = Api::namespaced(c.clone(), &names.namespace);
+    let listed = snapshots
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("list", "ProfileSnapshot"))?;
+    let theirs: Vec<ProfileSnapshot> = listed
+        .into_iter()
+        .filter(|s| s.spec.pipeline == names.pipeline)
+        .collect();
+    // First: its patch is conditional on the resourceVersion just listed,
+    // which failing a pending snapshot (an unconditional status patch) changes.
+    keep_snapshot_files(&snapshots, &theirs).await?;
+    let abandoned = fail_pending_snapshots(&snapshots, &theirs, &names).await?;
     let mut note = "deleted the runner objects; checkpoints and savepoints are kept".to_string();
     if abandoned > 0 {
         note.push_str(&format!("; {abandoned} pending snapshot(s) marked Failed"));
@@ -88,9 +99,8 @@ async fn final_savepoint(
             .get_opt(&names.runner)
             .await
             .map_err(Error::kube("get", "Deployment"))?
-            .and_then(|d| d.status)
-            .and_then(|s| s.ready_replicas)
-            .unwrap_or(0);
+            .as_ref()
+            .map_or(0, crate::status::ready_runners);
         if ready == 0 {
             events::publish(
                 ctx,
@@ -186,32 +196,16 @@ where
 /// Takes the savepoint-files finalizer off the pipeline's snapshots: with
 /// the pipeline gone no runner would honour it, and deleting a pipeline
 /// keeps its data (the garbage collector then deletes the objects only).
-async fn keep_snapshot_files(client: &Client, names: &Names) -> Result<(), Error> {
-    let api: Api<ProfileSnapshot> = Api::namespaced(client.clone(), &names.namespace);
-    let snapshots = api
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::kube("list", "ProfileSnapshot"))?;
-    for snapshot in snapshots {
-        if snapshot.spec.pipeline != names.pipeline
-            || !snapshot.finalizers().iter().any(|f| f == FILES_FINALIZER)
-        {
-            continue;
-        }
-        let rest: Vec<&String> = snapshot
-            .finalizers()
-            .iter()
-            .filter(|f| *f != FILES_FINALIZER)
-            .collect();
-        let patch = serde_json::json!({"metadata": {
-            "resourceVersion": snapshot.resource_version(),
-            "finalizers": rest,
-        }});
+async fn keep_snapshot_files(
+    api: &Api<ProfileSnapshot>,
+    snapshots: &[ProfileSnapshot],
+) -> Result<(), Error> {
+    for snapshot in snapshots.iter().filter(|s| s.holds_files_finalizer()) {
         match api
             .patch(
                 &snapshot.name_any(),
                 &PatchParams::default(),
-                &Patch::Merge(&patch),
+                &Patch::Merge(&snapshot.release_files_patch()),
             )
             .await
         {
@@ -223,12 +217,12 @@ async fn keep_snapshot_files(client: &Client, names: &Names) -> Result<(), Error
     Ok(())
 }
 
-async fn fail_pending_snapshots(client: &Client, names: &Names) -> Result<usize, Error> {
-    let api: Api<ProfileSnapshot> = Api::namespaced(client.clone(), &names.namespace);
-    let snapshots = api
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::kube("list", "ProfileSnapshot"))?;
+/// Marks the pipeline's `snapshots` still pending or in progress Failed.
+async fn fail_pending_snapshots(
+    api: &Api<ProfileSnapshot>,
+    snapshots: &[ProfileSnapshot],
+    names: &Names,
+) -> Result<usize, Error> {
     let mut failed = 0;
     for snapshot in snapshots {
         let state = snapshot
@@ -236,9 +230,7 @@ async fn fail_pending_snapshots(client: &Client, names: &Names) -> Result<usize,
             .as_ref()
             .map(|s| s.state)
             .unwrap_or_default();
-        if snapshot.spec.pipeline != names.pipeline
-            || matches!(state, SnapshotState::Completed | SnapshotState::Failed)
-        {
+        if matches!(state, SnapshotState::Completed | SnapshotState::Failed) {
             continue;
         }
         let patch = serde_json::json!({"status": {

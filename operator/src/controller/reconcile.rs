@@ -147,7 +147,7 @@ async fn keep_rolled_back(
     let plan = Plan::current(pipeline);
     let applied = apply_objects(&stable, ctx, names, stable_valid, live, &plan).await?;
     let mut followup = applied.followup(plan);
-    followup.keep_rolled_back = true;
+    followup.rolled_back = Some(bad.to_string());
     let mut outcome = applied.outcome;
     if let Outcome::Applied { degraded, .. } = &mut outcome {
         degraded.get_or_insert(("RolledBack", rollback::message(pipeline, bad)));
@@ -199,10 +199,9 @@ struct Followup {
     upgrade: Option<UpgradeStatus>,
     /// The spec just proven stable, as applied.
     became_stable: Option<(String, serde_json::Value)>,
-    /// The spec hash just rolled back from.
+    /// `rolledBackFrom`: the spec hash rolled back from, while the spec is
+    /// still that one (`None`: no rollback stands).
     rolled_back: Option<String>,
-    /// Keep `rolledBackFrom` as it is.
-    keep_rolled_back: bool,
     requeue: Option<Duration>,
 }
 
@@ -354,9 +353,7 @@ async fn finish(
             status.last_stable_spec_hash = Some(hash);
             status.last_stable_spec = Some(spec);
         }
-        if !followup.keep_rolled_back {
-            status.rolled_back_from = followup.rolled_back;
-        }
+        status.rolled_back_from = followup.rolled_back;
     }
     events::transitions(ctx, pipeline, &status).await;
     write_status(ctx, pipeline, &status).await?;
@@ -419,12 +416,7 @@ async fn apply_objects(
     let applied = apply::apply_all(&ctx.client, &desired).await?;
     events::deployment_changes(ctx, pipeline, live.as_ref(), &applied, &valid.spec_hash).await;
     let savepoint_nonce = request_savepoint(pipeline, ctx, names).await?;
-    let ready = applied
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0)
-        > 0;
+    let ready = status::ready_runners(&applied) > 0;
     let next_snapshot = snapshots::schedule_and_prune(pipeline, ctx, names, ready).await?;
     Ok(Applied {
         outcome: Outcome::Applied {

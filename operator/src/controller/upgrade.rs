@@ -78,11 +78,7 @@ pub async fn gate(
         }
     }
     let stable = status.and_then(|s| s.last_stable_spec_hash.as_deref()) == Some(running);
-    let ready = live
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
+    let ready = crate::status::ready_runners(live);
     let name = format!("{}-upgrade-{new_hash}", names.pipeline);
     let api: Api<ProfileSnapshot> = Api::namespaced(ctx.client.clone(), &names.namespace);
     let existing = api

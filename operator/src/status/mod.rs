@@ -197,6 +197,16 @@ pub fn compute(pipeline: &ProfilePipeline, outcome: &Outcome, now: Time) -> Prof
     status
 }
 
+/// Runners of the Deployment passing their readiness probe, as its status
+/// reports them.
+pub fn ready_runners(deployment: &Deployment) -> i32 {
+    deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+}
+
 /// Whether every runner of the Deployment's current spec is up and ready
 /// (for zero replicas: whether the old ones are gone).
 pub fn rolled_out(deployment: &Deployment) -> bool {

@@ -9,23 +9,23 @@
 
 use super::Shared;
 use crate::checkpoint::storage::CheckpointStorage;
-use kith_api::crd::{ProfileSnapshot, FILES_FINALIZER};
+use kith_api::crd::ProfileSnapshot;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
-use serde_json::json;
+use std::sync::Arc;
 
 /// Deletes the files of every snapshot of this pipeline being deleted with
-/// the finalizer on, then the finalizer. Returns how many were released.
+/// the finalizer on, then the finalizer (what fails is retried on the next
+/// call).
 pub async fn release_deleted(
     api: &Api<ProfileSnapshot>,
-    snapshots: &[ProfileSnapshot],
+    snapshots: &[Arc<ProfileSnapshot>],
     shared: &Shared,
-) -> usize {
-    let mut released = 0;
+) {
     for snapshot in snapshots {
         if snapshot.spec.pipeline != shared.identity.pipeline
             || snapshot.metadata.deletion_timestamp.is_none()
-            || !snapshot.finalizers().iter().any(|f| f == FILES_FINALIZER)
+            || !snapshot.holds_files_finalizer()
         {
             continue;
         }
@@ -58,11 +58,8 @@ pub async fn release_deleted(
                 }
             }
         }
-        if remove_finalizer(api, snapshot).await {
-            released += 1;
-        }
+        remove_finalizer(api, snapshot).await;
     }
-    released
 }
 
 /// The key prefix of savepoint folder `path` under `base`, when it is one of
@@ -78,29 +75,19 @@ pub fn under(base: &str, path: &str) -> Option<String> {
     plain.then(|| rest.to_string())
 }
 
-/// Removes the finalizer on the condition that the snapshot did not
-/// change since it was read (its resourceVersion), so a concurrent change
-/// of its finalizers is never overwritten; a conflict is retried later.
-async fn remove_finalizer(api: &Api<ProfileSnapshot>, snapshot: &ProfileSnapshot) -> bool {
+/// Removes the finalizer, unless the snapshot changed since it was read
+/// (then the next call tries again).
+async fn remove_finalizer(api: &Api<ProfileSnapshot>, snapshot: &ProfileSnapshot) {
     let name = snapshot.name_any();
-    let rest: Vec<&String> = snapshot
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FILES_FINALIZER)
-        .collect();
-    let patch = json!({"metadata": {
-        "resourceVersion": snapshot.resource_version(),
-        "finalizers": rest,
-    }});
+    let patch = snapshot.release_files_patch();
     match api
         .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => true,
-        Err(kube::Error::Api(s)) if s.code == 404 => true,
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
         Err(e) => {
-            tracing::warn!(snapshot = %name, error = %e, "cannot remove the savepoint-files finalizer; will retry");
-            false
+            tracing::warn!(snapshot = %name, error = %e, "cannot remove the savepoint-files finalizer; will retry")
         }
     }
 }

@@ -45,8 +45,7 @@ pub async fn run(client: Client, shared: Shared) {
         if !shared.fence.held() {
             continue;
         }
-        let cached: Vec<ProfileSnapshot> = store.state().iter().map(|s| (**s).clone()).collect();
-        super::retention::release_deleted(&snapshots, &cached, &shared).await;
+        super::retention::release_deleted(&snapshots, &store.state(), &shared).await;
         while let Some(snapshot) = next_pending(&store, &shared.identity.pipeline, &handled) {
             handled.insert(snapshot.uid().unwrap_or_default());
             // The cache may be behind: only a snapshot the API server still

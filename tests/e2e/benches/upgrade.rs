@@ -59,32 +59,18 @@ fn status(stack: &Stack, name: &str) -> Value {
     stack.pipeline(name)["status"].clone()
 }
 
-fn wait_stable(stack: &Stack, name: &str, limit: Duration) {
-    eventually(limit, "the spec stable", || {
-        let s = status(stack, name);
-        (s["specHash"].is_string() && s["lastStableSpecHash"] == s["specHash"])
-            .then_some(())
-            .ok_or_else(|| format!("{}", s["runtime"]))
-    });
-}
-
 /// Waits for Ready on a spec other than `old_hash` with its one runner
 /// ready; returns the new hash.
 fn wait_upgraded(stack: &Stack, name: &str, old_hash: &Value, limit: Duration) -> Value {
-    eventually(limit, "Ready on the new spec", || {
-        let s = status(stack, name);
-        let ready = stack.cluster.condition(name, "Ready");
-        let running = ready
-            .as_ref()
+    stack.wait_pod(name, "Ready on the new spec", limit, |_| {
+        let hash = &status(stack, name)["specHash"];
+        let running = stack
+            .cluster
+            .condition(name, "Ready")
             .is_some_and(|c| c["status"] == "True" && c["reason"] == "Running");
-        let pods = stack.kubelet.pods_of(&format!("{name}-runner"));
-        let one_ready = matches!(pods.as_slice(), [p] if p.ready);
-        if running && one_ready && s["specHash"] != *old_hash && s["specHash"].is_string() {
-            Ok(s["specHash"].clone())
-        } else {
-            Err(format!("{ready:?} {pods:?}"))
-        }
-    })
+        running && hash.is_string() && hash != old_hash
+    });
+    status(stack, name)["specHash"].clone()
 }
 
 /// Whether the pipeline's upgrade savepoint has completed.
@@ -125,7 +111,7 @@ fn large() {
             (n >= total).then_some(()).ok_or(format!("{n} of {total}"))
         },
     );
-    wait_stable(&stack, "large", Duration::from_secs(120));
+    stack.wait_stable("large", Duration::from_secs(120));
     let records = stack.metric(&admin, "kith_records").unwrap_or(0.0);
     let old_hash = status(&stack, "large")["specHash"].clone();
 
@@ -201,7 +187,7 @@ fn repeated() {
     let total = lines.len();
     stack.apply(&stack.manifest("steady"));
     stack.wait_running("steady", Duration::from_secs(120));
-    wait_stable(&stack, "steady", Duration::from_secs(120));
+    stack.wait_stable("steady", Duration::from_secs(120));
     let load = Load::start(&stack.kafka.bootstrap, &stack.kafka.topic, 4, lines, rate);
     let mut to_ready = Vec::new();
     let mut to_stable = Vec::new();
@@ -211,7 +197,7 @@ fn repeated() {
         stack.merge_patch("steady", json!({"spec": {"env": env_with(&stack, i)}}));
         wait_upgraded(&stack, "steady", &old_hash, Duration::from_secs(300));
         to_ready.push(t0.elapsed().as_secs_f64());
-        wait_stable(&stack, "steady", Duration::from_secs(300));
+        stack.wait_stable("steady", Duration::from_secs(300));
         to_stable.push(t0.elapsed().as_secs_f64());
         println!(
             "repeated: upgrade {i}: Ready after {:.1} s, stable after {:.1} s, {} of {total} observations sent",

@@ -15,6 +15,7 @@ use support::stack::{workload, Stack};
 use support::{eventually, kafka::produce};
 
 const START: Duration = Duration::from_secs(120);
+const STABLE: Duration = Duration::from_secs(90);
 
 /// xorshift64*: enough randomness for picking moments.
 fn next(state: &mut u64) -> u64 {
@@ -75,20 +76,15 @@ fn a_savepoint_upgrade_under_load_keeps_every_record() {
             .ok_or_else(|| "none yet".to_string())
     });
     let snapshot_name = snapshot["metadata"]["name"].as_str().unwrap().to_string();
-    let second = eventually(Duration::from_secs(120), "the new spec running", || {
-        let p = stack.pipeline("orders");
-        let hash = &p["status"]["specHash"];
-        let pods = stack.kubelet.pods_of("orders-runner");
-        match pods.as_slice() {
-            [one] if one.ready && *hash != old_hash && one.template != first.template => {
-                Ok(one.clone())
-            }
-            _ => Err(format!(
-                "hash {hash}, pods {pods:?}\n{}",
-                stack.logs("orders")
-            )),
-        }
-    });
+    let second = stack.wait_pod(
+        "orders",
+        "the new spec running",
+        Duration::from_secs(120),
+        |one| {
+            one.template != first.template
+                && stack.pipeline("orders")["status"]["specHash"] != old_hash
+        },
+    );
     let completed = stack.cluster.must_get("profilesnapshot", &snapshot_name);
     assert_eq!(
         completed["status"]["state"], "Completed",
@@ -155,15 +151,12 @@ fn a_runner_killed_mid_checkpoint_is_restarted_and_loses_nothing() {
             .kubelet
             .signal(&pod.name, libc::SIGKILL)
             .expect("the runner's pod is on the node");
-        let restarted = eventually(Duration::from_secs(90), "the runner restarted", || {
-            let pods = stack.kubelet.pods_of("clicks-runner");
-            match pods.as_slice() {
-                [one] if one.name == pod.name && one.restarts >= kill && one.ready => {
-                    Ok(one.clone())
-                }
-                _ => Err(format!("{pods:?}\n{}", stack.logs("clicks"))),
-            }
-        });
+        let restarted = stack.wait_pod(
+            "clicks",
+            "the runner restarted",
+            Duration::from_secs(90),
+            |one| one.name == pod.name && one.restarts >= kill,
+        );
         admin = restarted.admin.clone().unwrap();
     }
     // A restarted container keeps its pod's volumes: it recovers its local
@@ -179,13 +172,12 @@ fn a_runner_killed_mid_checkpoint_is_restarted_and_loses_nothing() {
         .kubelet
         .lose(&pod.name)
         .expect("the pod is on the node");
-    let replacement = eventually(Duration::from_secs(90), "a replacement pod", || {
-        let pods = stack.kubelet.pods_of("clicks-runner");
-        match pods.as_slice() {
-            [one] if one.name != pod.name && one.ready => Ok(one.clone()),
-            _ => Err(format!("{pods:?}\n{}", stack.logs("clicks"))),
-        }
-    });
+    let replacement = stack.wait_pod(
+        "clicks",
+        "a replacement pod",
+        Duration::from_secs(90),
+        |one| one.name != pod.name,
+    );
     let log = std::fs::read_to_string(&replacement.log).unwrap();
     assert!(log.contains("restored from object storage"), "{log}");
     load.join();
@@ -463,22 +455,6 @@ fn hostile_manifests_leave_the_operator_reconciling_the_rest() {
     assert_eq!(stack.suspend_and_export("good"), reference);
 }
 
-/// Waits until the spec the runners run has proven itself (ready, and the
-/// checkpoints the upgrade policy asks for).
-fn wait_stable(stack: &Stack, name: &str) {
-    eventually(Duration::from_secs(90), "the spec stable", || {
-        let status = stack.pipeline(name)["status"].clone();
-        if status["specHash"].is_string() && status["lastStableSpecHash"] == status["specHash"] {
-            Ok(())
-        } else {
-            Err(format!(
-                "spec {} last stable {} runtime {}",
-                status["specHash"], status["lastStableSpecHash"], status["runtime"]
-            ))
-        }
-    });
-}
-
 #[test]
 fn a_savepoint_that_cannot_be_taken_blocks_the_upgrade_until_allowed() {
     let stack = Stack::start("blocked", 2);
@@ -489,7 +465,7 @@ fn a_savepoint_that_cannot_be_taken_blocks_the_upgrade_until_allowed() {
         json!(format!("s3://{}-missing/orders/savepoints", stack.bucket));
     stack.apply(&manifest);
     let pod = stack.wait_running("orders", START);
-    wait_stable(&stack, "orders");
+    stack.wait_stable("orders", STABLE);
     let half = lines.len() / 2;
     produce(
         &stack.kafka.bootstrap,
@@ -524,12 +500,8 @@ fn a_savepoint_that_cannot_be_taken_blocks_the_upgrade_until_allowed() {
         "orders",
         json!({"spec": {"upgrade": {"fallbackToCheckpoint": true}}}),
     );
-    let upgraded = eventually(Duration::from_secs(120), "upgraded", || {
-        let pods = stack.kubelet.pods_of("orders-runner");
-        match pods.as_slice() {
-            [one] if one.ready && one.template != pod.template => Ok(one.clone()),
-            _ => Err(format!("{pods:?}")),
-        }
+    let upgraded = stack.wait_pod("orders", "upgraded", Duration::from_secs(120), |one| {
+        one.template != pod.template
     });
     assert!(stack
         .cluster
@@ -555,7 +527,7 @@ fn a_spec_that_never_becomes_stable_is_rolled_back_with_the_same_data() {
     manifest["spec"]["upgrade"] = json!({"stabilityTimeout": "20s"});
     stack.apply(&manifest);
     let first = stack.wait_running("people", START);
-    wait_stable(&stack, "people");
+    stack.wait_stable("people", STABLE);
     let stable_hash = stack.pipeline("people")["status"]["specHash"].clone();
     let half = lines.len() / 2;
     produce(
@@ -606,18 +578,11 @@ fn a_spec_that_never_becomes_stable_is_rolled_back_with_the_same_data() {
         .event_reasons("people")
         .iter()
         .any(|r| r == "RolledBack"));
-    let back = eventually(
-        Duration::from_secs(90),
+    let back = stack.wait_pod(
+        "people",
         "the stable spec running again",
-        || {
-            let pods = stack.kubelet.pods_of("people-runner");
-            match pods.as_slice() {
-                [one] if one.ready && one.waiting.is_none() && one.name != first.name => {
-                    Ok(one.clone())
-                }
-                _ => Err(format!("{pods:?}")),
-            }
-        },
+        Duration::from_secs(90),
+        |one| one.waiting.is_none() && one.name != first.name,
     );
     let log = std::fs::read_to_string(&back.log).unwrap();
     assert!(
@@ -817,10 +782,8 @@ fn a_model_in_a_configmap_is_checked_then_mounted_for_the_runner() {
     let mut restored = stack.pipeline_file("scored");
     assert_eq!(restored["resolution"]["model"], "../kith-model/model.json");
     restored["resolution"]["model"] = json!(model.display().to_string());
-    let url = stack.checkpoint_url("scored");
-    let latest = *stack.complete_checkpoints(&url).last().unwrap();
     assert_eq!(
-        stack.export_with(restored, &format!("{url}/chk-{latest:010}")),
+        stack.export_with(restored, &stack.latest_checkpoint("scored")),
         reference,
         "the runner did not score with the model it was given"
     );

@@ -32,13 +32,14 @@ pub mod template;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret, ServiceAccount};
+use k8s_openapi::ByteString;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, ResourceExt};
 use pod::{After, Pod, Waiting};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -288,27 +289,17 @@ impl Kubelet {
             pod: name.to_string(),
             source,
         })?;
-        let spawn = || -> std::io::Result<Child> {
-            pod::prepare(&root, &launch)?;
-            let log = std::fs::File::create(root.join("container.log"))?;
-            Command::new(&executable)
-                .args(&launch.args)
-                .env_clear()
-                .envs(launch.env.iter().map(|(k, v)| (k, v)))
-                .current_dir(&root)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-        };
-        let child = spawn().map_err(|source| KubeletError::Spawn {
-            pod: name.to_string(),
-            source,
+        let log = root.join("container.log");
+        let child = pod::run_container(&executable, &launch, &root, &log).map_err(|source| {
+            KubeletError::Spawn {
+                pod: name.to_string(),
+                source,
+            }
         })?;
         Ok(Stray {
             child,
             admin: launch.address_of("admin"),
-            log: root.join("container.log"),
+            log,
             root,
         })
     }
@@ -371,36 +362,38 @@ async fn objects(client: &Client, namespace: &str) -> Objects {
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     if let Ok(list) = config_maps.list(&ListParams::default()).await {
         for cm in list {
-            let mut data: BTreeMap<String, Vec<u8>> = cm
-                .data
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.into_bytes()))
-                .collect();
-            for (k, v) in cm.binary_data.clone().unwrap_or_default() {
-                data.insert(k, v.0);
-            }
+            let data = keys(cm.data.clone(), cm.binary_data.clone());
             objects.config_maps.insert(cm.name_any(), data);
         }
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     if let Ok(list) = secrets.list(&ListParams::default()).await {
         for secret in list {
-            let mut data: BTreeMap<String, Vec<u8>> = secret
-                .data
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect();
-            for (k, v) in secret.string_data.clone().unwrap_or_default() {
-                data.insert(k, v.into_bytes());
-            }
+            let data = keys(secret.string_data.clone(), secret.data.clone());
             objects.secrets.insert(secret.name_any(), data);
         }
     }
     objects
+}
+
+/// The keys of a ConfigMap (`data`, `binaryData`) or Secret (`stringData`,
+/// `data`) as bytes. Only a Secret can name a key in both, and then its
+/// `stringData` wins, as the API server merges them.
+fn keys(
+    text: Option<BTreeMap<String, String>>,
+    bytes: Option<BTreeMap<String, ByteString>>,
+) -> BTreeMap<String, Vec<u8>> {
+    let mut keys: BTreeMap<String, Vec<u8>> = bytes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    keys.extend(
+        text.unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_bytes())),
+    );
+    keys
 }
 
 /// The loop's state.

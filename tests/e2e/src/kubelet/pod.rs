@@ -196,20 +196,7 @@ impl Pod {
             // stand-in sets those, then the next tick starts the container.
             return;
         };
-        let prepared = prepare(&self.root, launch).and_then(|()| log_file(&self.log_path()));
-        let spawned = prepared.and_then(|log| {
-            let err = log.try_clone()?;
-            Command::new(executable)
-                .args(&launch.args)
-                .env_clear()
-                .envs(launch.env.iter().map(|(k, v)| (k, v)))
-                .current_dir(&self.root)
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(err)
-                .spawn()
-        });
-        match spawned {
+        match run_container(executable, launch, &self.root, &self.log_path()) {
             Ok(child) => {
                 self.child = Some(child);
                 self.started = Some(now);
@@ -308,6 +295,29 @@ pub fn prepare(root: &Path, launch: &Launch) -> std::io::Result<()> {
         std::fs::rename(&partial, path)?;
     }
     std::fs::create_dir_all(root)
+}
+
+/// Prepares the volumes of the pod at `root` and starts its container's
+/// process there, with only the container's environment, its output
+/// appended to `log`.
+pub fn run_container(
+    executable: &Path,
+    launch: &Launch,
+    root: &Path,
+    log: &Path,
+) -> std::io::Result<Child> {
+    prepare(root, launch)?;
+    let out = log_file(log)?;
+    let err = out.try_clone()?;
+    Command::new(executable)
+        .args(&launch.args)
+        .env_clear()
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
 }
 
 fn log_file(path: &Path) -> std::io::Result<File> {

@@ -115,23 +115,53 @@ impl Stack {
         self.cluster.must_get("profilepipeline", name)
     }
 
-    /// `Ready=True` with reason `Running`, the spec hash in status, and one
-    /// ready runner on the node: returns that runner.
+    /// `Ready=True` with reason `Running`, and one ready runner on the
+    /// node: returns that runner.
     pub fn wait_running(&self, name: &str, limit: Duration) -> PodView {
-        eventually(limit, &format!("{name} running"), || {
-            let ready = self.cluster.condition(name, "Ready");
-            let running = ready
-                .as_ref()
-                .is_some_and(|c| c["status"] == "True" && c["reason"] == "Running");
+        self.wait_pod(name, "running", limit, |_| {
+            self.cluster
+                .condition(name, "Ready")
+                .is_some_and(|c| c["status"] == "True" && c["reason"] == "Running")
+        })
+    }
+
+    /// Waits until the pipeline has exactly one runner pod (none being
+    /// deleted), ready and passing `check`: returns it.
+    pub fn wait_pod(
+        &self,
+        name: &str,
+        what: &str,
+        limit: Duration,
+        check: impl Fn(&PodView) -> bool,
+    ) -> PodView {
+        eventually(limit, &format!("{name}: {what}"), || {
             let pods = self.kubelet.pods_of(&format!("{name}-runner"));
-            match (running, pods.as_slice()) {
-                (true, [one]) if one.ready => Ok(one.clone()),
+            match pods.as_slice() {
+                [one] if one.ready && check(one) => Ok(one.clone()),
                 _ => Err(format!(
-                    "Ready: {ready:?}; pods: {pods:?}\n{}",
+                    "status {}; pods {pods:?}\n{}",
+                    self.pipeline(name)["status"],
                     self.logs(name)
                 )),
             }
         })
+    }
+
+    /// Waits until the spec the runners run has proven itself (ready, and
+    /// the checkpoints the upgrade policy asks for).
+    pub fn wait_stable(&self, name: &str, limit: Duration) {
+        eventually(limit, "the spec stable", || {
+            let status = self.pipeline(name)["status"].clone();
+            if status["specHash"].is_string() && status["lastStableSpecHash"] == status["specHash"]
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "spec {} last stable {} runtime {}",
+                    status["specHash"], status["lastStableSpecHash"], status["runtime"]
+                ))
+            }
+        });
     }
 
     /// The tail of every container log of the pipeline's pods, for failures.
@@ -231,13 +261,18 @@ impl Stack {
     /// folder and reads on to the end of the topic (`--exit-at-end`),
     /// checkpointing elsewhere so the pipeline's own storage is untouched.
     pub fn export_latest_checkpoint(&self, name: &str) -> Vec<String> {
+        self.export_from(name, &self.latest_checkpoint(name))
+    }
+
+    /// The folder URL of the pipeline's newest complete checkpoint.
+    pub fn latest_checkpoint(&self, name: &str) -> String {
         let url = self.checkpoint_url(name);
         let latest = *self
             .complete_checkpoints(&url)
             .last()
             .unwrap_or_else(|| panic!("no complete checkpoint under {url}"));
         // The runner's folder name: `chk-` and the id in ten digits.
-        self.export_from(name, &format!("{url}/chk-{latest:010}"))
+        format!("{url}/chk-{latest:010}")
     }
 
     /// The export of a run of the pipeline's file restored from `restore`
