@@ -1,7 +1,8 @@
 //! Validation of a `ProfilePipeline` beyond what its schema and CEL rules say:
-//! the embedded pipeline must be one the runner accepts. It is checked with the
-//! runner's own configuration code, so the operator never deploys a spec the
-//! runner would refuse at start, and never refuses one the runner would run.
+//! the embedded pipeline must be one the runner accepts. It is compiled with
+//! the code the runner compiles it with at start (kith-pipeline), so the
+//! operator never deploys a spec the runner would refuse, and never refuses
+//! one the runner would run.
 //!
 //! The resource-level settings (maximum parallelism, state storage, checkpoint
 //! interval) are written into the pipeline document here: the runner reads a
@@ -123,7 +124,7 @@ pub fn validate_with_model(
             "spec.pipeline.sources: a pipeline on Kubernetes reads from Kafka; add a source with `type: kafka` (file and stdin sources are for `kith-runner run` outside a cluster)".into(),
         ));
     }
-    let compiled = kith_runner::config::Pipeline::from_spec_with_model(&typed, model)
+    let compiled = kith_pipeline::config::Pipeline::from_spec_with_model(&typed, model)
         .map_err(|e| InvalidSpec(format!("spec.pipeline: {e}")))?;
     let unscored = compiled
         .resolution

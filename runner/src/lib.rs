@@ -13,18 +13,18 @@
 
 pub mod admin;
 pub mod checkpoint;
-pub mod config;
 pub mod engine;
 pub mod evaluate;
 pub mod generate;
 pub mod json;
 pub mod kubernetes;
-pub mod normalize;
-pub mod observation;
 pub mod output;
 pub mod resolution;
 pub mod run;
 pub mod sink;
 pub mod source;
 pub mod store;
-pub mod template;
+
+// The pipeline compiler is shared with the operator (kith-pipeline); its
+// modules keep their place in the runner's tree.
+pub use kith_pipeline::{config, normalize, observation, template};

@@ -8,7 +8,7 @@ use crate::build::{self, Names, PIPELINE_LABEL, SNAPSHOT_REASON_LABEL};
 use crate::error::Error;
 use k8s_openapi::jiff::Timestamp;
 use kith_api::crd::{ProfilePipeline, ProfileSnapshot, SnapshotState};
-use kith_runner::config::parse_duration;
+use kith_pipeline::config::parse_duration;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};

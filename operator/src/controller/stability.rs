@@ -7,7 +7,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 use kith_api::crd::{PipelineState, ProfilePipeline, UpgradeStatus};
-use kith_runner::config::parse_duration;
+use kith_pipeline::config::parse_duration;
 use std::time::Duration;
 
 /// What the spec running now has shown.

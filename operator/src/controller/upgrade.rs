@@ -26,7 +26,7 @@ use crate::error::Error;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
 use kith_api::crd::{ProfilePipeline, ProfileSnapshot, SnapshotState, UpgradeMode};
-use kith_runner::config::parse_duration;
+use kith_pipeline::config::parse_duration;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use std::time::Duration;

@@ -3,33 +3,13 @@
 //! After a restart the changes since the last checkpoint are written again,
 //! so a reader may see them twice; folding the file is unaffected.
 
-use crate::config::ConfigError;
 use crate::sink::events;
 use crate::sink::flush::Flush;
 use crate::sink::worker::{SinkService, WriteContext};
 use crate::sink::SinkError;
-use kith_api::pipeline::FileSinkSpec;
+use kith_pipeline::sinks::file::FileSinkConfig;
 use std::io::Write;
 use std::path::PathBuf;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileSinkConfig {
-    pub path: PathBuf,
-}
-
-impl FileSinkConfig {
-    pub fn from_spec(spec: &FileSinkSpec, field: &str) -> Result<Self, ConfigError> {
-        if spec.path.trim().is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{field}.path"),
-                "must name the file change events are appended to",
-            ));
-        }
-        Ok(FileSinkConfig {
-            path: PathBuf::from(&spec.path),
-        })
-    }
-}
 
 pub struct FileService {
     path: PathBuf,

@@ -39,7 +39,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Invalid {
             field: field.into(),
             message: message.into(),
@@ -65,7 +65,7 @@ pub struct Pipeline {
     pub model_path: Option<PathBuf>,
     pub checkpoints: Checkpoints,
     /// The stores the runner keeps up to date (`sinks`), validated.
-    pub sinks: Vec<crate::sink::SinkConfig>,
+    pub sinks: Vec<crate::sinks::SinkConfig>,
 }
 
 /// Where `resolution.model` is read from while a spec is compiled.
@@ -175,7 +175,7 @@ impl Pipeline {
             ));
         }
         let checkpoints = Checkpoints::from_spec(&spec.checkpoints)?;
-        let sinks = crate::sink::SinkConfig::from_specs(&spec.sinks)?;
+        let sinks = crate::sinks::SinkConfig::from_specs(&spec.sinks)?;
         if let Some((_, t)) = identifiers.iter().find(|(_, t)| t.name.contains('#')) {
             if !sinks.is_empty() {
                 return Err(ConfigError::invalid(

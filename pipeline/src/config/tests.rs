@@ -197,7 +197,7 @@ fn the_aws_example_validates() {
     };
     let p = Pipeline::from_yaml(text, "examples/aws/pipeline.yaml", &env).unwrap();
     assert_eq!(p.sinks.len(), 3);
-    let crate::sink::StoreConfig::Dynamodb(d) = &p.sinks[0].store else {
+    let crate::sinks::StoreConfig::Dynamodb(d) = &p.sinks[0].store else {
         panic!("a DynamoDB sink first")
     };
     assert_eq!(
