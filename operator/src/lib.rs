@@ -1,7 +1,7 @@
 //! The Kith operator: reconciles `ProfilePipeline` resources into the
 //! Kubernetes objects that run them (DESIGN §6).
 //!
-//! `validate` checks a pipeline with the runner's own rules; `build` turns it
+//! `validate` checks a pipeline with the runner's own rules (kith-pipeline); `build` turns it
 //! into the desired objects (pure); `controller` runs the reconcile loop (apply,
 //! upgrades, scheduled snapshots, status, events, finalizer); `status`
 //! computes conditions; `leader` elects
