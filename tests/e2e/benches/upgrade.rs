@@ -62,15 +62,15 @@ fn status(stack: &Stack, name: &str) -> Value {
 /// Waits for Ready on a spec other than `old_hash` with its one runner
 /// ready; returns the new hash.
 fn wait_upgraded(stack: &Stack, name: &str, old_hash: &Value, limit: Duration) -> Value {
+    // The hash the last (successful) check saw, not a later read.
+    let seen = std::cell::RefCell::new(Value::Null);
     stack.wait_pod(name, "Ready on the new spec", limit, |_| {
-        let hash = &status(stack, name)["specHash"];
-        let running = stack
-            .cluster
-            .condition(name, "Ready")
-            .is_some_and(|c| c["status"] == "True" && c["reason"] == "Running");
-        running && hash.is_string() && hash != old_hash
+        let hash = status(stack, name)["specHash"].clone();
+        let upgraded = stack.is_running(name) && hash.is_string() && hash != *old_hash;
+        *seen.borrow_mut() = hash;
+        upgraded
     });
-    status(stack, name)["specHash"].clone()
+    seen.into_inner()
 }
 
 /// Whether the pipeline's upgrade savepoint has completed.

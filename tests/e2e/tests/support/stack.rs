@@ -118,11 +118,14 @@ impl Stack {
     /// `Ready=True` with reason `Running`, and one ready runner on the
     /// node: returns that runner.
     pub fn wait_running(&self, name: &str, limit: Duration) -> PodView {
-        self.wait_pod(name, "running", limit, |_| {
-            self.cluster
-                .condition(name, "Ready")
-                .is_some_and(|c| c["status"] == "True" && c["reason"] == "Running")
-        })
+        self.wait_pod(name, "running", limit, |_| self.is_running(name))
+    }
+
+    /// Whether the pipeline's `Ready` condition is True with reason `Running`.
+    pub fn is_running(&self, name: &str) -> bool {
+        self.cluster
+            .condition(name, "Ready")
+            .is_some_and(|c| c["status"] == "True" && c["reason"] == "Running")
     }
 
     /// Waits until the pipeline has exactly one runner pod (none being
