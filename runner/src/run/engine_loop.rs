@@ -189,6 +189,9 @@ impl EngineLoop<'_> {
                 None => self.metrics.observe_latency(processing),
             }
         }
+        if let Some(sinks) = &self.sinks {
+            sinks.refresh_gauges(Instant::now());
+        }
         self.metrics.add_observations(applied_n);
         for (topic, partition, next) in batch.positions.iter() {
             self.positions.advance(topic, partition, next);

@@ -176,6 +176,17 @@ impl Sinks {
         }
     }
 
+    /// Turns sink `i`'s pending keys into its next flush, counted as
+    /// unwritten from here until its worker has written it.
+    fn take_flush(&mut self, i: usize, engine: &Engine) -> Flush {
+        let version = self.next_version();
+        let h = &mut self.handles[i];
+        let f = flush::build(std::mem::take(&mut h.pending), engine, h.next_seq, version);
+        h.next_seq += 1;
+        h.status.sent(f.oldest);
+        f
+    }
+
     fn next_version(&mut self) -> u64 {
         self.flush_counter = self.flush_counter.saturating_add(1);
         flush::version(self.writer_epoch, self.flush_counter)
@@ -204,12 +215,9 @@ impl Sinks {
                 .oldest
                 .is_some_and(|t| now.duration_since(t) >= h.delivery.flush_interval);
             if due && h.flushes.capacity() > 0 {
-                let version = self.next_version();
-                let h = &mut self.handles[i];
-                let f = flush::build(std::mem::take(&mut h.pending), engine, h.next_seq, version);
-                h.next_seq += 1;
+                let f = self.take_flush(i, engine);
                 // Room was checked: the only sender is this thread.
-                let _ = h.flushes.try_send(f);
+                let _ = self.handles[i].flushes.try_send(f);
             }
         }
         self.refresh_gauges(now);
@@ -230,11 +238,8 @@ impl Sinks {
         for i in 0..self.handles.len() {
             let h = &self.handles[i];
             if h.pending.len() >= h.delivery.max_pending && h.flushes.capacity() > 0 {
-                let version = self.next_version();
-                let h = &mut self.handles[i];
-                let f = flush::build(std::mem::take(&mut h.pending), engine, h.next_seq, version);
-                h.next_seq += 1;
-                let _ = h.flushes.try_send(f);
+                let f = self.take_flush(i, engine);
+                let _ = self.handles[i].flushes.try_send(f);
             }
         }
         self.refresh_gauges(Instant::now());
@@ -252,11 +257,9 @@ impl Sinks {
         engine: &Engine,
         ack: Option<std::sync::mpsc::Sender<Result<(), String>>>,
     ) -> Result<(), SinkError> {
-        let version = self.next_version();
-        let h = &mut self.handles[i];
-        let mut f = flush::build(std::mem::take(&mut h.pending), engine, h.next_seq, version);
+        let mut f = self.take_flush(i, engine);
         f.ack = ack;
-        h.next_seq += 1;
+        let h = &self.handles[i];
         h.flushes.blocking_send(f).map_err(|_| SinkError::Fatal {
             sink: h.name.clone(),
             message: h
@@ -307,7 +310,10 @@ impl Sinks {
         })
     }
 
-    fn refresh_gauges(&self, now: Instant) {
+    /// Sets the age gauges to what is unwritten now. Called after each
+    /// applied batch too, before the batch is counted, so that a scrape never
+    /// sees observations counted whose changes the gauge does not show yet.
+    pub fn refresh_gauges(&self, now: Instant) {
         for h in &self.handles {
             h.metrics.oldest.set(oldest_age(h, now).as_secs_f64());
         }
@@ -340,7 +346,7 @@ fn launch<S: SinkService>(
 }
 
 fn oldest_age(h: &Handle, now: Instant) -> Duration {
-    [h.status.writing_since(), h.pending.oldest]
+    [h.status.oldest_unwritten(), h.pending.oldest]
         .into_iter()
         .flatten()
         .map(|t| now.saturating_duration_since(t))

@@ -94,8 +94,11 @@ pub struct SinkStatus {
 
 #[derive(Default)]
 struct StatusInner {
-    /// Oldest change of the flush being written.
-    writing_since: Option<Instant>,
+    /// Oldest change of each flush handed to the worker and not written
+    /// yet (queued in the channel or being written), in the order sent.
+    /// A flush waiting in the channel is as unwritten as one in flight: the
+    /// age gauge and the readiness check must see it.
+    unwritten: std::collections::VecDeque<Instant>,
     retrying: Option<String>,
     failed: Option<String>,
 }
@@ -117,8 +120,21 @@ impl SinkStatus {
         self.lock().failed.clone()
     }
 
-    pub fn writing_since(&self) -> Option<Instant> {
-        self.lock().writing_since
+    /// Called on the engine thread as a flush is sent to the worker.
+    pub fn sent(&self, oldest: Option<Instant>) {
+        self.lock()
+            .unwritten
+            .push_back(oldest.unwrap_or_else(Instant::now));
+    }
+
+    /// The oldest change handed to the worker and not written yet. Flushes
+    /// are sent oldest first and written in order, so it is the front.
+    pub fn oldest_unwritten(&self) -> Option<Instant> {
+        self.lock().unwritten.front().copied()
+    }
+
+    fn written(&self) {
+        self.lock().unwritten.pop_front();
     }
 }
 
@@ -129,13 +145,12 @@ pub async fn run<S: SinkService>(
     ctx: WriteContext,
 ) {
     while let Some(mut flush) = flushes.recv().await {
-        ctx.status.lock().writing_since = flush.oldest.or(Some(Instant::now()));
         // Even an empty flush is handed over: a barrier may have work (the
         // change feed commits its transaction there).
         let result = service.write(&flush, &ctx).await;
-        ctx.status.lock().writing_since = None;
         match result {
             Ok(()) => {
+                ctx.status.written();
                 ctx.metrics.flushes.inc();
                 ctx.metrics.operations.inc_by(flush.len() as u64);
                 if let Some(ack) = flush.ack.take() {
