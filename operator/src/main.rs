@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use futures::FutureExt;
 use kith_operator::admin::{self, AdminState};
-use kith_operator::leader::{Elector, LeaseConfig};
+use kith_operator::leader::Elector;
 use kith_operator::metrics::Metrics;
 use kith_operator::{controller, crdgen};
 use kube::runtime::events::Reporter;
@@ -141,12 +141,23 @@ async fn run(
 
     let elector = Elector::new(
         client.clone(),
-        LeaseConfig::new(lease_namespace, lease_name, identity.clone()),
+        &lease_namespace,
+        lease_name,
+        identity.clone(),
     );
+    // Holding runs for the whole life of the process: it first waits for
+    // the Lease, then renews it.
+    let holding = elector.hold();
+    tokio::pin!(holding);
     tokio::select! {
-        _ = elector.acquire() => {}
+        lost = &mut holding => {
+            tracing::error!(error = %lost, "lost the leader Lease before leading; exiting");
+            std::process::exit(1);
+        }
+        _ = elector.until_leader() => {}
         _ = stop_signal() => return Ok(()),
     }
+    tracing::info!(identity = %identity, "became the leader");
     metrics.leader.set(1);
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -161,7 +172,7 @@ async fn run(
     let controllers = controller::run(client, &namespaces, reporter, metrics.clone(), shutdown);
     tokio::pin!(controllers);
     tokio::select! {
-        lost = elector.hold() => {
+        lost = &mut holding => {
             // Another replica may already reconcile: stop at once, and let
             // the restarted process compete again.
             tracing::error!(error = %lost, "lost leadership; exiting");

@@ -31,7 +31,7 @@ pub async fn run(client: Client, shared: Shared) {
         // Only the runner that holds the Lease speaks for the pipeline: one
         // waiting for it would overwrite the holder's report.
         if !shared.fence.held() {
-            tokio::time::sleep(super::lease::RETRY).await;
+            tokio::time::sleep(super::lease::TIMING.retry).await;
             continue;
         }
         let health = &shared.health;
