@@ -60,6 +60,21 @@ enum Command {
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
     },
+    /// Delete the files of the pipeline's pruned ProfileSnapshots and release
+    /// them (what a runner does as it runs; the operator starts this as a Job
+    /// while the pipeline is suspended). Needs the pipeline's Lease; exits
+    /// non-zero while a pruned snapshot is left.
+    ReleaseSnapshots {
+        /// The pipeline file, for where its savepoints are kept.
+        pipeline: PathBuf,
+        /// The runners' state directory (savepoints default to a folder in
+        /// it when the pipeline has no checkpoint URL).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// How long to wait for the pipeline's Lease, in seconds.
+        #[arg(long, default_value_t = 120)]
+        wait: u64,
+    },
     /// Ask a running runner, through its admin port, for a savepoint; prints
     /// where it was written.
     Savepoint {
@@ -174,6 +189,29 @@ fn dispatch(cli: Cli) -> Result<()> {
                 kubernetes: kith_runner::kubernetes::Identity::from_env(),
             })?;
             println!("{}", serde_json::to_string(&summary)?);
+        }
+        Command::ReleaseSnapshots {
+            pipeline,
+            state,
+            wait,
+        } => {
+            let loaded = Pipeline::load(&pipeline)?;
+            let savepoints = kith_runner::run::savepoint_base(&loaded, state.as_deref());
+            let outcome = kith_runner::kubernetes::release::release_snapshots(
+                kith_runner::kubernetes::Identity::from_env(),
+                &savepoints,
+                std::time::Duration::from_secs(wait),
+            )?;
+            println!(
+                "{}",
+                serde_json::json!({"released": outcome.released, "left": outcome.left})
+            );
+            if outcome.left > 0 {
+                bail!(
+                    "{} pruned snapshot(s) are still held; the runner's log says why",
+                    outcome.left
+                );
+            }
         }
         Command::Savepoint { admin } => {
             let body = post(&admin, "/v1/savepoints")?;

@@ -22,7 +22,7 @@ pub const ADMIN_PORT: i32 = 9249;
 /// mounted ConfigMap alone would change under running processes unnoticed).
 pub const CONFIG_HASH_ANNOTATION: &str = "kith.dev/spec-hash";
 
-const CONFIG_DIR: &str = "/etc/kith";
+pub(super) const CONFIG_DIR: &str = "/etc/kith";
 /// Where `spec.resolutionModel` is mounted (its own folder: a mount inside
 /// the read-only pipeline volume would need a mount point there).
 const MODEL_DIR: &str = "/etc/kith-model";
@@ -30,7 +30,7 @@ const MODEL_DIR: &str = "/etc/kith-model";
 /// to the pipeline file in `/etc/kith` (the runner resolves it against the
 /// pipeline's folder), so `/etc/kith-model/model.json` in the pod.
 pub const MODEL_FILE: &str = "../kith-model/model.json";
-const STATE_DIR: &str = "/var/lib/kith";
+pub(super) const STATE_DIR: &str = "/var/lib/kith";
 /// The distroless `nonroot` user; any non-zero id works.
 const RUNNER_UID: i64 = 65532;
 
@@ -74,7 +74,11 @@ pub fn build(
     }
 }
 
-fn pod_spec(pipeline: &ProfilePipeline, names: &Names, valid: &ValidPipeline) -> PodSpec {
+pub(super) fn pod_spec(
+    pipeline: &ProfilePipeline,
+    names: &Names,
+    valid: &ValidPipeline,
+) -> PodSpec {
     let spec = &pipeline.spec;
     let mut args = vec![
         "run".to_string(),

@@ -6,10 +6,12 @@ mod config_map;
 mod deployment;
 mod disruption_budget;
 mod rbac;
+mod release_job;
 mod service;
 mod snapshot;
 
 pub use deployment::{ADMIN_PORT, CONFIG_HASH_ANNOTATION, MODEL_FILE};
+pub use release_job::{release_job, release_job_name, release_selector, RELEASE_COMPONENT};
 pub use snapshot::{build as snapshot, REASON_LABEL as SNAPSHOT_REASON_LABEL};
 
 use crate::validate::ValidPipeline;

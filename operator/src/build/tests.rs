@@ -151,3 +151,55 @@ fn the_config_map_holds_the_validated_pipeline_file() {
     assert_eq!(file["keyGroups"], 128);
     assert_eq!(file["checkpoints"]["url"], "s3://bucket/people");
 }
+
+#[test]
+fn the_release_job_runs_the_runner_pod_once_outside_the_runners_selector() {
+    let p = pipeline();
+    let names = Names::of(&p);
+    let valid = validate(&p.spec).unwrap();
+    let name = release_job_name(&names, &["b".into(), "a".into()]);
+    assert_eq!(name, release_job_name(&names, &["a".into(), "b".into()]));
+    assert_ne!(name, release_job_name(&names, &["a".into()]));
+    assert!(
+        name.starts_with("people-release-") && name.len() <= 63,
+        "{name}"
+    );
+    let long = Names {
+        pipeline: "p".repeat(200),
+        ..names.clone()
+    };
+    assert!(release_job_name(&long, &["a".into()]).len() <= 63);
+
+    let job = release_job(&p, &names, &valid, &name);
+    let runner = build(&p, 1).deployment.spec.template.spec.unwrap();
+    let spec = job.spec.unwrap();
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.restart_policy.as_deref(), Some("OnFailure"));
+    assert_eq!(pod.service_account_name, runner.service_account_name);
+    assert_eq!(pod.security_context, runner.security_context);
+    assert_eq!(pod.volumes, runner.volumes);
+    let (c, r) = (&pod.containers[0], &runner.containers[0]);
+    assert_eq!(
+        (&c.image, &c.env, &c.volume_mounts),
+        (&r.image, &r.env, &r.volume_mounts)
+    );
+    assert_eq!(c.security_context, r.security_context);
+    assert_eq!(
+        c.args.as_deref().unwrap()[..2],
+        [
+            "release-snapshots".to_string(),
+            "/etc/kith/pipeline.yaml".to_string()
+        ]
+    );
+    assert!(c.ports.is_none() && c.readiness_probe.is_none());
+    assert!(spec.backoff_limit.is_some() && spec.ttl_seconds_after_finished.is_some());
+    let labels = job.metadata.labels.unwrap();
+    assert_eq!(labels["app.kubernetes.io/component"], RELEASE_COMPONENT);
+    let selector = selector_labels(&names);
+    let pod_labels = spec.template.metadata.unwrap().labels.unwrap();
+    assert!(
+        !selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+        "the runner Deployment's selector must not match the release pod"
+    );
+    assert_eq!(job.metadata.owner_references.unwrap()[0].uid, "uid-1");
+}

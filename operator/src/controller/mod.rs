@@ -12,6 +12,7 @@ mod cleanup;
 mod events;
 mod models;
 mod reconcile;
+mod release;
 mod rollback;
 mod scaling;
 mod snapshots;
@@ -24,6 +25,7 @@ use crate::metrics::Metrics;
 use futures::{Future, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -136,7 +138,8 @@ async fn run_scope(
         .owns(api::<Role>(&client, &scope), owned.clone())
         .owns(api::<RoleBinding>(&client, &scope), owned.clone())
         .owns(api::<PodDisruptionBudget>(&client, &scope), owned.clone())
-        .owns(api::<ProfileSnapshot>(&client, &scope), owned)
+        .owns(api::<ProfileSnapshot>(&client, &scope), owned.clone())
+        .owns(api::<Job>(&client, &scope), owned)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| {

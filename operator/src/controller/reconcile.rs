@@ -3,7 +3,7 @@
 use super::stability::{self, Stability};
 use super::upgrade::{self, Gate};
 use super::{apply, cleanup, events, Context, FIELD_MANAGER, FINALIZER};
-use super::{models, rollback, scaling, snapshots};
+use super::{models, release, rollback, scaling, snapshots};
 use crate::build::{self, selector_string, Names};
 use crate::error::Error;
 use crate::status::{self, Outcome};
@@ -418,6 +418,7 @@ async fn apply_objects(
     let savepoint_nonce = request_savepoint(pipeline, ctx, names).await?;
     let ready = status::ready_runners(&applied) > 0;
     let next_snapshot = snapshots::schedule_and_prune(pipeline, ctx, names, ready).await?;
+    release::ensure(pipeline, ctx, names, &valid, scale.replicas).await?;
     Ok(Applied {
         outcome: Outcome::Applied {
             deployment: Box::new(applied),

@@ -10,7 +10,9 @@
 //! - `runtime`: every few seconds it reports readiness and progress into
 //!   `status.runtime` of its `ProfilePipeline`;
 //! - `lease`: it holds its pipeline's coordination Lease, without which it
-//!   neither restores, checkpoints, prunes nor takes snapshots.
+//!   neither restores, checkpoints, prunes nor takes snapshots;
+//! - `retention`: it deletes the files of the pipeline's pruned snapshots,
+//!   and `release` does the same once, as a Job, for a suspended pipeline.
 //!
 //! They write with their own server-side-apply field manager (`kith-runner`),
 //! so they never take fields from the operator nor the operator from them.
@@ -18,7 +20,8 @@
 //! API server that is away is retried and never stops the pipeline.
 
 pub mod lease;
-mod retention;
+pub mod release;
+pub mod retention;
 mod runtime;
 mod snapshots;
 

@@ -45,7 +45,13 @@ pub async fn run(client: Client, shared: Shared) {
         if !shared.fence.held() {
             continue;
         }
-        super::retention::release_deleted(&snapshots, &store.state(), &shared).await;
+        super::retention::release_deleted(
+            &snapshots,
+            &store.state(),
+            &shared.identity.pipeline,
+            &shared.savepoints,
+        )
+        .await;
         while let Some(snapshot) = next_pending(&store, &shared.identity.pipeline, &handled) {
             handled.insert(snapshot.uid().unwrap_or_default());
             // The cache may be behind: only a snapshot the API server still

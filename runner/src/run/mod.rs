@@ -170,7 +170,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let fence = opts
         .kubernetes
         .as_ref()
-        .map(|identity| Fence::new(Fence::identity_for(&identity.pod)));
+        .map(|identity| crate::kubernetes::lease::fence_for(&identity.pod));
     let kubernetes = opts
         .kubernetes
         .clone()
@@ -182,7 +182,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                 metrics: metrics.clone(),
                 health: health.clone(),
                 requests: admin_tx.clone(),
-                savepoints: savepoint_base(&pipeline, opts),
+                savepoints: savepoint_base(&pipeline, opts.state.as_deref()),
             })
         })
         .transpose()?;
@@ -514,11 +514,11 @@ fn restore_if_needed(
 
 /// Where savepoints go: `checkpoints.savepointUrl`, else `savepoints/` under
 /// the checkpoint URL, else under the state directory.
-fn savepoint_base(pipeline: &Pipeline, opts: &RunOptions) -> String {
+pub fn savepoint_base(pipeline: &Pipeline, state: Option<&Path>) -> String {
     let cp = &pipeline.checkpoints;
     cp.savepoint_url
         .clone()
-        .unwrap_or_else(|| match (&cp.url, &opts.state) {
+        .unwrap_or_else(|| match (&cp.url, state) {
             (Some(url), _) => format!("{}/savepoints", url.trim_end_matches('/')),
             (None, Some(state)) => state.join("savepoints").display().to_string(),
             (None, None) => "savepoints".to_string(),
@@ -552,7 +552,7 @@ fn start_coordinator(
         .transpose()
         .map_err(CheckpointError::from)?
         .map(Arc::new);
-    let savepoints = savepoint_base(pipeline, opts);
+    let savepoints = savepoint_base(pipeline, opts.state.as_deref());
     Ok(Coordinator::start(
         store.committer(),
         CoordinatorConfig {

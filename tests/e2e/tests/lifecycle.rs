@@ -654,6 +654,50 @@ fn deleting_with_a_final_savepoint_leaves_a_restorable_savepoint() {
     assert_eq!(stack.export_with(file, path), reference);
 }
 
+/// The operator's snapshots of `name` as the API server has them and the
+/// savepoint folders in S3: (snapshots ever seen, completed ones kept, folders
+/// stored, whether one is still pending or being deleted).
+fn snapshots_and_folders(
+    stack: &Stack,
+    name: &str,
+    seen: &mut std::collections::BTreeSet<String>,
+) -> (
+    usize,
+    std::collections::BTreeSet<String>,
+    std::collections::BTreeSet<String>,
+    bool,
+) {
+    let savepoints = format!("s3://{}/{name}/checkpoints/savepoints", stack.bucket);
+    let list: serde_json::Value =
+        serde_json::from_str(&stack.cluster.ok(&["get", "profilesnapshots", "-o", "json"]))
+            .unwrap();
+    let kept: Vec<&serde_json::Value> = list["items"].as_array().unwrap().iter().collect();
+    seen.extend(
+        kept.iter()
+            .filter_map(|s| s["metadata"]["name"].as_str().map(str::to_string)),
+    );
+    let completed = kept
+        .iter()
+        .filter(|s| {
+            s["status"]["state"] == "Completed" && s["metadata"]["deletionTimestamp"].is_null()
+        })
+        .filter_map(|s| s["status"]["path"].as_str())
+        .filter_map(|p| p.rsplit('/').next())
+        .map(str::to_string)
+        .collect();
+    let stored = stack
+        .keys(&savepoints)
+        .iter()
+        .filter_map(|k| k.rsplit_once("/savepoints/").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split('/').next())
+        .map(str::to_string)
+        .collect();
+    let in_flight = kept.iter().any(|s| {
+        s["status"]["state"] != "Completed" || !s["metadata"]["deletionTimestamp"].is_null()
+    });
+    (seen.len(), completed, stored, in_flight)
+}
+
 #[test]
 fn periodic_savepoints_are_pruned_by_count_with_their_files() {
     let stack = Stack::start("prune", 2);
@@ -663,51 +707,62 @@ fn periodic_savepoints_are_pruned_by_count_with_their_files() {
     stack.apply(&manifest);
     stack.wait_running("events", START);
     produce(&stack.kafka.bootstrap, &stack.kafka.topic, &lines, 2);
-    let savepoints = format!("s3://{}/events/checkpoints/savepoints", stack.bucket);
-    let folders = |keys: &[String]| -> std::collections::BTreeSet<String> {
-        keys.iter()
-            .filter_map(|k| k.rsplit_once("/savepoints/").map(|(_, rest)| rest))
-            .filter_map(|rest| rest.split('/').next())
-            .map(str::to_string)
-            .collect()
-    };
     let mut seen = std::collections::BTreeSet::new();
     eventually(
         Duration::from_secs(120),
         "pruned snapshots and files",
         || {
-            let list: serde_json::Value =
-                serde_json::from_str(&stack.cluster.ok(&["get", "profilesnapshots", "-o", "json"]))
-                    .unwrap();
-            let kept: Vec<&serde_json::Value> = list["items"].as_array().unwrap().iter().collect();
-            seen.extend(
-                kept.iter()
-                    .filter_map(|s| s["metadata"]["name"].as_str().map(str::to_string)),
-            );
-            let scheduled = seen.len();
-            let completed: std::collections::BTreeSet<String> = kept
-                .iter()
-                .filter(|s| {
-                    s["status"]["state"] == "Completed"
-                        && s["metadata"]["deletionTimestamp"].is_null()
-                })
-                .filter_map(|s| s["status"]["path"].as_str())
-                .filter_map(|p| p.rsplit('/').next())
-                .map(str::to_string)
-                .collect();
-            let stored = folders(&stack.keys(&savepoints));
-            let in_flight = kept.iter().any(|s| {
-                s["status"]["state"] != "Completed" || !s["metadata"]["deletionTimestamp"].is_null()
-            });
+            let (scheduled, completed, stored, in_flight) =
+                snapshots_and_folders(&stack, "events", &mut seen);
             if scheduled >= 5 && completed.len() == 2 && !in_flight && stored == completed {
                 Ok(())
             } else {
                 Err(format!(
-                "{scheduled} scheduled; kept {completed:?}; stored {stored:?}; in flight {in_flight}"
-            ))
+                    "{scheduled} scheduled; kept {completed:?}; stored {stored:?}; in flight {in_flight}"
+                ))
             }
         },
     );
+
+    // Suspended, there is no runner to delete files: a prune now is done by
+    // a release Job of the runner's image, with the runners' credentials.
+    stack.suspend("events");
+    stack.merge_patch("events", json!({"spec": {"snapshots": {"retain": 1}}}));
+    let job = eventually(Duration::from_secs(90), "the release Job completes", || {
+        let jobs: serde_json::Value =
+            serde_json::from_str(&stack.cluster.ok(&["get", "jobs", "-o", "json"])).unwrap();
+        let found = jobs["items"].as_array().unwrap().iter().find(|j| {
+            j["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("events-release-"))
+        });
+        match found {
+            Some(j) if j["status"]["succeeded"] == 1 => Ok(j.clone()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert_eq!(
+        job["spec"]["template"]["spec"]["serviceAccountName"], "events-runner",
+        "{job}"
+    );
+    let (_, completed, stored, in_flight) = eventually(
+        Duration::from_secs(30),
+        "one snapshot and its files left",
+        || {
+            let state = snapshots_and_folders(&stack, "events", &mut seen);
+            if state.1.len() == 1 && !state.3 && state.2 == state.1 {
+                Ok(state)
+            } else {
+                Err(format!("{state:?}"))
+            }
+        },
+    );
+    assert!(
+        stack.kubelet.pods_of("events-runner").is_empty(),
+        "no runner ran for the release"
+    );
+    assert_eq!(stored, completed, "in flight {in_flight}");
+    assert_eq!(stack.pipeline("events")["status"]["phase"], "Suspended");
 }
 
 #[test]

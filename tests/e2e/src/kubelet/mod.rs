@@ -14,7 +14,8 @@
 //!   the runners reach the API server with the operator-made RBAC, not the
 //!   test's;
 //! - the Deployment's status (replicas, updated, ready, available, observed
-//!   generation) is written from the pods, which is what the operator reads.
+//!   generation) is written from the pods, which is what the operator reads;
+//! - each Job the operator made runs once, as [`job`] says.
 //!
 //! When the API server cannot be reached, pods keep running as they are, as
 //! on a real node cut off from its control plane.
@@ -24,20 +25,23 @@
 //! (reset after 30 s of running), where a kubelet uses 10 s to 5 minutes;
 //! the order of events is the kubelet's.
 
+pub mod job;
 pub mod pod;
 pub mod probe;
 pub mod rollout;
 pub mod template;
 
+use job::{JobRun, Progress};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret, ServiceAccount};
 use k8s_openapi::ByteString;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, ResourceExt};
 use pod::{After, Pod, Waiting};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -130,6 +134,8 @@ pub struct PodView {
 /// What the loop and the tests share.
 struct Node {
     pods: Vec<Pod>,
+    /// The pods of Jobs, apart: no Deployment owns them.
+    jobs: Vec<JobRun>,
     serial: u64,
     /// Every pod template seen, by Deployment and hash (for copies).
     templates: HashMap<String, PodTemplateSpec>,
@@ -152,6 +158,7 @@ impl Kubelet {
         let client = runtime.block_on(client(&config.kubeconfig))?;
         let node = Arc::new(Mutex::new(Node {
             pods: Vec::new(),
+            jobs: Vec::new(),
             serial: 0,
             templates: HashMap::new(),
         }));
@@ -167,6 +174,8 @@ impl Kubelet {
                         config,
                         node,
                         written: HashMap::new(),
+                        jobs_written: HashSet::new(),
+                        refused: HashSet::new(),
                         tokens: HashMap::new(),
                     };
                     while !stop.load(Ordering::Relaxed) {
@@ -186,23 +195,13 @@ impl Kubelet {
 
     /// Every pod on the node, in creation order.
     pub fn pods(&self) -> Vec<PodView> {
-        lock(&self.node)
-            .pods
-            .iter()
-            .map(|p| PodView {
-                name: p.name.clone(),
-                deployment: p.deployment.clone(),
-                template: p.template.clone(),
-                pid: p.pid(),
-                ready: p.ready(),
-                terminating: p.terminating(),
-                restarts: p.restarts,
-                waiting: p.waiting.clone(),
-                admin: p.launch.as_ref().and_then(|l| l.address_of("admin")),
-                root: p.root.clone(),
-                log: p.log_path(),
-            })
-            .collect()
+        lock(&self.node).pods.iter().map(view).collect()
+    }
+
+    /// The pods of Jobs running or waiting on the node (`deployment` is the
+    /// Job's name).
+    pub fn job_pods(&self) -> Vec<PodView> {
+        lock(&self.node).jobs.iter().map(|r| view(&r.pod)).collect()
     }
 
     /// The pods of `deployment` that are not being deleted.
@@ -311,7 +310,9 @@ impl Drop for Kubelet {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        lock(&self.node).pods.clear();
+        let mut node = lock(&self.node);
+        node.pods.clear();
+        node.jobs.clear();
     }
 }
 
@@ -327,6 +328,22 @@ impl Drop for Stray {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+fn view(p: &Pod) -> PodView {
+    PodView {
+        name: p.name.clone(),
+        deployment: p.deployment.clone(),
+        template: p.template.clone(),
+        pid: p.pid(),
+        ready: p.ready(),
+        terminating: p.terminating(),
+        restarts: p.restarts,
+        waiting: p.waiting.clone(),
+        admin: p.launch.as_ref().and_then(|l| l.address_of("admin")),
+        root: p.root.clone(),
+        log: p.log_path(),
     }
 }
 
@@ -403,6 +420,10 @@ struct Sync {
     node: Arc<Mutex<Node>>,
     /// The status last written per Deployment (written again only on change).
     written: HashMap<String, serde_json::Value>,
+    /// `UID/progress` of each Job status written (each once).
+    jobs_written: HashSet<String>,
+    /// UIDs of Jobs the stand-in cannot run (said once).
+    refused: HashSet<String>,
     /// A kubeconfig with a token per ServiceAccount.
     tokens: HashMap<String, PathBuf>,
 }
@@ -427,6 +448,99 @@ impl Sync {
             .retain_mut(|p| p.tick(&timing) == After::Present);
         if let Some(deployments) = &deployments {
             self.report(&api, deployments).await;
+        }
+        self.run_jobs().await;
+    }
+
+    /// Starts a pod for each new Job, runs them, writes their status, and
+    /// forgets the ones that are finished or deleted.
+    async fn run_jobs(&mut self) {
+        let ns = self.config.namespace.clone();
+        let api: Api<Job> = Api::namespaced(self.client.clone(), &ns);
+        let jobs = match api.list(&ListParams::default().labels(MANAGED_BY)).await {
+            Ok(list) => list.items,
+            Err(e) => {
+                eprintln!("[kubelet {ns}] cannot list Jobs (their pods keep running): {e}");
+                return;
+            }
+        };
+        let live = |uid: &str| {
+            jobs.iter()
+                .any(|j| j.uid().as_deref() == Some(uid) && !job::finished(j))
+        };
+        // Dropping a run kills its container (a deleted Job).
+        lock(&self.node).jobs.retain(|r| live(&r.uid));
+        let mut new = Vec::new();
+        for j in &jobs {
+            let uid = j.uid().unwrap_or_default();
+            let known = lock(&self.node).jobs.iter().any(|r| r.uid == uid);
+            if known || job::finished(j) || self.refused.contains(&uid) {
+                continue;
+            }
+            if let Some(why) = job::unsupported(j) {
+                eprintln!("[kubelet {ns}] {why}");
+                self.refused.insert(uid);
+                continue;
+            }
+            new.push(j.clone());
+        }
+        if !new.is_empty() {
+            let objects = objects(&self.client, &ns).await;
+            for j in new {
+                let Some(spec) = j.spec.clone() else { continue };
+                let name = {
+                    let mut node = lock(&self.node);
+                    node.serial += 1;
+                    format!("{}-{:05}", j.name_any(), node.serial)
+                };
+                let root = self.config.work_dir.join("pods").join(&name);
+                // A Job waiting for a Secret is configured again next tick.
+                let Ok((launch, executable)) =
+                    self.configure(&spec.template, &name, &root, &objects).await
+                else {
+                    continue;
+                };
+                let mut pod = Pod::new(name, j.name_any(), "job".into(), root);
+                pod.on_failure_only = true;
+                pod.configured(launch, executable);
+                lock(&self.node).jobs.push(JobRun {
+                    job: j.name_any(),
+                    uid: j.uid().unwrap_or_default(),
+                    pod,
+                    backoff_limit: spec.backoff_limit.unwrap_or(6).max(0) as u32,
+                    started: None,
+                });
+            }
+        }
+        let timing = self.config.timing.clone();
+        let mut patches = Vec::new();
+        for run in lock(&self.node).jobs.iter_mut() {
+            let progress = run.progress();
+            if matches!(progress, Progress::Failed { .. }) {
+                run.pod.signal(libc::SIGKILL);
+            } else {
+                run.pod.tick(&timing);
+            }
+            let progress = run.progress();
+            if let Some(status) = run.status(&progress) {
+                let key = format!("{}/{progress:?}", run.uid);
+                patches.push((run.job.clone(), key, status));
+            }
+        }
+        for (name, key, status) in patches {
+            if self.jobs_written.contains(&key) {
+                continue;
+            }
+            let patch = serde_json::json!({ "status": status });
+            match api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {
+                    self.jobs_written.insert(key);
+                }
+                Err(e) => eprintln!("[kubelet] cannot write the status of Job {name}: {e}"),
+            }
         }
     }
 
@@ -513,16 +627,7 @@ impl Sync {
                 continue;
             };
             match configured {
-                Ok((launch, executable)) => {
-                    pod.waiting = executable.is_none().then(|| {
-                        Waiting::ImagePullBackOff(format!(
-                            "image {} is not known to this node",
-                            launch.image
-                        ))
-                    });
-                    pod.executable = executable;
-                    pod.launch = Some(launch);
-                }
+                Ok((launch, executable)) => pod.configured(launch, executable),
                 Err(why) => pod.waiting = Some(Waiting::CreateContainerConfigError(why)),
             }
         }

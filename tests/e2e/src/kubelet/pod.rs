@@ -47,6 +47,11 @@ pub struct Pod {
     pub executable: Option<PathBuf>,
     pub waiting: Option<Waiting>,
     pub restarts: u32,
+    /// `restartPolicy: OnFailure` (a Job's pod): a container that exits 0
+    /// has succeeded and is not started again. Otherwise `Always`.
+    pub on_failure_only: bool,
+    /// It exited 0 under `OnFailure`.
+    pub succeeded: bool,
     child: Option<Child>,
     started: Option<Instant>,
     next_start: Instant,
@@ -84,6 +89,8 @@ impl Pod {
             executable: None,
             waiting: None,
             restarts: 0,
+            on_failure_only: false,
+            succeeded: false,
             child: None,
             started: None,
             next_start: Instant::now(),
@@ -91,6 +98,16 @@ impl Pod {
             stopping: None,
             probes: Probes::default(),
         }
+    }
+
+    /// Its container's configuration is built; without an executable for
+    /// its image, it waits in `ImagePullBackOff`.
+    pub fn configured(&mut self, launch: Launch, executable: Option<PathBuf>) {
+        self.waiting = executable.is_none().then(|| {
+            Waiting::ImagePullBackOff(format!("image {} is not known to this node", launch.image))
+        });
+        self.executable = executable;
+        self.launch = Some(launch);
     }
 
     pub fn ready(&self) -> bool {
@@ -144,6 +161,10 @@ impl Pod {
                     return self.gone();
                 }
                 self.stopping = None;
+                if status.success() && self.on_failure_only {
+                    self.succeeded = true;
+                    return After::Present;
+                }
                 self.crashed(&format!("exited with {status}"), timing, now);
                 return After::Present;
             }
@@ -160,7 +181,7 @@ impl Pod {
         }
         if self.child.is_some() {
             self.probe(timing, now);
-        } else if now >= self.next_start {
+        } else if now >= self.next_start && !self.succeeded {
             self.start(timing, now);
         }
         After::Present
