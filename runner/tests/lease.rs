@@ -43,7 +43,7 @@ fn start(
         ("KITH_NAMESPACE", cluster.namespace.as_str()),
         ("KITH_PIPELINE", PIPELINE),
         ("KITH_POD_NAME", pod),
-        ("KITH_LOG", "kith_runner=info"),
+        ("KITH_LOG", "kith_runner=info,kith_lease=info"),
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     spawn(&args, &envs, case.dir.path(), name)
@@ -185,7 +185,7 @@ fn one_runner_of_a_pipeline_writes_and_the_next_takes_over_exactly() {
         log(dir, "b")
     );
     assert!(
-        log(dir, "b").contains("released the pipeline's Lease"),
+        log(dir, "b").contains("released the Lease"),
         "{}",
         log(dir, "b")
     );

@@ -94,7 +94,7 @@ impl Stack {
                     {"name": "AWS_REGION", "value": self.services.get("AWS_REGION")},
                     secret("AWS_ACCESS_KEY_ID"),
                     secret("AWS_SECRET_ACCESS_KEY"),
-                    {"name": "KITH_LOG", "value": "kith_runner=info"},
+                    {"name": "KITH_LOG", "value": "kith_runner=info,kith_lease=info"},
                 ],
                 "pipeline": pipeline,
             }
