@@ -25,6 +25,15 @@ impl ProfileSnapshot {
             .any(|f| f == FILES_FINALIZER)
     }
 
+    /// Whether it is one of `pipeline`'s, pruned (being deleted), and still
+    /// waiting for its files to be deleted: what a runner, or the release
+    /// Job of a suspended pipeline, acts on.
+    pub fn awaits_file_release(&self, pipeline: &str) -> bool {
+        self.spec.pipeline == pipeline
+            && self.metadata.deletion_timestamp.is_some()
+            && self.holds_files_finalizer()
+    }
+
     /// The merge patch that takes [`FILES_FINALIZER`] off, on the condition
     /// that the snapshot did not change since it was read (its
     /// resourceVersion): a concurrent change of its finalizers is never

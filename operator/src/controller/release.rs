@@ -55,11 +55,7 @@ pub async fn ensure(
         .await
         .map_err(Error::kube("list", "ProfileSnapshot"))?
         .iter()
-        .filter(|s| {
-            s.spec.pipeline == names.pipeline
-                && s.metadata.deletion_timestamp.is_some()
-                && s.holds_files_finalizer()
-        })
+        .filter(|s| s.awaits_file_release(&names.pipeline))
         .filter_map(ResourceExt::uid)
         .collect();
     if pruned.is_empty() {

@@ -85,15 +85,17 @@ async fn pass(
         .map_err(ReleaseError::List)?
         .items
         .into_iter()
-        .filter(|s| retention::awaits_release(s, &identity.pipeline))
         .map(Arc::new)
         .collect();
     if !fence.held() {
         return Err(ReleaseError::LeaseLost);
     }
+    let outcome =
+        retention::release_deleted(&api, &snapshots, &identity.pipeline, savepoints).await;
     tracing::info!(
-        snapshots = snapshots.len(),
-        "releasing the files of pruned snapshots"
+        released = outcome.released,
+        left = outcome.left,
+        "released the files of pruned snapshots"
     );
-    Ok(retention::release_deleted(&api, &snapshots, &identity.pipeline, savepoints).await)
+    Ok(outcome)
 }

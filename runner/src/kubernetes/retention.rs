@@ -28,14 +28,6 @@ pub struct Released {
     pub left: usize,
 }
 
-/// Whether `snapshot` is one of `pipeline`'s, pruned, and still waiting for
-/// its files to go.
-pub fn awaits_release(snapshot: &ProfileSnapshot, pipeline: &str) -> bool {
-    snapshot.spec.pipeline == pipeline
-        && snapshot.metadata.deletion_timestamp.is_some()
-        && snapshot.holds_files_finalizer()
-}
-
 /// Deletes the files of every snapshot of `pipeline` being deleted with the
 /// finalizer on, when they are under `savepoints`, then the finalizer (what
 /// fails is retried on the next call).
@@ -47,7 +39,7 @@ pub async fn release_deleted(
 ) -> Released {
     let mut outcome = Released::default();
     for snapshot in snapshots {
-        if !awaits_release(snapshot, pipeline) {
+        if !snapshot.awaits_file_release(pipeline) {
             continue;
         }
         if release_one(api, snapshot, savepoints).await {

@@ -531,15 +531,8 @@ impl Sync {
             if self.jobs_written.contains(&key) {
                 continue;
             }
-            let patch = serde_json::json!({ "status": status });
-            match api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(_) => {
-                    self.jobs_written.insert(key);
-                }
-                Err(e) => eprintln!("[kubelet] cannot write the status of Job {name}: {e}"),
+            if write_status(&api, "Job", &name, status).await {
+                self.jobs_written.insert(key);
             }
         }
     }
@@ -742,16 +735,28 @@ impl Sync {
             if self.written.get(&name) == Some(&status) {
                 continue;
             }
-            let patch = serde_json::json!({ "status": status });
-            match api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(_) => {
-                    self.written.insert(name, status);
-                }
-                Err(e) => eprintln!("[kubelet] cannot write the status of Deployment {name}: {e}"),
+            if write_status(api, "Deployment", &name, status.clone()).await {
+                self.written.insert(name, status);
             }
+        }
+    }
+}
+
+/// Merge-patches the status of `kind` `name`, as the controller owning it
+/// would; false (and said on stderr) when the API server refused it.
+async fn write_status<K>(api: &Api<K>, kind: &str, name: &str, status: serde_json::Value) -> bool
+where
+    K: kube::Resource + Clone + k8s_openapi::serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({ "status": status });
+    match api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("[kubelet] cannot write the status of {kind} {name}: {e}");
+            false
         }
     }
 }
