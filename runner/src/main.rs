@@ -45,8 +45,11 @@ enum Command {
         exit_at_end: bool,
         /// Start from this checkpoint or savepoint folder (`file:///...`, a
         /// path, or `s3://bucket/prefix/...`) instead of --state's contents;
-        /// --state must be empty. Without it, an empty --state is restored
-        /// from the latest complete checkpoint in `checkpoints.url`.
+        /// --state must be empty. `latest` restores the newest complete
+        /// checkpoint in `checkpoints.url` in place of a damaged state (moved
+        /// into --state's `damaged-<time>` folder, never deleted). Without
+        /// it, an empty --state is restored from the latest complete
+        /// checkpoint in `checkpoints.url`.
         #[arg(long)]
         restore: Option<String>,
         /// Start from this savepoint (or checkpoint) folder when there is no
@@ -146,10 +149,27 @@ fn main() {
         // collector) gets plain text, not escape codes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    exit_on_any_panic();
     if let Err(e) = dispatch(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// A panic in any thread (restore, decode, checkpoint, sinks, admin) ends
+/// the process at once with the reason and exit code 70, before the thread
+/// unwinds: no other thread carries on with what the panicking one left
+/// half done (an engine missing part of its state must never be
+/// checkpointed or compacted). The state on disk is what a crash at that
+/// instant leaves, which a restart recovers exactly.
+fn exit_on_any_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        eprintln!("error: the {name} thread panicked: {info}");
+        tracing::error!(thread = name, "panicked: {info}");
+        std::process::exit(70);
+    }));
 }
 
 fn dispatch(cli: Cli) -> Result<()> {

@@ -349,11 +349,11 @@ impl Worker {
                 (Some(e), Some((_, crc))) if e.crc32 == crc => e.clone(),
                 (_, None) => {
                     let key = format!("shared/{}/{}", manifest.state_id, name);
-                    upload(&storage, &self.committer, &name, &key)?
+                    upload(&storage, &self.committer, &manifest, &name, &key)?
                 }
                 (_, Some((_, crc))) => {
                     let key = format!("shared/{}/{crc:08x}-{}", manifest.state_id, name);
-                    upload(&storage, &self.committer, &name, &key)?
+                    upload(&storage, &self.committer, &manifest, &name, &key)?
                 }
             };
             files.push(entry);
@@ -404,8 +404,8 @@ impl Worker {
         let mut files = Vec::new();
         for name in state_files(&self.committer, &manifest) {
             let key = format!("{folder}/{name}");
-            let mut entry =
-                upload(&storage, &self.committer, &name, &key).map_err(|e| e.to_string())?;
+            let mut entry = upload(&storage, &self.committer, &manifest, &name, &key)
+                .map_err(|e| e.to_string())?;
             entry.key = name.clone();
             files.push(entry);
         }
@@ -498,9 +498,13 @@ fn local_bytes(committer: &Committer, manifest: &Manifest) -> u64 {
         .sum()
 }
 
+/// Copies one state file to storage. A file the manifest committed must
+/// still be what it committed: local damage is never copied into a
+/// checkpoint, where it would replace the last good copy.
 fn upload(
     storage: &CheckpointStorage,
     committer: &Committer,
+    manifest: &Manifest,
     name: &str,
     key: &str,
 ) -> Result<FileEntry, CheckpointError> {
@@ -509,6 +513,20 @@ fn upload(
         path: path.display().to_string(),
         source,
     })?;
+    if let Some(sum) = manifest.sum(name) {
+        if (sum.bytes, sum.crc32) != (bytes, crc32) {
+            return Err(CheckpointError::Local {
+                path: path.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "the file holds {bytes} bytes with CRC-32 {crc32:08x}, not the {} bytes with CRC-32 {:08x} the MANIFEST committed: it was damaged, and is not copied",
+                        sum.bytes, sum.crc32
+                    ),
+                ),
+            });
+        }
+    }
     storage.put_file(key, &path)?;
     Ok(FileEntry {
         name: name.to_string(),

@@ -93,20 +93,4 @@ pub fn parse_checkpoint_folder(name: &str) -> Option<u64> {
     name.strip_prefix("chk-")?.parse().ok()
 }
 
-/// CRC-32 of a file, read in 1 MiB blocks.
-pub fn file_crc32(path: &std::path::Path) -> std::io::Result<(u64, u32)> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((total, hasher.finalize()))
-}
+pub use crate::store::file_crc32;

@@ -5,8 +5,17 @@ use super::metadata::{
 };
 use super::storage::CheckpointStorage;
 use super::CheckpointError;
-use crate::store::Manifest;
-use std::path::Path;
+use crate::store::{FileSum, Manifest};
+use std::collections::HashSet;
+use std::path::{Component, Path};
+
+/// Present while a restore is writing into a state directory: files beside
+/// it without a MANIFEST are an interrupted restore (safe to clear and
+/// redo), not a damaged state.
+pub const RESTORING: &str = "RESTORING";
+
+/// Files a checkpoint carries beside its snapshot and segments.
+const COMPANION_FILES: [&str; 2] = ["pipeline.json", "model.json"];
 
 /// Ids of the checkpoints in `storage` that have `_metadata`, oldest first.
 pub fn complete_checkpoints(storage: &CheckpointStorage) -> Result<Vec<u64>, CheckpointError> {
@@ -47,31 +56,57 @@ pub fn latest(storage: &CheckpointStorage) -> Result<Option<Metadata>, Checkpoin
     for id in complete_checkpoints(storage)?.into_iter().rev() {
         match read_metadata(storage, &checkpoint_folder(id)) {
             Ok(md) => return Ok(Some(md)),
-            Err(e) => {
+            Err(e) if checkpoint_unusable(&e) => {
                 tracing::error!(checkpoint = id, error = %e, "skipping an unreadable checkpoint")
             }
+            Err(e) => return Err(e),
         }
     }
     Ok(None)
 }
 
+/// Whether a failed restore of a checkpoint means the checkpoint itself is
+/// unusable (its metadata does not read, a file is missing or fails its
+/// checksum), so the previous one may be tried. Anything else (storage
+/// unreachable, timing out, answering errors; the local disk failing) says
+/// nothing about the checkpoint: falling back then would start from older
+/// state than storage holds, and the next checkpoint's retention could
+/// delete the newer, good one.
+fn checkpoint_unusable(e: &CheckpointError) -> bool {
+    match e {
+        CheckpointError::Invalid { .. } => true,
+        CheckpointError::Storage(s) => s.is_missing_object(),
+        _ => false,
+    }
+}
+
 /// Restores the newest usable checkpoint under `url` into `dir`; a corrupted
 /// or partial one is skipped with an error log and the previous one tried.
+/// A storage or local fault fails the restore (to be retried), never falls
+/// back.
 pub fn restore_latest(url: &str, dir: &Path) -> Result<Option<Metadata>, CheckpointError> {
     let storage = CheckpointStorage::from_url(url)?;
     // What an interrupted earlier restore left must not mix in.
     clear_dir(dir)?;
+    mark_restoring(dir)?;
     for id in complete_checkpoints(&storage)?.into_iter().rev() {
         let attempt = read_metadata(&storage, &checkpoint_folder(id))
             .and_then(|md| download(&storage, &md, dir).map(|()| md));
         match attempt {
             Ok(md) => return Ok(Some(md)),
-            Err(e) => {
+            Err(e) if checkpoint_unusable(&e) => {
                 tracing::error!(checkpoint = id, error = %e, "checkpoint unusable; trying the previous one");
                 clear_dir(dir)?;
+                mark_restoring(dir)?;
+            }
+            Err(e) => {
+                // What was downloaded stays beside the RESTORING marker:
+                // the next attempt clears it and starts over.
+                return Err(e);
             }
         }
     }
+    clear_dir(dir)?;
     Ok(None)
 }
 
@@ -80,6 +115,7 @@ pub fn restore(url: &str, dir: &Path) -> Result<Metadata, CheckpointError> {
     let folder_storage = CheckpointStorage::from_url(url)?;
     let md = read_metadata(&folder_storage, "")?;
     clear_dir(dir)?;
+    mark_restoring(dir)?;
     let files_storage = match md.kind {
         Kind::Savepoint => folder_storage,
         // A checkpoint's files are shared, beside the checkpoint folders.
@@ -89,12 +125,28 @@ pub fn restore(url: &str, dir: &Path) -> Result<Metadata, CheckpointError> {
     Ok(md)
 }
 
-/// Downloads and verifies every file, then writes the state's manifest.
+/// Downloads and verifies every file, then writes the state's manifest
+/// (which makes the state exist) and removes the restore marker.
 fn download(storage: &CheckpointStorage, md: &Metadata, dir: &Path) -> Result<(), CheckpointError> {
+    let invalid = |message: String| CheckpointError::Invalid {
+        url: format!(
+            "{}/{}",
+            storage.url().trim_end_matches('/'),
+            metadata::METADATA
+        ),
+        message,
+    };
+    check_file_names(md).map_err(invalid)?;
     std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Local {
         path: dir.display().to_string(),
         source,
     })?;
+    let root = dir
+        .canonicalize()
+        .map_err(|source| CheckpointError::Local {
+            path: dir.display().to_string(),
+            source,
+        })?;
     for f in &md.files {
         let target = dir.join(&f.name);
         if let Some(parent) = target.parent() {
@@ -102,6 +154,21 @@ fn download(storage: &CheckpointStorage, md: &Metadata, dir: &Path) -> Result<()
                 path: parent.display().to_string(),
                 source,
             })?;
+            // A symbolic link in the state directory must not carry a
+            // restored file elsewhere.
+            let real = parent
+                .canonicalize()
+                .map_err(|source| CheckpointError::Local {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+            if !real.starts_with(&root) {
+                return Err(invalid(format!(
+                    "file `{}` would be written to {}, outside the state directory (a symbolic link?)",
+                    f.name,
+                    real.display()
+                )));
+            }
         }
         storage.get_to_file(&f.key, &target)?;
         let (bytes, crc32) = file_crc32(&target).map_err(|source| CheckpointError::Local {
@@ -124,12 +191,130 @@ fn download(storage: &CheckpointStorage, md: &Metadata, dir: &Path) -> Result<()
     manifest.compacted_through = md.compacted_through;
     manifest.positions = md.positions.clone();
     manifest.checkpoint = md.id;
+    let state_files: HashSet<String> = manifest.files().into_iter().collect();
+    manifest.sums = md
+        .files
+        .iter()
+        .filter(|f| state_files.contains(&f.name))
+        .map(|f| FileSum {
+            name: f.name.clone(),
+            bytes: f.bytes,
+            crc32: f.crc32,
+        })
+        .collect();
     if md.kind == Kind::Checkpoint {
         // The same lineage goes on: its files in storage are reused.
         manifest.state_id = md.state_id.clone();
     }
-    manifest.write(dir)?;
+    manifest.write(dir).map_err(|e| invalid(e.to_string()))?;
+    let marker = dir.join(RESTORING);
+    std::fs::remove_file(&marker).map_err(|source| CheckpointError::Local {
+        path: marker.display().to_string(),
+        source,
+    })?;
     Ok(())
+}
+
+/// The metadata's files are exactly the state's (the snapshot's key-group
+/// files and the listed segments) plus the pipeline and model: a name is
+/// written under the state directory only if it is one of those, so no
+/// metadata can place a file anywhere else (`..`, an absolute path) or
+/// smuggle in one the state does not account for.
+fn check_file_names(md: &Metadata) -> Result<(), String> {
+    let mut expected = Manifest::new(md.key_groups.max(1), Vec::new());
+    expected.snapshot = md.snapshot;
+    expected.segments = md.segments.clone();
+    let state: HashSet<String> = expected.files().into_iter().collect();
+    let mut seen = HashSet::new();
+    for f in &md.files {
+        let plain = Path::new(&f.name)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+        let known = state.contains(&f.name) || COMPANION_FILES.contains(&f.name.as_str());
+        if !plain || !known {
+            return Err(format!(
+                "names a file `{}`, which is not one of the state's files (accepted: the snapshot's `snapshot-G/kg-K.bin` for its key groups, the listed `wal-N.bin` segments, {})",
+                f.name,
+                COMPANION_FILES.join(", ")
+            ));
+        }
+        if !seen.insert(f.name.as_str()) {
+            return Err(format!("names file `{}` twice", f.name));
+        }
+    }
+    if let Some(missing) = state.iter().find(|f| !seen.contains(f.as_str())) {
+        return Err(format!(
+            "lists no file `{missing}`, which its snapshot and segments need"
+        ));
+    }
+    Ok(())
+}
+
+/// Marks `dir` as being restored into (see [`RESTORING`]).
+fn mark_restoring(dir: &Path) -> Result<(), CheckpointError> {
+    std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Local {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let marker = dir.join(RESTORING);
+    std::fs::write(&marker, b"").map_err(|source| CheckpointError::Local {
+        path: marker.display().to_string(),
+        source,
+    })
+}
+
+/// Moves the state in `dir` (its MANIFEST and every state file) into a new
+/// folder `damaged-<unix ms>` beside them, for `--restore latest`: the
+/// damaged state is kept for inspection, never deleted. Returns the folder,
+/// or none when there was nothing to move.
+pub fn set_aside(dir: &Path) -> Result<Option<std::path::PathBuf>, CheckpointError> {
+    let local = |path: &Path| {
+        let shown = path.display().to_string();
+        move |source| CheckpointError::Local {
+            path: shown,
+            source,
+        }
+    };
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let mut moving = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(local(dir))? {
+        let path = entry.map_err(local(dir))?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name == "MANIFEST" || is_state_file(name) {
+            moving.push(path);
+        }
+    }
+    if moving.is_empty() {
+        return Ok(None);
+    }
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let aside = dir.join(format!("damaged-{millis}"));
+    std::fs::create_dir(&aside).map_err(local(&aside))?;
+    for path in moving {
+        let to = aside.join(path.file_name().unwrap_or_default());
+        std::fs::rename(&path, &to).map_err(local(&path))?;
+    }
+    Ok(Some(aside))
+}
+
+/// Whether `name` in a state directory is a file a state or a restore
+/// writes (not the user's, not the lock, not a damaged state set aside).
+fn is_state_file(name: &str) -> bool {
+    name.starts_with("snapshot-")
+        || crate::store::parse_segment_name(name).is_some()
+        || name.ends_with(".tmp")
+        || (name.starts_with('.') && name.ends_with(".part"))
+        || name.starts_with("compact-")
+        || name == RESTORING
+        || COMPANION_FILES.contains(&name)
 }
 
 /// Removes the state files a failed or interrupted download left (and only
@@ -148,13 +333,7 @@ fn clear_dir(dir: &Path) -> Result<(), CheckpointError> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let ours = name.starts_with("snapshot-")
-            || crate::store::parse_segment_name(name).is_some()
-            || name.ends_with(".tmp")
-            || (name.starts_with('.') && name.ends_with(".part"))
-            || name == "pipeline.json"
-            || name == "model.json";
-        if !ours {
+        if !is_state_file(name) {
             continue;
         }
         let removed = if path.is_dir() {

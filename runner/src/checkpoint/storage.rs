@@ -284,6 +284,14 @@ fn is_missing_object(err: &object_store::Error) -> bool {
         && !err.to_string().contains("<Code>NoSuchBucket</Code>")
 }
 
+impl StorageError {
+    /// Whether the error says an object is absent (not the bucket, not an
+    /// outage): a fact about what storage holds, not a passing fault.
+    pub fn is_missing_object(&self) -> bool {
+        matches!(self, StorageError::Backend { source, .. } if is_missing_object(source))
+    }
+}
+
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh name beside `dest` for writing before the rename.

@@ -15,6 +15,7 @@
 mod decode;
 mod engine_loop;
 mod latency;
+mod own_output;
 
 pub use decode::decode_line;
 pub use latency::LatencyHistogram;
@@ -28,7 +29,7 @@ use crate::observation::MAX_LINE_BYTES;
 use crate::output::{ChangeFeed, DeadLetterTopic, DeadLetterTopicError, DeadLetters, OutputError};
 use crate::source::kafka::{KafkaSource, KafkaSourceError};
 use crate::source::LineReader;
-use crate::store::{Store, StoreError};
+use crate::store::{StateLock, Store, StoreError};
 use decode::{Batch, DeadLetterSink, KafkaRun, DECODE_QUEUE_BATCHES};
 use kith_api::pipeline::SourceSpec;
 use serde::Serialize;
@@ -71,6 +72,17 @@ pub enum RunError {
     Restore { url: String, message: String },
     #[error(transparent)]
     Sink(#[from] crate::sink::SinkError),
+    #[error("input {input} is {role} of this run ({output}): reading it would feed the run its own output; give another --input, or move that output elsewhere in the pipeline's `outputs`")]
+    InputIsOutput {
+        input: String,
+        role: &'static str,
+        output: String,
+    },
+    #[error("the {thread} thread panicked: {message}")]
+    ThreadPanicked {
+        thread: &'static str,
+        message: String,
+    },
     #[error("this runner lost its pipeline's Lease (another runner may be writing now); it stopped without another checkpoint and exits, to wait for the Lease again when restarted")]
     LeaseLost,
 }
@@ -89,7 +101,9 @@ pub struct RunOptions {
     pub state: Option<PathBuf>,
     /// Stop a Kafka source at the end offsets seen at start.
     pub exit_at_end: bool,
-    /// A checkpoint or savepoint folder to start from (into an empty `state`).
+    /// A checkpoint or savepoint folder to start from (into an empty
+    /// `state`), or `latest`: the newest complete checkpoint in
+    /// `checkpoints.url`, in place of whatever `state` holds (set aside).
     pub restore: Option<String>,
     /// A savepoint to start from only when there is no state yet: `state`
     /// is empty and `checkpoints.url` holds no complete checkpoint. A restart
@@ -156,6 +170,9 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         .into());
     }
     let mut spec_json = pipeline_json(&opts.pipeline)?;
+    // Held until this function returns: no other process may use the state
+    // directory meanwhile (the lock goes with the process if it dies).
+    let _lock = opts.state.as_deref().map(StateLock::acquire).transpose()?;
     if let (Some(dir), Some(model)) = (&opts.state, &pipeline.model_path) {
         // The state keeps its own copy of the model, so that `export`,
         // `lookup` and `explain` rebuild the same links from `--state` alone.
@@ -339,8 +356,18 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             (handle, Some(status))
         }
         None => {
-            let (input_name, reader) = open_input(opts, &pipeline)?;
             let dead = DeadLetters::open(&dead_letter_path)?;
+            let outputs = [
+                own_output::Output {
+                    role: "the dead-letter file",
+                    path: &dead_letter_path,
+                },
+                own_output::Output {
+                    role: "the change feed",
+                    path: &feed_path,
+                },
+            ];
+            let (input_name, reader) = open_input(opts, &pipeline, &outputs)?;
             let (pipeline, metrics) = (pipeline.clone(), metrics.clone());
             let handle = std::thread::Builder::new()
                 .name("kith-decode".into())
@@ -384,7 +411,10 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     }
     // Ingestion ends with the input; the last checkpoint is not part of it.
     let ingest_seconds = ingest_started.elapsed().as_secs_f64();
-    let decoded = decoder.join().expect("the decode thread does not panic");
+    let decoded = decoder.join().map_err(|panic| RunError::ThreadPanicked {
+        thread: "decode",
+        message: crate::store::panic_message(&*panic),
+    })?;
     let counters = looped.finish()?;
     outcome?;
     let decoded = decoded?;
@@ -481,8 +511,40 @@ fn restore_if_needed(
     pipeline: &Pipeline,
     metrics: &Metrics,
 ) -> Result<(), RunError> {
-    let has_state = dir.join("MANIFEST").exists();
+    let has_state = holds_state(dir);
     let restored = match (&opts.restore, &pipeline.checkpoints.url) {
+        (Some(latest), url) if latest == "latest" => {
+            let Some(url) = url else {
+                return Err(RunError::Restore {
+                    url: latest.clone(),
+                    message: "`latest` restores the newest checkpoint in `checkpoints.url`, and the pipeline sets none".into(),
+                });
+            };
+            // Only a checkpoint that is there replaces the local state.
+            let storage = CheckpointStorage::from_url(url).map_err(CheckpointError::from)?;
+            if checkpoint::restore::latest(&storage)?.is_none() {
+                return Err(RunError::Restore {
+                    url: url.clone(),
+                    message:
+                        "no complete checkpoint to restore; the state directory is left as it is"
+                            .into(),
+                });
+            }
+            if let Some(aside) = checkpoint::restore::set_aside(dir)? {
+                tracing::warn!(moved_to = %aside.display(), "set the state directory's previous state aside, to restore the newest checkpoint in its place");
+            }
+            match checkpoint::restore::restore_latest(url, dir)? {
+                Some(md) => Some(md),
+                None => {
+                    return Err(RunError::Restore {
+                        url: url.clone(),
+                        message:
+                            "no checkpoint could be restored (each one's error is logged above)"
+                                .into(),
+                    })
+                }
+            }
+        }
         (Some(url), _) => {
             if has_state {
                 return Err(RunError::Restore {
@@ -510,6 +572,27 @@ fn restore_if_needed(
         }
     }
     Ok(())
+}
+
+/// Whether `dir` holds a state: a MANIFEST, or state files without one (a
+/// damaged state, which opening refuses); files of an interrupted restore
+/// are not one.
+fn holds_state(dir: &Path) -> bool {
+    if dir.join("MANIFEST").exists() {
+        return true;
+    }
+    if dir.join(checkpoint::restore::RESTORING).exists() {
+        return false;
+    }
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries.filter_map(|e| e.ok()).any(|e| {
+                e.file_name().to_str().is_some_and(|n| {
+                    n.starts_with("snapshot-") || crate::store::parse_segment_name(n).is_some()
+                })
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// Where savepoints go: `checkpoints.savepointUrl`, else `savepoints/` under
@@ -656,7 +739,18 @@ fn pipeline_json(path: &Path) -> Result<String, RunError> {
 fn open_input(
     opts: &RunOptions,
     pipeline: &Pipeline,
+    outputs: &[own_output::Output],
 ) -> Result<(String, Box<dyn BufRead + Send>), RunError> {
+    let refuse = |input: String, metadata: Option<std::fs::Metadata>| match metadata
+        .and_then(|m| own_output::find(&m, outputs))
+    {
+        Some(o) => Err(RunError::InputIsOutput {
+            input,
+            role: o.role,
+            output: o.path.display().to_string(),
+        }),
+        None => Ok(()),
+    };
     let arg = opts
         .input
         .clone()
@@ -674,12 +768,16 @@ fn open_input(
                 path: shown.clone(),
                 source,
             })?;
+            refuse(shown.clone(), file.metadata().ok())?;
             Ok((shown, Box::new(BufReader::with_capacity(1 << 20, file))))
         }
-        _ => Ok((
-            "stdin".to_string(),
-            Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
-        )),
+        _ => {
+            refuse("stdin".to_string(), own_output::stdin_metadata())?;
+            Ok((
+                "stdin".to_string(),
+                Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
+            ))
+        }
     }
 }
 

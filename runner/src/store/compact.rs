@@ -10,8 +10,8 @@
 //! segment share are merged in a hash map.
 
 use super::{
-    install, key_group, read_all, remap_types, remove_replaced, segment_name, unmap_types,
-    Committer, FileKind, GroupFiles, StoreError,
+    install, key_group, read_all, remove_replaced, segment_name, snapshot_file_name, snapshot_sums,
+    unmap_types, Committer, FileKind, GroupFiles, Reading, StoreError, ToRead,
 };
 use crate::config::Pipeline;
 use crate::engine::supersedes;
@@ -65,21 +65,37 @@ impl Committer {
         let groups = m.key_groups;
         let folded = m.segments.clone();
         let work = self.dir.join(format!("compact-{next}.tmp"));
-        split_by_key_group(&self.dir, &folded, &work, groups)?;
+        split_by_key_group(self, &m, &work, groups)?;
 
         let snap_tmp = self.dir.join(format!("snapshot-{next}.tmp"));
         let mut files = GroupFiles::create(&snap_tmp, groups)?;
         let (mut kept, mut dropped) = (0u64, 0u64);
         for k in 0..groups {
             let mut current: HashMap<(String, String), Observation> = HashMap::new();
+            // The snapshot's file is checked against its recorded sum: a
+            // compaction must never turn damage into a new, valid-looking file.
             let mut sources = Vec::new();
             if let Some(g) = m.snapshot {
-                sources.push(self.dir.join(format!("snapshot-{g}/kg-{k}.bin")));
+                let name = snapshot_file_name(g, k);
+                sources.push(ToRead {
+                    path: self.dir.join(&name),
+                    kind: FileKind::Snapshot,
+                    sum: m.sum(&name).cloned(),
+                });
             }
-            sources.push(work.join(format!("kg-{k}.bin")));
-            for path in &sources {
-                for mut v in read_all(path, FileKind::Committed, false)? {
-                    remap_types(&mut v, &self.type_map);
+            sources.push(ToRead {
+                path: work.join(format!("kg-{k}.bin")),
+                kind: FileKind::Snapshot,
+                sum: None,
+            });
+            let how = Reading {
+                types: &self.type_map,
+                remap: true,
+                repair: false,
+                batch: 4096,
+            };
+            for file in &sources {
+                for v in read_all(file, &how)? {
                     let key = (v.source.clone(), v.id.clone());
                     match current.get(&key) {
                         Some(stored) if !supersedes(stored, &v, pipeline) => dropped += 1,
@@ -102,15 +118,15 @@ impl Committer {
                 kept += 1;
             }
         }
-        files.finish(true)?;
+        let sums = snapshot_sums(next, files.finish(true)?);
         install(&snap_tmp, &self.dir.join(format!("snapshot-{next}")))?;
         let _ = fs::remove_dir_all(&work);
 
         let previous = {
             let mut m = self.manifest.lock().expect("manifest lock");
-            let previous = m.snapshot.replace(next);
             // Segments committed while this ran stay listed.
-            m.segments.retain(|s| !folded.contains(s));
+            m.remove_segments(|s| folded.contains(&s));
+            let previous = m.install_snapshot(next, sums);
             m.compacted_through = m
                 .compacted_through
                 .max(folded.iter().copied().max().unwrap_or(0));
@@ -127,19 +143,32 @@ impl Committer {
     }
 }
 
-/// Copies the frames of `segments` into one file per key group under `work`.
+/// Copies the frames of `segments` (checked against their recorded sums)
+/// into one file per key group under `work`.
 fn split_by_key_group(
-    dir: &Path,
-    segments: &[u64],
+    committer: &Committer,
+    manifest: &super::Manifest,
     work: &Path,
     groups: u32,
 ) -> Result<(), StoreError> {
     let mut files = GroupFiles::create(work, groups)?;
-    for seq in segments {
-        for v in read_all(&dir.join(segment_name(*seq)), FileKind::Committed, false)? {
+    let how = Reading {
+        types: &committer.type_map,
+        remap: false,
+        repair: false,
+        batch: 4096,
+    };
+    for seq in &manifest.segments {
+        let name = segment_name(*seq);
+        let file = ToRead {
+            path: committer.dir.join(&name),
+            kind: FileKind::Committed,
+            sum: manifest.sum(&name).cloned(),
+        };
+        for v in read_all(&file, &how)? {
             files.write(key_group(&v.source, &v.id, groups), &v)?;
         }
     }
     // Scratch files, read once and removed: no need to reach the disk.
-    files.finish(false)
+    files.finish(false).map(|_| ())
 }

@@ -1,11 +1,15 @@
+use super::checksum::FileSum;
 use super::{write_atomically, StoreError};
 use crate::source::Positions;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::path::Path;
 
-/// Format 2 adds write-ahead log segments and source positions; format 1
-/// states (one log per snapshot) are read and rewritten on open.
-pub const FORMAT: u32 = 2;
+/// Format 3 records every committed file's length and checksum, a checksum
+/// of the manifest itself, and starts each log segment with a header naming
+/// its state. Format 2 added log segments and source positions; format 1
+/// kept one log per snapshot. Older formats are read and rewritten on open.
+pub const FORMAT: u32 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +39,13 @@ pub struct Manifest {
     /// same when the state is restored elsewhere, so uploaded files are reused.
     #[serde(default)]
     pub state_id: String,
+    /// Length and CRC-32 of every file of [`Manifest::files`] (format 3).
+    #[serde(default)]
+    pub sums: Vec<FileSum>,
+    /// CRC-32 of this manifest's other fields (format 3): a manifest edited
+    /// by hand, or damaged, is refused rather than trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<u32>,
 }
 
 impl Manifest {
@@ -49,6 +60,8 @@ impl Manifest {
             compacted_through: 0,
             checkpoint: 0,
             state_id: new_state_id(),
+            sums: Vec::new(),
+            checksum: None,
         }
     }
 
@@ -62,7 +75,7 @@ impl Manifest {
     pub fn files(&self) -> Vec<String> {
         let mut files: Vec<String> = match self.snapshot {
             Some(g) => (0..self.key_groups)
-                .map(|k| format!("snapshot-{g}/kg-{k}.bin"))
+                .map(|k| snapshot_file_name(g, k))
                 .collect(),
             None => Vec::new(),
         };
@@ -70,35 +83,164 @@ impl Manifest {
         files
     }
 
+    /// The recorded sum of a committed file.
+    pub fn sum(&self, name: &str) -> Option<&FileSum> {
+        self.sums.iter().find(|s| s.name == name)
+    }
+
+    /// Points the manifest at snapshot `generation`, whose files are
+    /// `sums`; the segments it folded are no longer listed.
+    pub fn install_snapshot(&mut self, generation: u64, sums: Vec<FileSum>) -> Option<u64> {
+        let previous = self.snapshot.replace(generation);
+        let segments: HashSet<String> = self.segments.iter().map(|s| segment_name(*s)).collect();
+        self.sums
+            .retain(|s| segments.contains(&s.name) && !s.name.starts_with("snapshot-"));
+        self.sums.extend(sums);
+        previous
+    }
+
+    /// Lists a committed segment with its sum.
+    pub fn add_segment(&mut self, seq: u64, sum: FileSum) {
+        if !self.segments.contains(&seq) {
+            self.segments.push(seq);
+            self.segments.sort_unstable();
+        }
+        self.sums.retain(|s| s.name != sum.name);
+        self.sums.push(sum);
+    }
+
+    /// Stops listing the segments `drop` says, with their sums.
+    pub fn remove_segments(&mut self, drop: impl Fn(u64) -> bool) {
+        let removed: HashSet<String> = self
+            .segments
+            .iter()
+            .filter(|s| drop(**s))
+            .map(|s| segment_name(*s))
+            .collect();
+        self.segments.retain(|s| !drop(*s));
+        self.sums.retain(|s| !removed.contains(&s.name));
+    }
+
     pub fn read(dir: &Path) -> Result<Option<Manifest>, StoreError> {
         let path = dir.join("MANIFEST");
         if !path.exists() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| StoreError::Io {
+        let text = std::fs::read(&path).map_err(|source| StoreError::Io {
             path: path.display().to_string(),
             source,
         })?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-            path: dir.display().to_string(),
-            message: format!("MANIFEST is not readable: {e}"),
-        })?;
+        Manifest::parse(&text, dir).map(Some)
+    }
+
+    /// Reads and checks a manifest's bytes (`dir` is for messages).
+    pub fn parse(text: &[u8], dir: &Path) -> Result<Manifest, StoreError> {
+        let corrupt = |message: String| StoreError::Corrupt {
+            path: dir.join("MANIFEST").display().to_string(),
+            message,
+        };
+        let mut m: Manifest = serde_json::from_slice(text)
+            .map_err(|e| corrupt(format!("MANIFEST is not readable: {e}")))?;
         if m.format > FORMAT {
-            return Err(StoreError::Corrupt {
-                path: dir.display().to_string(),
-                message: format!(
-                    "state format {} is newer than this runner (format {FORMAT})",
-                    m.format
-                ),
-            });
+            return Err(corrupt(format!(
+                "state format {} is newer than this runner (format {FORMAT})",
+                m.format
+            )));
         }
-        Ok(Some(m))
+        if m.format >= 3 {
+            let Some(recorded) = m.checksum.take() else {
+                return Err(corrupt(
+                    "MANIFEST has no checksum (format 3 always has one): it was edited or damaged"
+                        .into(),
+                ));
+            };
+            let actual = m.content_checksum();
+            if recorded != actual {
+                return Err(corrupt(format!(
+                    "MANIFEST checksum {recorded:08x} does not match its content ({actual:08x}): it was edited or damaged; \
+                     run with `--restore latest` to replace this state with the newest checkpoint"
+                )));
+            }
+        }
+        m.validate().map_err(corrupt)?;
+        Ok(m)
+    }
+
+    /// What any manifest must satisfy, whoever wrote it.
+    fn validate(&self) -> Result<(), String> {
+        if self.key_groups == 0 {
+            return Err("MANIFEST says 0 key groups".into());
+        }
+        let mut seen = HashSet::new();
+        for t in &self.identifier_types {
+            if !seen.insert(t) {
+                return Err(format!("MANIFEST lists identifier type `{t}` twice"));
+            }
+        }
+        if self.snapshot == Some(0) {
+            return Err("MANIFEST names snapshot generation 0 (generations start at 1)".into());
+        }
+        for pair in self.segments.windows(2) {
+            if pair[0] >= pair[1] {
+                return Err(format!(
+                    "MANIFEST lists segments out of order ({} before {})",
+                    pair[0], pair[1]
+                ));
+            }
+        }
+        if let Some(first) = self.segments.first() {
+            if *first <= self.compacted_through {
+                return Err(format!(
+                    "MANIFEST lists segment {first} as live but also as folded into the snapshot (compacted_through {})",
+                    self.compacted_through
+                ));
+            }
+        }
+        if self.format >= 3 {
+            let expected: HashSet<String> = self.files().into_iter().collect();
+            let recorded: HashSet<&str> = self.sums.iter().map(|s| s.name.as_str()).collect();
+            if recorded.len() != self.sums.len() {
+                return Err("MANIFEST records a file's sum twice".into());
+            }
+            if let Some(missing) = expected.iter().find(|f| !recorded.contains(f.as_str())) {
+                return Err(format!(
+                    "MANIFEST records no length and checksum for {missing}"
+                ));
+            }
+            if let Some(extra) = recorded.iter().find(|f| !expected.contains(**f)) {
+                return Err(format!(
+                    "MANIFEST records a sum for {extra}, which is not one of its files"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// CRC-32 of the compact JSON of every field but the checksum.
+    fn content_checksum(&self) -> u32 {
+        let mut unsummed = self.clone();
+        unsummed.checksum = None;
+        crc32fast::hash(&serde_json::to_vec(&unsummed).unwrap_or_default())
     }
 
     pub fn write(&self, dir: &Path) -> Result<(), StoreError> {
-        let text = serde_json::to_string_pretty(self).expect("a manifest serializes");
+        let mut summed = self.clone();
+        summed.format = FORMAT;
+        summed.checksum = None;
+        summed.checksum = Some(summed.content_checksum());
+        // Never leave a manifest the next open would refuse.
+        summed.validate().map_err(|message| StoreError::Corrupt {
+            path: dir.join("MANIFEST").display().to_string(),
+            message: format!("refusing to write an inconsistent MANIFEST: {message}"),
+        })?;
+        let text = serde_json::to_string_pretty(&summed).unwrap_or_default();
         write_atomically(&dir.join("MANIFEST"), text.as_bytes())
     }
+}
+
+/// The file of key group `k` in snapshot generation `g`.
+pub fn snapshot_file_name(g: u64, k: u32) -> String {
+    format!("snapshot-{g}/kg-{k}.bin")
 }
 
 /// The file name of write-ahead log segment `seq`.
@@ -116,7 +258,7 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 
 /// 64 random bits from the OS, as hex: unique enough to keep states apart in
 /// one checkpoint bucket.
-fn new_state_id() -> String {
+pub fn new_state_id() -> String {
     use rand::RngCore;
     format!("{:016x}", rand::rngs::OsRng.next_u64())
 }

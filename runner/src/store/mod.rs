@@ -9,34 +9,50 @@
 //! re-applying versions the state already holds changes nothing: that is what
 //! lets a restart resume sources from a checkpoint's positions and replay.
 //!
-//! Layout (format 2):
+//! Layout (format 3):
 //! - `MANIFEST`: JSON; the current snapshot generation, the sealed log
-//!   segments after it, the source positions they cover, the key-group count
-//!   and the identifier type names stored type indexes refer to. Replaced
-//!   atomically (write, fsync, rename), and written last.
+//!   segments after it, the length and CRC-32 of each of those files, the
+//!   source positions they cover, the key-group count and the identifier
+//!   type names stored type indexes refer to, and a checksum of all that.
+//!   Replaced atomically (write, fsync, rename), and written last.
 //! - `snapshot-<g>/kg-<k>.bin`: framed versions of key group `k`.
-//! - `wal-<n>.bin`: log segments. The engine thread appends to the newest;
-//!   a checkpoint seals it (flush, start the next) in microseconds, and the
-//!   checkpoint thread makes it durable and lists it in the manifest. Segments
-//!   on disk but not yet listed are adopted on open; a torn tail (a crash
-//!   mid-write) is detected by its checksum and cut off.
+//! - `wal-<n>.bin`: log segments, each starting with a header naming its
+//!   state and number. The engine thread appends to the newest; a checkpoint
+//!   seals it (flush, start the next) in microseconds, and the checkpoint
+//!   thread makes it durable and lists it in the manifest. Segments of this
+//!   state on disk but not yet listed are adopted on open; a torn tail (a
+//!   crash mid-write) is detected by its checksum and cut off.
 //! - `pipeline.json`: the pipeline the state was last run with, so that
 //!   `export`, `lookup` and `explain` need only `--state`.
+//! - `LOCK`: held by the one process using the directory ([`StateLock`]).
+//!
+//! Opening trusts nothing it cannot check: the manifest's checksum and
+//! consistency, every committed file's length at once and its checksum as it
+//! is read, every stored type index against the manifest's types, and the
+//! header of every segment it adopts. Anything else is an error naming the
+//! file and what was expected; it is never a smaller state.
 
+mod checksum;
 mod compact;
 mod frame;
+mod lock;
 mod manifest;
+mod segment;
 
+pub use checksum::{file_crc32, FileSum};
 pub use compact::Compacted;
+pub use lock::StateLock;
 
-pub use manifest::{parse_segment_name, segment_name, Manifest};
+pub use manifest::{new_state_id, parse_segment_name, segment_name, snapshot_file_name, Manifest};
 
 use crate::config::{Pipeline, TypeId};
 use crate::observation::Observation;
 use crate::source::Positions;
+use checksum::{Summing, SummingReader};
 use frame::{FrameReader, FrameWriter};
+use segment::{SegmentHeader, Start};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -59,6 +75,22 @@ pub enum StoreError {
     MissingType { path: String, type_name: String },
     #[error("state directory {path} has no pipeline.json: run a pipeline on it first")]
     NoPipeline { path: String },
+    #[error("state directory {path} is in use by {holder}: one process at a time may use a state directory")]
+    Locked { path: String, holder: String },
+    #[error("state directory {path} holds state files ({found}) but no MANIFEST, so what they hold cannot be trusted or completed; run with `--restore latest` to set them aside and restore the newest checkpoint, or restore a savepoint with `--restore URL` into an empty directory")]
+    NoManifest { path: String, found: String },
+    #[error("{path}: {message}")]
+    Damaged { path: String, message: String },
+    #[error("restoring the state failed: {message}")]
+    Restore { message: String },
+}
+
+/// A damaged or inconsistent file: the message says what was expected.
+fn damaged(path: &Path, message: impl Into<String>) -> StoreError {
+    StoreError::Damaged {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
 }
 
 /// The key group of a record key: a stable hash, so that the same key lands
@@ -85,6 +117,8 @@ pub struct Store {
     sealed: Vec<u64>,
     /// Maps type indexes written in this state to the pipeline's.
     type_map: Vec<TypeId>,
+    /// Written into each new segment's header.
+    state_id: String,
 }
 
 /// What opening a state found.
@@ -115,7 +149,10 @@ impl Store {
             .collect();
         let mut manifest = match Manifest::read(dir)? {
             Some(m) => m,
-            None => Manifest::new(pipeline.key_groups, type_names.clone()),
+            None => {
+                refuse_orphaned_files(dir)?;
+                Manifest::new(pipeline.key_groups, type_names.clone())
+            }
         };
         if manifest.key_groups != pipeline.key_groups {
             return Err(StoreError::KeyGroups {
@@ -125,8 +162,11 @@ impl Store {
             });
         }
         let stored_map = stored_types(&manifest, pipeline, &shown)?;
+        let read_format = manifest.format;
         upgrade_format_1(dir, &mut manifest)?;
-        let plan = plan(dir, &manifest, true)?;
+        record_sums(dir, &mut manifest)?;
+        verify_lengths(dir, &manifest)?;
+        let plan = plan(dir, &manifest, read_format, true)?;
         // New types the pipeline added since are appended to the stored list.
         for name in type_names {
             if !manifest.identifier_types.contains(&name) {
@@ -141,7 +181,8 @@ impl Store {
         manifest.write(dir)?;
         write_atomically(&dir.join("pipeline.json"), spec_json.as_bytes())?;
         let log_seq = plan.last_segment + 1;
-        let log = open_segment(dir, log_seq)?;
+        let state_id = manifest.state_id.clone();
+        let log = open_segment(dir, log_seq, &state_id)?;
         let positions = manifest.positions.clone();
         Ok(Opened {
             store: Store {
@@ -153,6 +194,7 @@ impl Store {
                 log_bytes: plan.segment_bytes,
                 sealed: plan.adopted,
                 type_map,
+                state_id,
             },
             versions: VersionStream::start(plan.files, stored_map),
             positions,
@@ -163,15 +205,12 @@ impl Store {
     /// `lookup` and `explain`).
     pub fn read(dir: &Path, pipeline: &Pipeline) -> Result<Vec<Observation>, StoreError> {
         let shown = dir.display().to_string();
-        let manifest = Manifest::read(dir)?.ok_or_else(|| StoreError::NoPipeline {
-            path: shown.clone(),
-        })?;
+        let Some(manifest) = Manifest::read(dir)? else {
+            refuse_orphaned_files(dir)?;
+            return Err(StoreError::NoPipeline { path: shown });
+        };
         let type_map = stored_types(&manifest, pipeline, &shown)?;
-        let mut versions = read_versions(dir, &manifest, false)?.versions;
-        for v in &mut versions {
-            remap_types(v, &type_map);
-        }
-        Ok(versions)
+        Ok(read_versions(dir, &manifest, &type_map, false)?.versions)
     }
 
     /// The pipeline document saved by the last `run` on this state.
@@ -247,7 +286,7 @@ impl Store {
             self.log.inner_mut().flush().map_err(io(&self.dir))?;
             self.sealed.push(self.log_seq);
             self.log_seq += 1;
-            self.log = open_segment(&self.dir, self.log_seq)?;
+            self.log = open_segment(&self.dir, self.log_seq, &self.state_id)?;
             self.open_bytes = 0;
         }
         Ok(std::mem::take(&mut self.sealed))
@@ -277,11 +316,12 @@ impl Store {
             (m.generation() + 1, m.key_groups)
         };
         let snap = self.dir.join(format!("snapshot-{next}"));
-        write_snapshot(&snap, groups, versions, &self.type_map)?;
+        let sums = write_snapshot(&snap, next, groups, versions, &self.type_map)?;
         let (previous, obsolete) = {
             let mut m = self.manifest.lock().expect("manifest lock");
-            let previous = m.snapshot.replace(next);
-            let obsolete = std::mem::take(&mut m.segments);
+            let obsolete = m.segments.clone();
+            m.remove_segments(|_| true);
+            let previous = m.install_snapshot(next, sums);
             m.positions = positions.clone();
             m.compacted_through = self.log_seq - 1;
             m.write(&self.dir)?;
@@ -320,17 +360,19 @@ impl Committer {
         positions: &Positions,
         checkpoint: u64,
     ) -> Result<Manifest, StoreError> {
+        let mut sums = Vec::with_capacity(segments.len());
         for seq in segments {
-            let path = self.dir.join(segment_name(*seq));
+            let name = segment_name(*seq);
+            let path = self.dir.join(&name);
+            let (bytes, crc32) = file_crc32(&path).map_err(io(&path))?;
             File::open(&path)
                 .and_then(|f| f.sync_all())
                 .map_err(io(&path))?;
+            sums.push((*seq, FileSum { name, bytes, crc32 }));
         }
         let mut m = self.manifest.lock().expect("manifest lock");
-        for seq in segments {
-            if !m.segments.contains(seq) {
-                m.segments.push(*seq);
-            }
+        for (seq, sum) in sums {
+            m.add_segment(seq, sum);
         }
         m.positions = positions.clone();
         m.checkpoint = checkpoint;
@@ -353,7 +395,13 @@ impl Committer {
     }
 }
 
-fn open_segment(dir: &Path, seq: u64) -> Result<FrameWriter<BufWriter<File>>, StoreError> {
+/// Creates segment `seq` with its header, handed to the operating system at
+/// once: a segment file on disk always says whose it is.
+fn open_segment(
+    dir: &Path,
+    seq: u64,
+    state_id: &str,
+) -> Result<FrameWriter<BufWriter<File>>, StoreError> {
     let path = dir.join(segment_name(seq));
     let file = OpenOptions::new()
         .create(true)
@@ -361,17 +409,26 @@ fn open_segment(dir: &Path, seq: u64) -> Result<FrameWriter<BufWriter<File>>, St
         .truncate(true)
         .open(&path)
         .map_err(io(&path))?;
-    Ok(FrameWriter::new(BufWriter::with_capacity(1 << 20, file)))
+    let mut log = FrameWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let header = SegmentHeader {
+        state_id: state_id.to_string(),
+        seq,
+    };
+    segment::write_header(&mut log, &header).map_err(io(&path))?;
+    log.inner_mut().flush().map_err(io(&path))?;
+    Ok(log)
 }
 
-/// Writes one framed file per key group into `snap` (through a temporary
-/// folder renamed at the end, so a crash leaves no half snapshot).
+/// Writes one framed file per key group into `snap`, snapshot generation
+/// `generation` (through a temporary folder renamed at the end, so a crash
+/// leaves no half snapshot); returns the files' sums for the manifest.
 pub(crate) fn write_snapshot(
     snap: &Path,
+    generation: u64,
     groups: u32,
     versions: impl Iterator<Item = Observation>,
     type_map: &[TypeId],
-) -> Result<(), StoreError> {
+) -> Result<Vec<FileSum>, StoreError> {
     let tmp = snap.with_extension("tmp");
     let mut files = GroupFiles::create(&tmp, groups)?;
     for mut v in versions {
@@ -379,14 +436,27 @@ pub(crate) fn write_snapshot(
         unmap_types(&mut v, type_map);
         files.write(k, &v)?;
     }
-    files.finish(true)?;
-    install(&tmp, snap)
+    let sums = files.finish(true)?;
+    install(&tmp, snap)?;
+    Ok(snapshot_sums(generation, sums))
+}
+
+/// Names the per-group sums [`GroupFiles::finish`] returns.
+fn snapshot_sums(generation: u64, sums: Vec<(u64, u32)>) -> Vec<FileSum> {
+    sums.into_iter()
+        .enumerate()
+        .map(|(k, (bytes, crc32))| FileSum {
+            name: snapshot_file_name(generation, k as u32),
+            bytes,
+            crc32,
+        })
+        .collect()
 }
 
 /// One framed file per key group, `kg-<k>.bin`, in a folder created empty.
 struct GroupFiles {
     dir: PathBuf,
-    writers: Vec<FrameWriter<BufWriter<File>>>,
+    writers: Vec<FrameWriter<Summing<BufWriter<File>>>>,
 }
 
 impl GroupFiles {
@@ -399,7 +469,7 @@ impl GroupFiles {
             .map(|k| {
                 let path = dir.join(format!("kg-{k}.bin"));
                 File::create(&path)
-                    .map(|f| FrameWriter::new(BufWriter::with_capacity(64 << 10, f)))
+                    .map(|f| FrameWriter::new(Summing::new(BufWriter::with_capacity(64 << 10, f))))
                     .map_err(io(&path))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -416,16 +486,23 @@ impl GroupFiles {
             .map_err(io(&self.dir))
     }
 
-    /// Flushes every file; with `durable`, also syncs it to disk.
-    fn finish(mut self, durable: bool) -> Result<(), StoreError> {
+    /// Flushes every file; with `durable`, also syncs it to disk. Returns
+    /// each group's length and CRC-32.
+    fn finish(mut self, durable: bool) -> Result<Vec<(u64, u32)>, StoreError> {
+        let mut sums = Vec::with_capacity(self.writers.len());
         for w in &mut self.writers {
-            let inner = w.inner_mut();
-            inner.flush().map_err(io(&self.dir))?;
+            let summing = w.inner_mut();
+            summing.flush().map_err(io(&self.dir))?;
             if durable {
-                inner.get_ref().sync_all().map_err(io(&self.dir))?;
+                summing
+                    .get_mut()
+                    .get_ref()
+                    .sync_all()
+                    .map_err(io(&self.dir))?;
             }
+            sums.push(summing.sum());
         }
-        Ok(())
+        Ok(sums)
     }
 }
 
@@ -455,21 +532,24 @@ pub fn repartition(dir: &Path, key_groups: u32) -> Result<(), StoreError> {
     let mut manifest = Manifest::read(dir)?.ok_or_else(|| StoreError::NoPipeline {
         path: dir.display().to_string(),
     })?;
-    let found = read_versions(dir, &manifest, true)?;
+    verify_lengths(dir, &manifest)?;
     // Stored type indexes are written back as they are.
     let identity: Vec<TypeId> = (0..manifest.identifier_types.len())
         .map(|i| TypeId(i as u16))
         .collect();
+    let found = read_versions(dir, &manifest, &identity, true)?;
     let next = manifest.generation() + 1;
-    write_snapshot(
+    let sums = write_snapshot(
         &dir.join(format!("snapshot-{next}")),
+        next,
         key_groups,
         found.versions.into_iter(),
         &identity,
     )?;
-    let previous = manifest.snapshot.replace(next);
-    let obsolete = std::mem::take(&mut manifest.segments);
+    let obsolete = manifest.segments.clone();
+    manifest.remove_segments(|_| true);
     manifest.key_groups = key_groups;
+    let previous = manifest.install_snapshot(next, sums);
     manifest.compacted_through = found.last_segment;
     manifest.write(dir)?;
     remove_replaced(dir, obsolete.into_iter().chain(found.adopted), previous);
@@ -487,11 +567,87 @@ fn upgrade_format_1(dir: &Path, manifest: &mut Manifest) -> Result<(), StoreErro
         let target = dir.join(segment_name(1));
         fs::rename(&legacy, &target).map_err(io(&target))?;
     }
-    manifest.format = manifest::FORMAT;
+    manifest.format = 2;
     if manifest.state_id.is_empty() {
-        manifest.state_id = Manifest::new(0, Vec::new()).state_id;
+        manifest.state_id = new_state_id();
     }
     Ok(())
+}
+
+/// Formats before 3 recorded no file sums: they are taken from the files
+/// as they are now (frame checksums still find damage inside them).
+fn record_sums(dir: &Path, manifest: &mut Manifest) -> Result<(), StoreError> {
+    if manifest.format >= 3 {
+        return Ok(());
+    }
+    let mut sums = Vec::new();
+    for name in manifest.files() {
+        let path = dir.join(&name);
+        let (bytes, crc32) = file_crc32(&path).map_err(io(&path))?;
+        sums.push(FileSum { name, bytes, crc32 });
+    }
+    manifest.sums = sums;
+    manifest.format = manifest::FORMAT;
+    Ok(())
+}
+
+/// Every file the manifest commits is there with its recorded length:
+/// checked before anything is read or changed, so that a missing or cut
+/// file is found before any work, not after it.
+fn verify_lengths(dir: &Path, manifest: &Manifest) -> Result<(), StoreError> {
+    for name in manifest.files() {
+        let path = dir.join(&name);
+        let Some(sum) = manifest.sum(&name) else {
+            continue; // a format 2 manifest read by `export`
+        };
+        match fs::metadata(&path) {
+            Ok(md) if md.len() == sum.bytes => {}
+            Ok(md) => {
+                return Err(damaged(
+                    &path,
+                    format!(
+                        "holds {} bytes; the MANIFEST committed {} bytes (the file was cut, extended or replaced)",
+                        md.len(),
+                        sum.bytes
+                    ),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(damaged(
+                    &path,
+                    format!(
+                        "is missing; the MANIFEST commits it ({} bytes)",
+                        sum.bytes
+                    ),
+                ))
+            }
+            Err(e) => return Err(io(&path)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// A directory with state files but no manifest is damaged, never new.
+fn refuse_orphaned_files(dir: &Path) -> Result<(), StoreError> {
+    let mut found: Vec<String> = fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| n.starts_with("snapshot-") || parse_segment_name(n).is_some())
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    found.sort();
+    let shown = if found.len() > 3 {
+        format!("{}, … {} in all", found[..3].join(", "), found.len())
+    } else {
+        found.join(", ")
+    };
+    Err(StoreError::NoManifest {
+        path: dir.display().to_string(),
+        found: shown,
+    })
 }
 
 /// Segment numbers of the `wal-*.bin` files in `dir`, ascending.
@@ -528,10 +684,18 @@ fn stored_types(
         .collect()
 }
 
+/// One file to read, and what it must match.
+struct ToRead {
+    path: PathBuf,
+    kind: FileKind,
+    /// The recorded length and checksum (committed files of format 3).
+    sum: Option<FileSum>,
+}
+
 /// Which files hold a state, in the order their versions are read.
 struct Plan {
     /// The snapshot's files, then the listed segments, then adopted ones.
-    files: Vec<(PathBuf, FileKind)>,
+    files: Vec<ToRead>,
     /// Segments on disk that the manifest does not list yet.
     adopted: Vec<u64>,
     /// The highest segment number seen (or folded).
@@ -539,24 +703,86 @@ struct Plan {
     segment_bytes: u64,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum FileKind {
     Snapshot,
-    /// Listed in the manifest: durable, so damage is an error.
+    /// A segment listed in the manifest: durable, so damage is an error.
     Committed,
-    /// Written after the last commit: a torn tail is a crash mid-write.
+    /// A segment written after the last commit: a torn tail is a crash
+    /// mid-write.
     Adopted,
 }
 
-/// The snapshot's files, then the listed segments, then any later segment
-/// on disk (sealed or open when the runner stopped). With `repair`, leftover
-/// files are removed (folded segments, empty ones).
-fn plan(dir: &Path, manifest: &Manifest, repair: bool) -> Result<Plan, StoreError> {
+impl FileKind {
+    fn is_segment(self) -> bool {
+        self != FileKind::Snapshot
+    }
+}
+
+/// What an unlisted segment on disk is.
+enum Unlisted {
+    /// This state's, with versions to adopt.
+    Ours,
+    /// No versions: created and never written (or only its header).
+    Empty,
+}
+
+/// Judges an unlisted segment by its header: this state's and this number,
+/// or (`read_format` below 3) a header-less segment of an older runner.
+fn judge_unlisted(
+    path: &Path,
+    seq: u64,
+    manifest: &Manifest,
+    read_format: u32,
+) -> Result<Unlisted, StoreError> {
+    let len = fs::metadata(path).map_err(io(path))?.len();
+    if len == 0 {
+        return Ok(Unlisted::Empty);
+    }
+    let mut file = File::open(path).map_err(io(path))?;
+    match segment::read_start(&mut file).map_err(io(path))? {
+        Start::Header(h, size) => {
+            if h.state_id != manifest.state_id || h.seq != seq {
+                return Err(damaged(
+                    path,
+                    format!(
+                        "is not a segment of this state: its header says state {} segment {}, this is state {} and the file is named segment {seq}; move it away",
+                        h.state_id, h.seq, manifest.state_id
+                    ),
+                ));
+            }
+            Ok(if len == size { Unlisted::Empty } else { Unlisted::Ours })
+        }
+        Start::Legacy(_) if read_format < 3 => Ok(Unlisted::Ours),
+        Start::Legacy(_) => Err(damaged(
+            path,
+            "has no segment header, so it was not written by this state (every segment of a format 3 state starts with one); move it away",
+        )),
+        // The magic bytes but no whole header: a crash while creating it.
+        Start::Damaged if len < 256 => Ok(Unlisted::Empty),
+        Start::Damaged => Err(damaged(path, "has a damaged segment header")),
+    }
+}
+
+/// The snapshot's files, then the listed segments, then any unlisted
+/// segment of this state on disk (sealed or open when the runner stopped).
+/// With `repair`, leftover files are removed (folded segments, empty ones).
+fn plan(
+    dir: &Path,
+    manifest: &Manifest,
+    read_format: u32,
+    repair: bool,
+) -> Result<Plan, StoreError> {
+    let sum = |name: &str| manifest.sum(name).cloned();
     let mut files = Vec::new();
     if let Some(g) = manifest.snapshot {
-        let snap = dir.join(format!("snapshot-{g}"));
         for k in 0..manifest.key_groups {
-            files.push((snap.join(format!("kg-{k}.bin")), FileKind::Snapshot));
+            let name = snapshot_file_name(g, k);
+            files.push(ToRead {
+                path: dir.join(&name),
+                kind: FileKind::Snapshot,
+                sum: sum(&name),
+            });
         }
     }
     let listed_last = manifest
@@ -569,32 +795,50 @@ fn plan(dir: &Path, manifest: &Manifest, repair: bool) -> Result<Plan, StoreErro
     let mut adopted = Vec::new();
     let mut last_seen = listed_last;
     for seq in segments_on_disk(dir)? {
-        if seq <= listed_last {
-            if seq <= manifest.compacted_through && repair {
+        if manifest.segments.contains(&seq) {
+            continue;
+        }
+        let path = dir.join(segment_name(seq));
+        if seq <= manifest.compacted_through {
+            if repair {
                 // Folded into the snapshot before a crash cut its removal short.
-                let _ = fs::remove_file(dir.join(segment_name(seq)));
+                let _ = fs::remove_file(&path);
             }
             continue;
         }
-        last_seen = last_seen.max(seq);
-        let path = dir.join(segment_name(seq));
-        let empty = fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(false);
-        if empty && repair {
-            let _ = fs::remove_file(&path);
-        } else if !empty {
-            adopted.push(seq);
+        match judge_unlisted(&path, seq, manifest, read_format)? {
+            Unlisted::Empty => {
+                if repair {
+                    let _ = fs::remove_file(&path);
+                } else {
+                    last_seen = last_seen.max(seq);
+                }
+            }
+            Unlisted::Ours => {
+                last_seen = last_seen.max(seq);
+                adopted.push(seq);
+            }
         }
     }
     let mut segment_bytes = 0;
     for seq in &manifest.segments {
-        let path = dir.join(segment_name(*seq));
+        let name = segment_name(*seq);
+        let path = dir.join(&name);
         segment_bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        files.push((path, FileKind::Committed));
+        files.push(ToRead {
+            path,
+            kind: FileKind::Committed,
+            sum: sum(&name),
+        });
     }
     for seq in &adopted {
         let path = dir.join(segment_name(*seq));
         segment_bytes += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        files.push((path, FileKind::Adopted));
+        files.push(ToRead {
+            path,
+            kind: FileKind::Adopted,
+            sum: None,
+        });
     }
     Ok(Plan {
         files,
@@ -604,55 +848,121 @@ fn plan(dir: &Path, manifest: &Manifest, repair: bool) -> Result<Plan, StoreErro
     })
 }
 
-/// Reads one file's versions into `out`, in batches of up to `batch`.
-/// A damaged snapshot or committed segment is an error; an adopted
-/// segment's torn tail is cut off (with `repair`, from the file too).
-fn read_file(
-    path: &Path,
-    kind: FileKind,
+/// How the versions of a file are handed on.
+struct Reading<'a> {
+    /// Stored type indexes to the pipeline's; a stored index past its end
+    /// is damage (or a manifest that lists too few types).
+    types: &'a [TypeId],
+    /// Whether versions are remapped to the pipeline's types (else only
+    /// checked, and handed on as stored).
+    remap: bool,
+    /// Whether a torn tail of an adopted segment is cut off the file too.
     repair: bool,
     batch: usize,
-    out: &mut dyn FnMut(Vec<Observation>) -> bool,
+}
+
+/// Reads one file's versions into `out`, in batches. A damaged snapshot or
+/// committed segment is an error, as is one whose length or checksum is not
+/// the recorded one; an adopted segment's torn tail is cut off. `out`
+/// returns false to stop early.
+fn read_file(
+    file: &ToRead,
+    how: &Reading,
+    out: &mut dyn FnMut(Vec<Observation>) -> Result<bool, StoreError>,
 ) -> Result<(), StoreError> {
-    let file = File::open(path).map_err(io(path))?;
-    let mut reader = FrameReader::new(BufReader::with_capacity(1 << 20, file));
-    let mut versions = Vec::with_capacity(batch);
-    while let Some(obs) = reader.next::<Observation>().map_err(io(path))? {
+    let path = file.path.as_path();
+    let opened = File::open(path).map_err(io(path))?;
+    let mut summing = SummingReader::new(BufReader::with_capacity(1 << 20, opened));
+    let (prefix, header_bytes) = if file.kind.is_segment() {
+        match segment::read_start(&mut summing).map_err(io(path))? {
+            Start::Header(h, size) => {
+                let named = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(parse_segment_name);
+                if named != Some(h.seq) {
+                    return Err(damaged(
+                        path,
+                        format!("its header says segment {}, which is not its name", h.seq),
+                    ));
+                }
+                (Vec::new(), size)
+            }
+            Start::Legacy(bytes) => (bytes, 0),
+            Start::Damaged => return Err(damaged(path, "has a damaged segment header")),
+        }
+    } else {
+        (Vec::new(), 0)
+    };
+    let mut reader = FrameReader::new(std::io::Cursor::new(prefix).chain(&mut summing));
+    let mut versions = Vec::with_capacity(how.batch);
+    let mut stopped = false;
+    while let Some(mut obs) = reader.next::<Observation>().map_err(io(path))? {
+        map_types(&mut obs, how.types, how.remap).map_err(|index| {
+            damaged(
+                path,
+                format!(
+                    "a record of {}/{} uses identifier type index {index}, but the MANIFEST lists only {} identifier types",
+                    obs.source,
+                    obs.id,
+                    how.types.len()
+                ),
+            )
+        })?;
         versions.push(obs);
-        if versions.len() == batch
-            && !out(std::mem::replace(&mut versions, Vec::with_capacity(batch)))
+        if versions.len() == how.batch
+            && !out(std::mem::replace(
+                &mut versions,
+                Vec::with_capacity(how.batch),
+            ))?
         {
-            return Ok(());
+            stopped = true;
+            break;
         }
     }
-    if !versions.is_empty() {
-        out(versions);
+    if !stopped && !versions.is_empty() && !out(versions)? {
+        stopped = true;
     }
-    if reader.torn() {
-        if kind != FileKind::Adopted {
-            return Err(StoreError::Corrupt {
-                path: path.display().to_string(),
-                message: "a committed state file is damaged".into(),
-            });
+    let (torn, valid) = (reader.torn(), header_bytes + reader.valid_bytes());
+    drop(reader);
+    if torn {
+        if file.kind != FileKind::Adopted {
+            return Err(damaged(
+                path,
+                "a committed state file is damaged (a frame fails its checksum or is cut)",
+            ));
         }
-        tracing::warn!(path = %path.display(), valid_bytes = reader.valid_bytes(), "cutting a torn tail off a log segment");
-        if repair {
+        tracing::warn!(path = %path.display(), valid_bytes = valid, "cutting a torn tail off a log segment");
+        if how.repair {
             let f = OpenOptions::new()
                 .write(true)
                 .open(path)
                 .map_err(io(path))?;
-            f.set_len(reader.valid_bytes()).map_err(io(path))?;
+            f.set_len(valid).map_err(io(path))?;
+        }
+        return Ok(());
+    }
+    if let (Some(sum), false) = (&file.sum, stopped) {
+        let (bytes, crc32) = summing.finish().map_err(io(path))?;
+        if bytes != sum.bytes || crc32 != sum.crc32 {
+            return Err(damaged(
+                path,
+                format!(
+                    "holds {bytes} bytes with CRC-32 {crc32:08x}; the MANIFEST committed {} bytes with CRC-32 {:08x}",
+                    sum.bytes, sum.crc32
+                ),
+            ));
         }
     }
     Ok(())
 }
 
 /// Every version of one file (see [`read_file`]).
-fn read_all(path: &Path, kind: FileKind, repair: bool) -> Result<Vec<Observation>, StoreError> {
+fn read_all(file: &ToRead, how: &Reading) -> Result<Vec<Observation>, StoreError> {
     let mut versions = Vec::new();
-    read_file(path, kind, repair, 4096, &mut |mut b| {
+    read_file(file, how, &mut |mut b| {
         versions.append(&mut b);
-        true
+        Ok(true)
     })?;
     Ok(versions)
 }
@@ -663,12 +973,25 @@ struct Found {
     last_segment: u64,
 }
 
-/// Every version of a state, in memory (for tools and repartitioning).
-fn read_versions(dir: &Path, manifest: &Manifest, repair: bool) -> Result<Found, StoreError> {
-    let plan = plan(dir, manifest, repair)?;
+/// Every version of a state, in memory (for tools and repartitioning),
+/// with its types mapped through `types`.
+fn read_versions(
+    dir: &Path,
+    manifest: &Manifest,
+    types: &[TypeId],
+    repair: bool,
+) -> Result<Found, StoreError> {
+    verify_lengths(dir, manifest)?;
+    let plan = plan(dir, manifest, manifest.format, repair)?;
+    let how = Reading {
+        types,
+        remap: true,
+        repair,
+        batch: 4096,
+    };
     let mut versions = Vec::new();
-    for (path, kind) in &plan.files {
-        versions.append(&mut read_all(path, *kind, repair)?);
+    for file in &plan.files {
+        versions.append(&mut read_all(file, &how)?);
     }
     Ok(Found {
         versions,
@@ -694,9 +1017,13 @@ impl std::ops::Deref for StoredBatch {
 
 /// Versions read by a thread of their own while the engine applies them:
 /// decoding overlaps applying, and memory holds a few batches, not the state.
+/// The stream ends with an error, never early, if that thread fails.
 pub struct VersionStream {
     batches: std::sync::mpsc::Receiver<Result<StoredBatch, StoreError>>,
     reader: Option<std::thread::JoinHandle<()>>,
+    /// Set once the reader has sent its last batch, so that a reader that
+    /// stops without saying so is told from one that finished.
+    finished: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Iterator for VersionStream {
@@ -706,43 +1033,82 @@ impl Iterator for VersionStream {
         match self.batches.recv() {
             Ok(item) => Some(item),
             Err(_) => {
-                if let Some(r) = self.reader.take() {
-                    let _ = r.join();
+                let joined = self.reader.take().map(|r| r.join());
+                let finished = self.finished.load(std::sync::atomic::Ordering::Acquire);
+                match joined {
+                    Some(Err(panic)) => Some(Err(StoreError::Restore {
+                        message: format!("the restore thread panicked: {}", panic_message(&panic)),
+                    })),
+                    Some(Ok(())) if !finished => Some(Err(StoreError::Restore {
+                        message: "the restore thread stopped before the last file".into(),
+                    })),
+                    _ => None,
                 }
-                None
             }
         }
     }
 }
 
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
 impl VersionStream {
-    fn start(files: Vec<(PathBuf, FileKind)>, type_map: Vec<TypeId>) -> VersionStream {
+    fn start(files: Vec<ToRead>, type_map: Vec<TypeId>) -> VersionStream {
         let (tx, batches) = std::sync::mpsc::sync_channel(8);
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = finished.clone();
         let reader = std::thread::Builder::new()
             .name("kith-restore".into())
             .spawn(move || {
-                for (path, kind) in files {
-                    let committed = kind != FileKind::Adopted;
-                    let sent = read_file(&path, kind, true, 4096, &mut |mut b| {
-                        for v in &mut b {
-                            remap_types(v, &type_map);
-                        }
-                        tx.send(Ok(StoredBatch {
-                            versions: b,
-                            committed,
-                        }))
-                        .is_ok()
+                let how = Reading {
+                    types: &type_map,
+                    remap: true,
+                    repair: true,
+                    batch: 4096,
+                };
+                for file in files {
+                    let committed = file.kind != FileKind::Adopted;
+                    let sent = read_file(&file, &how, &mut |b| {
+                        Ok(tx
+                            .send(Ok(StoredBatch {
+                                versions: b,
+                                committed,
+                            }))
+                            .is_ok())
                     });
                     if let Err(e) = sent {
                         let _ = tx.send(Err(e));
+                        done.store(true, std::sync::atomic::Ordering::Release);
                         return;
                     }
                 }
-            })
-            .expect("the restore thread starts");
-        VersionStream {
-            batches,
-            reader: Some(reader),
+                done.store(true, std::sync::atomic::Ordering::Release);
+            });
+        match reader {
+            Ok(reader) => VersionStream {
+                batches,
+                reader: Some(reader),
+                finished,
+            },
+            Err(e) => {
+                // No thread: the stream is that one error.
+                let (tx, batches) = std::sync::mpsc::sync_channel(1);
+                let _ = tx.send(Err(StoreError::Restore {
+                    message: format!("the restore thread cannot start: {e}"),
+                }));
+                finished.store(true, std::sync::atomic::Ordering::Release);
+                VersionStream {
+                    batches,
+                    reader: None,
+                    finished,
+                }
+            }
         }
     }
 
@@ -756,20 +1122,29 @@ impl VersionStream {
     }
 }
 
-fn remap_types(v: &mut Observation, map: &[TypeId]) {
+/// Checks (and with `remap`, maps) every type index of a stored version;
+/// `Err` with the first index the map does not cover.
+fn map_types(v: &mut Observation, map: &[TypeId], remap: bool) -> Result<(), u16> {
     if let Some(body) = &mut v.body {
         for i in body.identifiers.iter_mut().chain(
             body.relationships
                 .iter_mut()
                 .flat_map(|r| r.identifiers.iter_mut()),
         ) {
-            i.type_id = map[i.type_id.0 as usize];
+            match map.get(i.type_id.0 as usize) {
+                Some(t) if remap => i.type_id = *t,
+                Some(_) => {}
+                None => return Err(i.type_id.0),
+            }
         }
-        body.identifiers.sort();
-        for r in &mut body.relationships {
-            r.identifiers.sort();
+        if remap {
+            body.identifiers.sort();
+            for r in &mut body.relationships {
+                r.identifiers.sort();
+            }
         }
     }
+    Ok(())
 }
 
 fn unmap_types(v: &mut Observation, map: &[TypeId]) {

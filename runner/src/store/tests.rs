@@ -13,6 +13,15 @@ fn open(dir: &Path, p: &Pipeline) -> (Store, Vec<Observation>) {
     (o.store, o.versions.collect_all().unwrap())
 }
 
+/// A segment's frames without its header: what a format 2 runner wrote.
+fn without_header(path: &Path) -> Vec<u8> {
+    let bytes = fs::read(path).unwrap();
+    match segment::read_start(&mut &bytes[..]).unwrap() {
+        segment::Start::Header(_, size) => bytes[size as usize..].to_vec(),
+        _ => panic!("a segment of this runner has a header"),
+    }
+}
+
 fn version(p: &Pipeline, id: u32) -> Observation {
     let line = format!(
         r#"{{"source":"crm","id":"{id}","ts":"2026-01-01T00:00:00Z","kind":"person","identifiers":[{{"type":"email","value":"p{id}@x.io"}},{{"type":"phone","value":"41555501{:02}"}}]}}"#,
@@ -233,12 +242,14 @@ fn a_format_1_state_is_read_and_upgraded() {
     store.append(&version(&p, 5)).unwrap();
     store.sync().unwrap();
     drop(store);
-    // What a format-1 runner left: its manifest and `log-<generation>.bin`.
-    fs::rename(
-        dir.path().join(segment_name(1)),
+    // What a format-1 runner left: its manifest and `log-<generation>.bin`,
+    // frames with no segment header.
+    fs::write(
         dir.path().join("log-0.bin"),
+        without_header(&dir.path().join(segment_name(1))),
     )
     .unwrap();
+    fs::remove_file(dir.path().join(segment_name(1))).unwrap();
     let _ = fs::remove_file(dir.path().join(segment_name(2)));
     fs::write(
         dir.path().join("MANIFEST"),
@@ -248,8 +259,13 @@ fn a_format_1_state_is_read_and_upgraded() {
     let (_, found) = open(dir.path(), &p);
     assert_eq!(found, vec![version(&p, 5)]);
     let m = Manifest::read(dir.path()).unwrap().unwrap();
-    assert_eq!(m.format, 2);
+    assert_eq!(m.format, manifest::FORMAT);
     assert!(!m.state_id.is_empty());
+    assert_eq!(
+        m.sums.len(),
+        m.files().len(),
+        "the upgrade records the sums of the files it found"
+    );
 }
 
 #[test]
