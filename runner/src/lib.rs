@@ -15,6 +15,7 @@ pub mod admin;
 pub mod checkpoint;
 pub mod engine;
 pub mod evaluate;
+pub mod failpoint;
 pub mod generate;
 pub mod json;
 pub mod kubernetes;

@@ -541,3 +541,47 @@ fn an_input_that_is_the_runs_own_dead_letter_or_change_feed_file_is_refused() {
     assert_eq!(std::fs::metadata(&dead).unwrap().len(), dead_bytes);
     assert_eq!(std::fs::metadata(&feed).unwrap().len(), feed_bytes);
 }
+
+#[test]
+fn a_panic_in_any_runner_thread_stops_the_run_with_the_reason_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = generate(300, 8);
+    let input = dir.path().join("input.jsonl");
+    write_lines(&input, &lines);
+    let reference = support::runner::reference_export(&input, dir.path());
+    let pipeline = example("canonical/pipeline.yaml");
+    let state = dir.path().join("state");
+    run_input(&pipeline, &input, &state);
+    let before = std::fs::read(state.join("MANIFEST")).unwrap();
+
+    for (failpoint, thread) in [
+        ("restore", "kith-restore"),
+        ("decode", "kith-decode"),
+        ("checkpoint", "kith-checkpoint"),
+    ] {
+        let ran = output(
+            &[
+                "run",
+                &pipeline,
+                "--input",
+                input.to_str().unwrap(),
+                "--state",
+                state.to_str().unwrap(),
+            ],
+            &[("KITH_FAILPOINT", failpoint)],
+        );
+        let err = String::from_utf8_lossy(&ran.stderr);
+        assert_eq!(ran.status.code(), Some(70), "{failpoint}: {err}");
+        assert!(
+            err.contains(&format!("the {thread} thread panicked")) && err.contains(failpoint),
+            "the reason is given: {err}"
+        );
+        assert!(ran.stdout.is_empty(), "no summary line after a panic");
+        assert_eq!(
+            std::fs::read(state.join("MANIFEST")).unwrap(),
+            before,
+            "{failpoint}: nothing was committed"
+        );
+        assert_eq!(export(&state), reference, "{failpoint}: nothing was lost");
+    }
+}

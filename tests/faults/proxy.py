@@ -54,7 +54,7 @@ HOP_BY_HOP = frozenset(
     )
 )
 
-KINDS = ("throttle", "concurrent_modification", "unprocessed", "lose_response", "outage", "delay")
+KINDS = ("throttle", "concurrent_modification", "unprocessed", "lose_response", "outage", "delay", "error")
 KIND_KEYS = {
     "throttle": {"error"},
     "concurrent_modification": set(),
@@ -62,8 +62,9 @@ KIND_KEYS = {
     "lose_response": {"mode"},
     "outage": {"seconds", "mode"},
     "delay": {"ms"},
+    "error": {"status"},
 }
-COMMON_KEYS = {"kind", "rate", "count", "match"}
+COMMON_KEYS = {"kind", "rate", "count", "match", "path", "method"}
 LOSE_MODES = ("close", "reset", "partial")
 OUTAGE_MODES = ("reset", "503")
 
@@ -434,6 +435,8 @@ class Fault:
         self.count = spec.get("count")
         self.match = spec.get("match")
         self.match_bytes = self.match.encode() if self.match is not None else None
+        self.path = spec.get("path")
+        self.method = spec.get("method")
         self.spec = spec
         self.injected = 0
 
@@ -441,6 +444,10 @@ class Fault:
         return self.count is not None and self.injected >= self.count
 
     def matches(self, req: Request) -> bool:
+        if self.path is not None and self.path not in req.path:
+            return False
+        if self.method is not None and self.method != req.method:
+            return False
         if self.match is None:
             return True
         return self.match in req.amz_target or self.match_bytes in req.body
@@ -487,6 +494,14 @@ def normalise_plan(raw) -> dict:
             if not isinstance(spec["match"], str) or not spec["match"]:
                 _fail(f"{where}.match must be a non-empty string")
             norm["match"] = spec["match"]
+        if "path" in spec and spec["path"] is not None:
+            if not isinstance(spec["path"], str) or not spec["path"]:
+                _fail(f"{where}.path must be a non-empty string")
+            norm["path"] = spec["path"]
+        if "method" in spec and spec["method"] is not None:
+            if spec["method"] not in ("GET", "PUT", "POST", "DELETE", "HEAD"):
+                _fail(f"{where}.method must be one of GET, PUT, POST, DELETE, HEAD")
+            norm["method"] = spec["method"]
         if kind == "throttle" and spec.get("error") is not None:
             if spec["error"] not in THROTTLE_ERRORS:
                 _fail(f"{where}.error must be one of {', '.join(THROTTLE_ERRORS)}")
@@ -505,6 +520,11 @@ def normalise_plan(raw) -> dict:
             if mode not in OUTAGE_MODES:
                 _fail(f"{where}.mode must be one of {', '.join(OUTAGE_MODES)}")
             norm["mode"] = mode
+        if kind == "error":
+            status = spec.get("status")
+            if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+                _fail(f"{where}.status must be an HTTP error status from 400 to 599")
+            norm["status"] = status
         if kind == "delay":
             ms = spec.get("ms")
             if isinstance(ms, bool) or not isinstance(ms, (int, float)) or ms < 0:
@@ -774,6 +794,13 @@ class Proxy:
                 name = error if error in NEPTUNE_THROTTLES else NEPTUNE_DEFAULT_THROTTLE
                 resp = neptune_error(name)
             log(f"{what}: {resp.status} {name}")
+            await self.send(writer, req, resp, req.keep_alive)
+            return req.keep_alive
+
+        if kind == "error":
+            status = fault.spec["status"]
+            resp = json_response(status, {"message": f"fault proxy: injected error {status}"})
+            log(f"{what}: {status}")
             await self.send(writer, req, resp, req.keep_alive)
             return req.keep_alive
 

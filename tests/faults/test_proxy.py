@@ -388,6 +388,21 @@ def test_match_on_target_and_on_body(proxy, upstream):
     assert [f["injected"] for f in proxy.state()["plan"]["faults"]] == [1, 1]
 
 
+def test_match_on_path_and_method(proxy, upstream):
+    proxy.plan({"faults": [{"kind": "throttle", "path": "_metadata", "method": "PUT"}]})
+    assert proxy.gremlin("g.V('x')")[0] == 200, "another path passes"
+    assert proxy.request("GET", "/bucket/chk-1/_metadata")[0] == 200, "another method passes"
+    assert proxy.request("PUT", "/bucket/chk-1/_metadata", b"{}")[0] == 500
+    proxy.plan({"faults": [{"kind": "error", "status": 403, "path": "wal-", "count": 1}]})
+    status, _, body = proxy.request("GET", "/bucket/shared/s/wal-0000000001.bin")
+    assert status == 403 and b"injected error 403" in body
+    assert proxy.request("GET", "/bucket/shared/s/wal-0000000001.bin")[0] == 200, "count reached"
+    assert len([r for r in upstream.requests() if "wal-" in r["path"]]) == 1
+    assert proxy.state()["plan"]["faults"][0]["injected"] == 1
+    with pytest.raises(AssertionError):
+        proxy.plan({"faults": [{"kind": "throttle", "method": "PATCH"}]})
+
+
 def test_count_and_first_fault_that_fires_applies(proxy):
     proxy.plan(
         {

@@ -228,6 +228,7 @@ impl Worker {
     }
 
     fn run(&mut self, job: Job) -> Completed {
+        crate::failpoint::hit("checkpoint");
         let started = Instant::now();
         self.last_id += 1;
         let id = self.last_id;

@@ -14,7 +14,7 @@ use crate::output::ChangeFeed;
 use crate::sink::Sinks;
 use crate::source::kafka::KafkaStatus;
 use crate::source::Positions;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -63,6 +63,9 @@ fn later(at: Instant, after: Duration) -> Instant {
         .unwrap_or_else(|| at + Duration::from_secs(365 * 24 * 3600))
 }
 
+/// How often a log stalled on a full file system is tried again.
+const STALL_RETRY: Duration = Duration::from_millis(500);
+
 /// A sink whose oldest unwritten change is older than this makes the
 /// runner not ready.
 const SINK_BEHIND: Duration = Duration::from_secs(10);
@@ -73,6 +76,7 @@ impl EngineLoop<'_> {
         let mut events = Vec::new();
         let mut next_checkpoint = later(Instant::now(), self.interval);
         let mut next_gauges = Instant::now();
+        let mut next_retry = Instant::now();
         loop {
             if self.fence.as_ref().is_some_and(|f| f.lost()) {
                 return Err(RunError::LeaseLost);
@@ -86,12 +90,30 @@ impl EngineLoop<'_> {
             // no input is taken (the bounded queues behind it fill and the
             // source waits) until its store catches up, but probes, lookups
             // and gauges go on.
-            let held = self.sinks.as_ref().is_some_and(Sinks::full);
-            if held {
-                if let Some(store) = &mut self.store {
-                    store.write_through()?;
+            //
+            // A log that cannot be written (its file system is full) holds
+            // the engine back the same way, until space is freed: what it
+            // gathered stays in memory and is written then.
+            let stalled = match &mut self.store {
+                Some(store) if store.stalled().is_some() => {
+                    if Instant::now() >= next_retry {
+                        next_retry = Instant::now() + STALL_RETRY;
+                        !store.retry()?
+                    } else {
+                        true
+                    }
                 }
-                if let Some(sinks) = &mut self.sinks {
+                _ => false,
+            };
+            if stalled {
+                self.refresh_gauges();
+                std::thread::sleep(TICK);
+            } else if self.sinks.as_ref().is_some_and(Sinks::full) {
+                let logged = match &mut self.store {
+                    Some(store) => store.write_through()?,
+                    None => true,
+                };
+                if let (Some(sinks), true) = (&mut self.sinks, logged) {
                     sinks.relieve(self.engine);
                 }
                 std::thread::sleep(TICK);
@@ -99,18 +121,23 @@ impl EngineLoop<'_> {
                 match batches.recv_timeout(TICK) {
                     Ok(batch) => self.apply(batch, &mut events)?,
                     Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        if self.store.as_ref().is_none_or(|s| s.stalled().is_none()) {
+                            break;
+                        }
+                    }
                 }
             }
             if let Some(sinks) = &mut self.sinks {
                 // No store may hold the effect of a version the log lacks:
                 // after a crash, the log's versions are what is re-sent.
-                if sinks.flush_due() {
-                    if let Some(store) = &mut self.store {
-                        store.write_through()?;
-                    }
+                let logged = match &mut self.store {
+                    Some(store) if sinks.flush_due() => store.write_through()?,
+                    _ => true,
+                };
+                if logged {
+                    sinks.tick(self.engine);
                 }
-                sinks.tick(self.engine);
             }
             while let Ok(request) = self.admin.try_recv() {
                 self.answer(request)?;
@@ -206,7 +233,13 @@ impl EngineLoop<'_> {
             return Ok(());
         };
         let mark = Instant::now();
-        let segments = store.seal()?;
+        // No checkpoint while the log cannot be written: its positions
+        // would cover versions no segment holds.
+        let segments = match store.seal() {
+            Ok(segments) => segments,
+            Err(StoreError::Full { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
         let sinks = self
             .sinks
             .as_mut()
@@ -285,7 +318,14 @@ impl EngineLoop<'_> {
                     ));
                     return Ok(());
                 };
-                let segments = store.seal()?;
+                let segments = match store.seal() {
+                    Ok(segments) => segments,
+                    Err(e @ StoreError::Full { .. }) => {
+                        let _ = reply.send(Err(format!("no savepoint now: {e}")));
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let sinks = self
                     .sinks
                     .as_mut()
@@ -309,6 +349,10 @@ impl EngineLoop<'_> {
         self.metrics
             .set_profiles(self.engine.profile_count() as u64);
         self.metrics.set_records(self.engine.live_records() as u64);
+        if let Some(why) = self.store.as_ref().and_then(Store::stalled) {
+            self.health.set_not_ready(why);
+            return;
+        }
         if let Some(status) = &self.kafka_status {
             for (topic, partition, lag) in status.lag(&self.positions) {
                 self.metrics.set_lag(&topic, partition, lag);

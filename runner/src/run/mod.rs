@@ -372,6 +372,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             let handle = std::thread::Builder::new()
                 .name("kith-decode".into())
                 .spawn(move || {
+                    crate::failpoint::hit("decode");
                     decode::decode_lines(
                         reader,
                         &input_name,

@@ -58,17 +58,58 @@ impl Committer {
         self.compact(pipeline).map(Some)
     }
 
-    /// Folds every committed segment into a new snapshot generation.
+    /// Folds every committed segment into a new snapshot generation. A
+    /// failure (a full disk, a damaged file) leaves the state as it was and
+    /// removes the scratch files, so that they do not keep the disk full.
     pub fn compact(&self, pipeline: &Pipeline) -> Result<Compacted, StoreError> {
         let m = self.manifest();
         let next = m.generation() + 1;
-        let groups = m.key_groups;
-        let folded = m.segments.clone();
         let work = self.dir.join(format!("compact-{next}.tmp"));
-        split_by_key_group(self, &m, &work, groups)?;
-
         let snap_tmp = self.dir.join(format!("snapshot-{next}.tmp"));
-        let mut files = GroupFiles::create(&snap_tmp, groups)?;
+        let folded = self.fold(pipeline, &m, &work, &snap_tmp);
+        let _ = fs::remove_dir_all(&work);
+        let (sums, kept, dropped) = match folded {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&snap_tmp);
+                return Err(e);
+            }
+        };
+        install(&snap_tmp, &self.dir.join(format!("snapshot-{next}")))?;
+        let folded = m.segments.clone();
+        let previous = {
+            let mut m = self.manifest.lock().expect("manifest lock");
+            // Segments committed while this ran stay listed.
+            m.remove_segments(|s| folded.contains(&s));
+            let previous = m.install_snapshot(next, sums);
+            m.compacted_through = m
+                .compacted_through
+                .max(folded.iter().copied().max().unwrap_or(0));
+            m.write(&self.dir)?;
+            previous
+        };
+        remove_replaced(&self.dir, folded.iter().copied(), previous);
+        Ok(Compacted {
+            generation: next,
+            segments_folded: folded.len(),
+            versions_kept: kept,
+            versions_dropped: dropped,
+        })
+    }
+
+    /// Writes the new snapshot's files into `snap_tmp`: the snapshot's and
+    /// the segments' versions merged, each key's greatest kept.
+    fn fold(
+        &self,
+        pipeline: &Pipeline,
+        m: &super::Manifest,
+        work: &Path,
+        snap_tmp: &Path,
+    ) -> Result<(Vec<super::FileSum>, u64, u64), StoreError> {
+        let next = m.generation() + 1;
+        let groups = m.key_groups;
+        split_by_key_group(self, m, work, groups)?;
+        let mut files = GroupFiles::create(snap_tmp, groups)?;
         let (mut kept, mut dropped) = (0u64, 0u64);
         for k in 0..groups {
             let mut current: HashMap<(String, String), Observation> = HashMap::new();
@@ -118,28 +159,7 @@ impl Committer {
                 kept += 1;
             }
         }
-        let sums = snapshot_sums(next, files.finish(true)?);
-        install(&snap_tmp, &self.dir.join(format!("snapshot-{next}")))?;
-        let _ = fs::remove_dir_all(&work);
-
-        let previous = {
-            let mut m = self.manifest.lock().expect("manifest lock");
-            // Segments committed while this ran stay listed.
-            m.remove_segments(|s| folded.contains(&s));
-            let previous = m.install_snapshot(next, sums);
-            m.compacted_through = m
-                .compacted_through
-                .max(folded.iter().copied().max().unwrap_or(0));
-            m.write(&self.dir)?;
-            previous
-        };
-        remove_replaced(&self.dir, folded.iter().copied(), previous);
-        Ok(Compacted {
-            generation: next,
-            segments_folded: folded.len(),
-            versions_kept: kept,
-            versions_dropped: dropped,
-        })
+        Ok((snapshot_sums(next, files.finish(true)?), kept, dropped))
     }
 }
 

@@ -39,12 +39,6 @@ impl<W: Write> FrameWriter<W> {
         Ok(self.buf.len())
     }
 
-    /// Writes a frame made by [`encode_frame`].
-    pub fn write_encoded(&mut self, frame: &[u8]) -> io::Result<usize> {
-        self.inner.write_all(frame)?;
-        Ok(frame.len())
-    }
-
     pub fn inner_mut(&mut self) -> &mut W {
         &mut self.inner
     }

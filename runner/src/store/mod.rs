@@ -38,6 +38,7 @@ mod frame;
 mod lock;
 mod manifest;
 mod segment;
+mod segment_writer;
 
 pub use checksum::{file_crc32, FileSum};
 pub use compact::Compacted;
@@ -51,6 +52,7 @@ use crate::source::Positions;
 use checksum::{Summing, SummingReader};
 use frame::{FrameReader, FrameWriter};
 use segment::{SegmentHeader, Start};
+use segment_writer::{is_full, SegmentWriter, GATHER_BYTES};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -83,6 +85,8 @@ pub enum StoreError {
     Damaged { path: String, message: String },
     #[error("restoring the state failed: {message}")]
     Restore { message: String },
+    #[error("state directory {path}: {reason}")]
+    Full { path: String, reason: String },
 }
 
 /// A damaged or inconsistent file: the message says what was expected.
@@ -107,7 +111,7 @@ pub fn key_group(source: &str, id: &str, key_groups: u32) -> u32 {
 pub struct Store {
     dir: PathBuf,
     manifest: Arc<Mutex<Manifest>>,
-    log: FrameWriter<BufWriter<File>>,
+    log: SegmentWriter,
     log_seq: u64,
     /// Bytes in the open segment: an empty one is not sealed.
     open_bytes: u64,
@@ -119,6 +123,9 @@ pub struct Store {
     type_map: Vec<TypeId>,
     /// Written into each new segment's header.
     state_id: String,
+    /// Why the log cannot be written now (its file system is full): the
+    /// engine takes no input until [`Store::retry`] succeeds.
+    stalled: Option<String>,
 }
 
 /// What opening a state found.
@@ -195,6 +202,7 @@ impl Store {
                 sealed: plan.adopted,
                 type_map,
                 state_id,
+                stalled: None,
             },
             versions: VersionStream::start(plan.files, stored_map),
             positions,
@@ -227,16 +235,68 @@ impl Store {
     /// Appends an accepted version to the write-ahead log.
     pub fn append(&mut self, version: &Observation) -> Result<(), StoreError> {
         let n = if self.accepts_encoded() {
-            self.log.write(version)
+            self.log.append(version)
         } else {
             let mut stored = version.clone();
             unmap_types(&mut stored, &self.type_map);
-            self.log.write(&stored)
+            self.log.append(&stored)
         }
         .map_err(io(&self.dir))?;
+        self.gathered(n)
+    }
+
+    /// Counts an appended frame and hands the gathered ones to the system
+    /// once there are enough (unless the log is stalled: then they wait).
+    fn gathered(&mut self, n: usize) -> Result<(), StoreError> {
         self.log_bytes += n as u64;
         self.open_bytes += n as u64;
+        if self.log.pending() >= GATHER_BYTES && self.stalled.is_none() {
+            self.flush_log()?;
+        }
         Ok(())
+    }
+
+    /// Hands the gathered frames to the operating system: `Ok(false)` when
+    /// the file system is full (the frames stay gathered, the store stalls).
+    fn flush_log(&mut self) -> Result<bool, StoreError> {
+        match self.log.flush() {
+            Ok(()) => {
+                if self.stalled.take().is_some() {
+                    tracing::info!(path = %self.dir.display(), "space in the state directory again: applying resumes");
+                }
+                Ok(true)
+            }
+            Err(e) if is_full(&e) => {
+                if self.stalled.is_none() {
+                    tracing::error!(path = %self.log.path().display(), error = %e, "the state directory's file system is full: applying is paused until space is freed");
+                }
+                self.stalled = Some(format!(
+                    "the state directory's file system is full ({e}): applying is paused until space is freed; nothing is lost"
+                ));
+                Ok(false)
+            }
+            Err(e) => Err(io(self.log.path())(e)),
+        }
+    }
+
+    /// Why the log cannot be written now, if it cannot.
+    pub fn stalled(&self) -> Option<&str> {
+        self.stalled.as_deref()
+    }
+
+    /// Tries the gathered frames again; true once the log is written.
+    pub fn retry(&mut self) -> Result<bool, StoreError> {
+        self.flush_log()
+    }
+
+    fn full(&self) -> StoreError {
+        StoreError::Full {
+            path: self.dir.display().to_string(),
+            reason: self
+                .stalled
+                .clone()
+                .unwrap_or_else(|| "the file system is full".into()),
+        }
     }
 
     /// Whether versions can be encoded without this store (see [`encode_version`]):
@@ -252,24 +312,25 @@ impl Store {
     /// [`Store::accepts_encoded`] holds.
     pub fn append_encoded(&mut self, frame: &[u8]) -> Result<(), StoreError> {
         debug_assert!(self.accepts_encoded());
-        let n = self.log.write_encoded(frame).map_err(io(&self.dir))?;
-        self.log_bytes += n as u64;
-        self.open_bytes += n as u64;
-        Ok(())
+        let n = self.log.append_encoded(frame);
+        self.gathered(n)
     }
 
     /// Hands everything appended so far to the operating system (no fsync):
     /// a killed process loses none of it. Sinks call this before a flush,
     /// so that no store ever holds the effect of a version the log lacks.
-    pub fn write_through(&mut self) -> Result<(), StoreError> {
-        self.log.inner_mut().flush().map_err(io(&self.dir))
+    /// `Ok(false)` when the file system is full: then nothing may be
+    /// flushed to a sink until [`Store::retry`] succeeds.
+    pub fn write_through(&mut self) -> Result<bool, StoreError> {
+        self.flush_log()
     }
 
     /// Makes everything appended so far durable (the open segment included).
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        let w = self.log.inner_mut();
-        w.flush().map_err(io(&self.dir))?;
-        w.get_ref().sync_data().map_err(io(&self.dir))
+        if !self.flush_log()? {
+            return Err(self.full());
+        }
+        self.log.sync().map_err(io(&self.dir))
     }
 
     /// Bytes in the write-ahead log since the last snapshot.
@@ -283,10 +344,25 @@ impl Store {
     pub fn seal(&mut self) -> Result<Vec<u64>, StoreError> {
         // An idle pipeline does not leave a trail of empty segments.
         if self.open_bytes > 0 {
-            self.log.inner_mut().flush().map_err(io(&self.dir))?;
+            if !self.flush_log()? {
+                return Err(self.full());
+            }
+            // The next segment exists before this one counts as sealed: a
+            // failure leaves the store appending where it was.
+            let next = match open_segment(&self.dir, self.log_seq + 1, &self.state_id) {
+                Ok(next) => next,
+                Err(StoreError::Io { source, .. }) if is_full(&source) => {
+                    let _ = fs::remove_file(self.dir.join(segment_name(self.log_seq + 1)));
+                    self.stalled = Some(format!(
+                        "the state directory's file system is full ({source}): applying is paused until space is freed; nothing is lost"
+                    ));
+                    return Err(self.full());
+                }
+                Err(e) => return Err(e),
+            };
             self.sealed.push(self.log_seq);
             self.log_seq += 1;
-            self.log = open_segment(&self.dir, self.log_seq, &self.state_id)?;
+            self.log = next;
             self.open_bytes = 0;
         }
         Ok(std::mem::take(&mut self.sealed))
@@ -397,26 +473,13 @@ impl Committer {
 
 /// Creates segment `seq` with its header, handed to the operating system at
 /// once: a segment file on disk always says whose it is.
-fn open_segment(
-    dir: &Path,
-    seq: u64,
-    state_id: &str,
-) -> Result<FrameWriter<BufWriter<File>>, StoreError> {
+fn open_segment(dir: &Path, seq: u64, state_id: &str) -> Result<SegmentWriter, StoreError> {
     let path = dir.join(segment_name(seq));
-    let file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(&path)
-        .map_err(io(&path))?;
-    let mut log = FrameWriter::new(BufWriter::with_capacity(1 << 20, file));
     let header = SegmentHeader {
         state_id: state_id.to_string(),
         seq,
     };
-    segment::write_header(&mut log, &header).map_err(io(&path))?;
-    log.inner_mut().flush().map_err(io(&path))?;
-    Ok(log)
+    SegmentWriter::create(&path, &header).map_err(io(&path))
 }
 
 /// Writes one framed file per key group into `snap`, snapshot generation
@@ -430,13 +493,23 @@ pub(crate) fn write_snapshot(
     type_map: &[TypeId],
 ) -> Result<Vec<FileSum>, StoreError> {
     let tmp = snap.with_extension("tmp");
-    let mut files = GroupFiles::create(&tmp, groups)?;
-    for mut v in versions {
-        let k = key_group(&v.source, &v.id, groups);
-        unmap_types(&mut v, type_map);
-        files.write(k, &v)?;
-    }
-    let sums = files.finish(true)?;
+    let written = (|| {
+        let mut files = GroupFiles::create(&tmp, groups)?;
+        for mut v in versions {
+            let k = key_group(&v.source, &v.id, groups);
+            unmap_types(&mut v, type_map);
+            files.write(k, &v)?;
+        }
+        files.finish(true)
+    })();
+    let sums = match written {
+        Ok(sums) => sums,
+        Err(e) => {
+            // A full disk must not stay full of a snapshot never used.
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
     install(&tmp, snap)?;
     Ok(snapshot_sums(generation, sums))
 }
@@ -1075,6 +1148,7 @@ impl VersionStream {
                 for file in files {
                     let committed = file.kind != FileKind::Adopted;
                     let sent = read_file(&file, &how, &mut |b| {
+                        crate::failpoint::hit("restore");
                         Ok(tx
                             .send(Ok(StoredBatch {
                                 versions: b,
@@ -1178,5 +1252,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     fs::rename(&tmp, path).map_err(io(path))
 }
 
+#[cfg(test)]
+mod integrity_tests;
 #[cfg(test)]
 mod tests;

@@ -9,9 +9,9 @@
 //! first 4 bytes are a frame length, and `KITH` read as one is over the
 //! 64 MiB frame limit.
 
-use super::frame::{FrameReader, FrameWriter};
+use super::frame::FrameReader;
 use serde::{Deserialize, Serialize};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 pub const MAGIC: [u8; 8] = *b"KITHWAL3";
 
@@ -19,13 +19,6 @@ pub const MAGIC: [u8; 8] = *b"KITHWAL3";
 pub struct SegmentHeader {
     pub state_id: String,
     pub seq: u64,
-}
-
-/// Writes the magic bytes and the header frame; returns their size.
-pub fn write_header<W: Write>(w: &mut FrameWriter<W>, header: &SegmentHeader) -> io::Result<u64> {
-    w.inner_mut().write_all(&MAGIC)?;
-    let n = w.write(header)?;
-    Ok((MAGIC.len() + n) as u64)
 }
 
 /// What the start of a segment file holds.
