@@ -214,6 +214,33 @@ fn damaged_state_files_are_refused_by_name_and_restore_latest_is_the_way_out() {
         refused(&f, &state, name);
     }
 
+    // The MANIFEST itself cut, and a checkpoint's `_metadata` cut.
+    let state = copy_state(&f, "cut-manifest");
+    let manifest = std::fs::read(state.join("MANIFEST")).unwrap();
+    std::fs::write(state.join("MANIFEST"), &manifest[..manifest.len() / 2]).unwrap();
+    refused(&f, &state, "MANIFEST is not readable");
+    let checkpoints = f.root.join("cut-metadata");
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(&f.checkpoints)
+        .arg(&checkpoints)
+        .status()
+        .unwrap()
+        .success());
+    let folder = newest_checkpoint(&checkpoints);
+    let metadata = std::fs::read(folder.join("_metadata")).unwrap();
+    std::fs::write(folder.join("_metadata"), &metadata[..metadata.len() / 2]).unwrap();
+    let ran = restore(
+        &f.pipeline,
+        &f.root.join("from-cut"),
+        folder.to_str().unwrap(),
+    );
+    let err = String::from_utf8_lossy(&ran.stderr);
+    assert!(
+        !ran.status.success() && err.contains("not checkpoint metadata"),
+        "{err}"
+    );
+
     // A deleted MANIFEST beside the snapshot is damage, not a new state.
     let state = copy_state(&f, "no-manifest");
     std::fs::remove_file(state.join("MANIFEST")).unwrap();
