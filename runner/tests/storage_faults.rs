@@ -133,6 +133,11 @@ fn a_full_state_directory_pauses_the_runner_unready_and_it_resumes_exactly_when_
         readyz(&admin)
     );
     assert!(reason.contains("nothing is lost"), "{reason}");
+    let metrics = http(&admin, "GET", "/metrics").unwrap().1;
+    assert!(
+        metrics.contains("kith_state_stalled 1"),
+        "the stall is a metric too"
+    );
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert!(
         runner.try_wait().unwrap().is_none(),
@@ -150,6 +155,10 @@ fn a_full_state_directory_pauses_the_runner_unready_and_it_resumes_exactly_when_
         "ready again once space returns: {:?}",
         readyz(&admin)
     );
+    assert!(http(&admin, "GET", "/metrics")
+        .unwrap()
+        .1
+        .contains("kith_state_stalled 0"));
     // Standard input ends once everything is written.
     written_tx.send(()).unwrap();
     writer.join().unwrap();

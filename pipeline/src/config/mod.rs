@@ -47,6 +47,9 @@ impl ConfigError {
     }
 }
 
+/// The most key groups a pipeline (and so a state) may have.
+pub const MAX_KEY_GROUPS: u32 = 32768;
+
 /// A validated pipeline.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -145,10 +148,10 @@ impl Pipeline {
                 ),
             )
         })?;
-        if spec.key_groups == 0 || spec.key_groups > 32768 {
+        if spec.key_groups == 0 || spec.key_groups > MAX_KEY_GROUPS {
             return Err(ConfigError::invalid(
                 "keyGroups",
-                "must be between 1 and 32768",
+                format!("must be between 1 and {MAX_KEY_GROUPS}"),
             ));
         }
         let identifiers = IdentifierTypes::from_spec(&spec.identifiers)?;

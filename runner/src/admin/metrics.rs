@@ -42,6 +42,7 @@ pub struct Metrics {
     checkpoints_failed: IntCounter,
     profiles: IntGauge,
     records: IntGauge,
+    state_stalled: IntGauge,
     merges: IntCounter,
     splits: IntCounter,
 }
@@ -121,6 +122,11 @@ impl Metrics {
             checkpoints_failed,
             profiles: int_gauge(&registry, "kith_profiles", "Live profiles."),
             records: int_gauge(&registry, "kith_records", "Live source records."),
+            state_stalled: int_gauge(
+                &registry,
+                "kith_state_stalled",
+                "1 while the state directory cannot be written (its file system is full) and applying is paused; else 0.",
+            ),
             merges: counter(&registry, "kith_merges_total", "Profile merges."),
             splits: counter(&registry, "kith_splits_total", "Profile splits."),
             registry,
@@ -188,6 +194,11 @@ impl Metrics {
     /// Sets the number of live source records.
     pub fn set_records(&self, n: u64) {
         self.records.set(saturate(n));
+    }
+
+    /// Whether applying is paused because the state cannot be written.
+    pub fn set_state_stalled(&self, stalled: bool) {
+        self.state_stalled.set(i64::from(stalled));
     }
 
     /// Records one observation's time from source append (or read) to applied.

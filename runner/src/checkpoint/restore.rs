@@ -221,6 +221,13 @@ fn download(storage: &CheckpointStorage, md: &Metadata, dir: &Path) -> Result<()
 /// metadata can place a file anywhere else (`..`, an absolute path) or
 /// smuggle in one the state does not account for.
 fn check_file_names(md: &Metadata) -> Result<(), String> {
+    let groups = crate::config::MAX_KEY_GROUPS;
+    if md.key_groups == 0 || md.key_groups > groups {
+        return Err(format!(
+            "says {} key groups (a state has 1 to {groups})",
+            md.key_groups
+        ));
+    }
     let mut expected = Manifest::new(md.key_groups.max(1), Vec::new());
     expected.snapshot = md.snapshot;
     expected.segments = md.segments.clone();

@@ -349,7 +349,9 @@ impl EngineLoop<'_> {
         self.metrics
             .set_profiles(self.engine.profile_count() as u64);
         self.metrics.set_records(self.engine.live_records() as u64);
-        if let Some(why) = self.store.as_ref().and_then(Store::stalled) {
+        let stalled = self.store.as_ref().and_then(Store::stalled);
+        self.metrics.set_state_stalled(stalled.is_some());
+        if let Some(why) = stalled {
             self.health.set_not_ready(why);
             return;
         }

@@ -42,6 +42,11 @@ pub struct Manifest {
     /// Length and CRC-32 of every file of [`Manifest::files`] (format 3).
     #[serde(default)]
     pub sums: Vec<FileSum>,
+    /// Segments up to this number were written by an older runner, with no
+    /// header: set when an older state is upgraded, so that one of them not
+    /// committed yet is still adopted after the upgrade.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub headerless_through: u64,
     /// CRC-32 of this manifest's other fields (format 3): a manifest edited
     /// by hand, or damaged, is refused rather than trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,6 +66,7 @@ impl Manifest {
             checkpoint: 0,
             state_id: new_state_id(),
             sums: Vec::new(),
+            headerless_through: 0,
             checksum: None,
         }
     }
@@ -168,8 +174,12 @@ impl Manifest {
 
     /// What any manifest must satisfy, whoever wrote it.
     fn validate(&self) -> Result<(), String> {
-        if self.key_groups == 0 {
-            return Err("MANIFEST says 0 key groups".into());
+        if self.key_groups == 0 || self.key_groups > crate::config::MAX_KEY_GROUPS {
+            return Err(format!(
+                "MANIFEST says {} key groups (a state has 1 to {})",
+                self.key_groups,
+                crate::config::MAX_KEY_GROUPS
+            ));
         }
         let mut seen = HashSet::new();
         for t in &self.identifier_types {
@@ -236,6 +246,10 @@ impl Manifest {
         let text = serde_json::to_string_pretty(&summed).unwrap_or_default();
         write_atomically(&dir.join("MANIFEST"), text.as_bytes())
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The file of key group `k` in snapshot generation `g`.

@@ -660,6 +660,7 @@ fn record_sums(dir: &Path, manifest: &mut Manifest) -> Result<(), StoreError> {
         sums.push(FileSum { name, bytes, crc32 });
     }
     manifest.sums = sums;
+    manifest.headerless_through = segments_on_disk(dir)?.last().copied().unwrap_or(0);
     manifest.format = manifest::FORMAT;
     Ok(())
 }
@@ -826,7 +827,9 @@ fn judge_unlisted(
             }
             Ok(if len == size { Unlisted::Empty } else { Unlisted::Ours })
         }
-        Start::Legacy(_) if read_format < 3 => Ok(Unlisted::Ours),
+        Start::Legacy(_) if read_format < 3 || seq <= manifest.headerless_through => {
+            Ok(Unlisted::Ours)
+        }
         Start::Legacy(_) => Err(damaged(
             path,
             "has no segment header, so it was not written by this state (every segment of a format 3 state starts with one); move it away",

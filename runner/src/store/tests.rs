@@ -235,6 +235,34 @@ fn repartition_rewrites_every_version_into_the_new_key_groups() {
 }
 
 #[test]
+fn an_uncommitted_segment_of_an_older_runner_is_still_adopted_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(PIPELINE);
+    let (mut store, _) = open(dir.path(), &p);
+    store.append(&version(&p, 7)).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    // A format 2 runner's state: a segment with no header, not committed.
+    let segment = dir.path().join(segment_name(1));
+    fs::write(&segment, without_header(&segment)).unwrap();
+    let _ = fs::remove_file(dir.path().join(segment_name(2)));
+    fs::write(
+        dir.path().join("MANIFEST"),
+        r#"{"format":2,"key_groups":8,"snapshot":null,"identifier_types":["email","phone"],"state_id":"0123456789abcdef"}"#,
+    )
+    .unwrap();
+    let (store, found) = open(dir.path(), &p);
+    assert_eq!(found, vec![version(&p, 7)]);
+    drop(store);
+    // Upgraded, and stopped again before any checkpoint committed it.
+    let (_, found) = open(dir.path(), &p);
+    assert_eq!(found, vec![version(&p, 7)]);
+    // A header-less file under a later number is still refused.
+    fs::copy(&segment, dir.path().join(segment_name(9))).unwrap();
+    assert!(Store::open(dir.path(), &p, "{}").is_err());
+}
+
+#[test]
 fn a_format_1_state_is_read_and_upgraded() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(PIPELINE);
