@@ -310,7 +310,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             output,
             seed,
         } => {
-            let p = Pipeline::load(&pipeline)?;
+            // Training never reads the model it is about to replace: a
+            // broken model file must not stand in the way of a new one.
+            let p = Pipeline::load_for_training(&pipeline)?;
             let output = output
                 .or_else(|| p.model_path.clone())
                 .context("say where to write the model: --output FILE, or `resolution.model` in the pipeline")?;
@@ -320,6 +322,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                 ..Default::default()
             };
             let model = kith_runner::resolution::train::train(&p, &versions, &opts)?;
+            for line in kith_runner::resolution::train::report(&model) {
+                eprintln!("{line}");
+            }
             std::fs::write(&output, serde_json::to_string_pretty(&model)? + "\n")
                 .with_context(|| format!("cannot write model {}", output.display()))?;
             eprintln!(

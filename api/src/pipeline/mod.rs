@@ -16,7 +16,8 @@ pub use identifiers::{
 };
 pub use io::{CheckpointSpec, InputFormat, KafkaSourceSpec, OutputsSpec, SourceSpec, StartFrom};
 pub use resolution::{
-    BlockingKeySpec, BlockingSpec, ComparisonMethod, ComparisonSpec, KeyTransform, ResolutionSpec,
+    BlockingKeySpec, BlockingSpec, ComparisonMethod, ComparisonSpec, HouseholdSpec, KeyTransform,
+    NicknameSpec, ResolutionSpec, TrainingSpec,
 };
 pub use sinks::{
     DeliverySpec, DynamoDbSinkSpec, DynamoDbWriteMode, FileSinkSpec, KafkaSinkSpec,

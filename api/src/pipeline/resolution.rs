@@ -19,6 +19,15 @@ pub struct ResolutionSpec {
     pub keys: Vec<BlockingKeySpec>,
     pub blocking: BlockingSpec,
     pub comparisons: Vec<ComparisonSpec>,
+    /// How `kith-runner train` estimates the model (default: EM sessions on
+    /// the blocking rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingSpec>,
+    /// Comparisons that members of one household share (surname, address,
+    /// home phone): their agreement says "same household", not "same
+    /// person", so together they are capped (see [`HouseholdSpec`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub households: Option<HouseholdSpec>,
     /// A model file written by `kith-runner train` (m and u probabilities,
     /// term frequencies, prior), relative to the pipeline file. Without one,
     /// every comparison needs `m` and `u`, and `prior` is required.
@@ -59,7 +68,13 @@ fn max_value_chars() -> u32 {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BlockingKeySpec {
     pub name: String,
-    pub attribute: String,
+    /// The attribute the key is derived from (or give `identifier`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// An identifier type whose normalized value the key is derived from,
+    /// instead of an attribute (the smallest value when a record has several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<String>,
     /// How the key is derived from the (cleaned, lower-cased) value.
     #[serde(default)]
     pub transform: KeyTransform,
@@ -110,7 +125,14 @@ pub struct ComparisonSpec {
     /// The comparison's name in models and explanations (default: the attribute).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    pub attribute: String,
+    /// The attribute compared (or give `identifier`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// An identifier type compared by its normalized value instead of an
+    /// attribute (an SSN one edit away, a phone number's last digits); the
+    /// smallest value when a record has several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<String>,
     pub method: ComparisonMethod,
     /// Adjust the exact-match weight by how common the value is (a shared
     /// rare surname is stronger evidence than a shared common one).
@@ -122,6 +144,10 @@ pub struct ComparisonSpec {
     /// least the method's weakest level short of "different").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swapped_with: Option<String>,
+    /// Names known to be the same (Bob and Robert, Peggy and Margaret): adds
+    /// a level "nickname", right after "equal" (and "swapped").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nicknames: Option<NicknameSpec>,
     /// Probability of each level among matching pairs, best level first
     /// (overridden by the model's). The last level is "different".
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,13 +181,76 @@ pub enum ComparisonMethod {
     /// transposed, one edit in the eight digits `YYYYMMDD`, then for each
     /// maximum year distance `d`: same month and day and years at most `d`
     /// apart; different. A date that cannot be read is missing (and counted).
+    ///
+    /// `formats` declares how this attribute writes its dates, tried in
+    /// order after the unambiguous ones (`%Y` four-digit year, `%m` month,
+    /// `%d` day, one or two digits each; any other character is literal),
+    /// e.g. `["%m/%d/%Y"]` for US dates: `03/04/1990` is then the 4th of
+    /// March.
     Date {
         #[serde(default)]
         max_year_distances: Vec<u32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        formats: Vec<String>,
     },
     /// Numbers. Levels: equal, then one per maximum absolute difference, different.
     Numeric { max_differences: Vec<f64> },
     /// Postcodes. Levels: equal, one edit, then one per shared prefix length
     /// (longest first), different.
     Postcode { prefix_lengths: Vec<u32> },
+    /// Values whose ends matter most (phone numbers: the same last 7 digits
+    /// is the same line behind another prefix). Levels: equal, then one per
+    /// length (longest first) for the same last characters, different.
+    Suffix { lengths: Vec<u32> },
+}
+
+/// Equivalent names for a comparison's "nickname" level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NicknameSpec {
+    /// Use the table shipped with the runner: common English given names and
+    /// their short forms (default true).
+    #[serde(default = "yes")]
+    pub builtin: bool,
+    /// More groups of names that are the same name, e.g.
+    /// `[["peggy", "margaret", "maggie"]]`, compared after cleaning
+    /// (lower case, accents kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Vec<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Training sessions: like Splink, the blocking rules that find pairs for
+/// EM can differ from the rules that find pairs to score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrainingSpec {
+    /// One EM session per rule (a list of key names, all equal). A rule
+    /// should pick pairs by something that says little about the other
+    /// comparisons: a date of birth, or a full name; a rule on surname and
+    /// address finds households, whose members disagree on everything
+    /// personal. Default: the blocking rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Vec<String>>,
+}
+
+/// The comparisons that describe a household rather than a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HouseholdSpec {
+    /// Names of comparisons (surname, address parts, home phone).
+    pub comparisons: Vec<String>,
+    /// Their positive weights together lift the match probability of a pair
+    /// to at most this, whatever else agrees: two records of one household
+    /// are one person only if personal evidence (given name, date of birth,
+    /// an SSN) says so (default 0.5).
+    #[serde(default = "household_probability")]
+    pub max_probability: f64,
+}
+
+fn household_probability() -> f64 {
+    0.5
 }

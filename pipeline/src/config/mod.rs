@@ -72,22 +72,45 @@ pub struct Pipeline {
 }
 
 /// Where `resolution.model` is read from while a spec is compiled.
+#[derive(Clone, Copy)]
 enum ModelSource<'a> {
     /// Files, relative paths against this folder.
     Files(&'a Path),
     /// The content given (or none), no file read.
     Given(Option<&'a str>),
+    /// Not read at all, paths relative to this folder: training writes the
+    /// model, and a damaged old one must not stop it.
+    Ignored(&'a Path),
 }
 
 impl Pipeline {
     /// Reads, expands `${VAR}` from the environment, and validates a pipeline file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let (text, shown) = read_pipeline(path)?;
         Self::from_yaml(&text, &shown, &|name| std::env::var(name).ok())
+    }
+
+    /// As [`Pipeline::load`], without reading the model file it names:
+    /// for `train`, which writes that file.
+    pub fn load_for_training(path: &Path) -> Result<Self, ConfigError> {
+        let (text, shown) = read_pipeline(path)?;
+        let spec = Self::spec_from_yaml(&text, &shown, &|name| std::env::var(name).ok())?;
+        let base = Path::new(&shown).parent().unwrap_or(Path::new("."));
+        Self::compile(&spec, ModelSource::Ignored(base))
+    }
+
+    fn spec_from_yaml(
+        text: &str,
+        shown_path: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<PipelineSpec, ConfigError> {
+        let expanded = expand_variables(text, env)?;
+        let value: serde_json::Value =
+            serde_yaml::from_str(&expanded).map_err(|source| ConfigError::Yaml {
+                path: shown_path.to_string(),
+                source,
+            })?;
+        Ok(PipelineSpec::from_value(value)?)
     }
 
     pub fn from_yaml(
@@ -95,13 +118,7 @@ impl Pipeline {
         shown_path: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let expanded = expand_variables(text, env)?;
-        let value: serde_json::Value =
-            serde_yaml::from_str(&expanded).map_err(|source| ConfigError::Yaml {
-                path: shown_path.to_string(),
-                source,
-            })?;
-        let spec = PipelineSpec::from_value(value)?;
+        let spec = Self::spec_from_yaml(text, shown_path, env)?;
         let base = Path::new(shown_path).parent().unwrap_or(Path::new("."));
         Self::from_spec_at(&spec, base)
     }
@@ -190,7 +207,7 @@ impl Pipeline {
         let (resolution, model_path) = match &spec.resolution {
             None => (None, None),
             Some(r) => {
-                let config = ResolutionConfig::compile(r)?;
+                let config = ResolutionConfig::compile(r, &identifiers)?;
                 let invalid = |e: crate::resolution::model::ModelError| {
                     ConfigError::invalid("resolution.model", e.to_string())
                 };
@@ -204,6 +221,7 @@ impl Pipeline {
                         };
                         (path, model)
                     }
+                    ModelSource::Ignored(base) => (r.model.as_ref().map(|m| base.join(m)), None),
                     ModelSource::Given(text) => {
                         let path = r.model.as_ref().map(PathBuf::from);
                         let shown = r.model.as_deref().unwrap_or("the model");
@@ -214,7 +232,8 @@ impl Pipeline {
                         (path, model)
                     }
                 };
-                let weights = if model.is_some() || r.prior.is_some() {
+                let ignored = matches!(models, ModelSource::Ignored(_));
+                let weights = if !ignored && (model.is_some() || r.prior.is_some()) {
                     Some(config.weights(r, model.as_ref())?)
                 } else {
                     None
@@ -246,6 +265,16 @@ impl Pipeline {
             .map(SourceSpec::format)
             .unwrap_or_default()
     }
+}
+
+/// A pipeline file's text and its path as shown in messages.
+fn read_pipeline(path: &Path) -> Result<(String, String), ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    Ok((text, shown))
 }
 
 fn validate_kafka(i: usize, k: &kith_api::pipeline::KafkaSourceSpec) -> Result<(), ConfigError> {

@@ -2,55 +2,100 @@
 //! rules by index, compiled comparators, and (from the model or the spec) the
 //! match weight of every comparison level.
 
-use super::compare::Comparator;
+use super::compare::{Comparator, DateFormat, Nicknames};
 use super::model::{ComparisonModel, Model};
-use crate::config::ConfigError;
+use crate::config::{ConfigError, IdentifierTypes, TypeId};
 use crate::observation::Kind;
 use kith_api::pipeline::{KeyTransform, ResolutionSpec};
 use std::collections::HashMap;
+use std::fmt;
+
+/// What a blocking key or a comparison reads from a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    /// An attribute, by name.
+    Attribute(String),
+    /// The normalized value of an identifier type (the smallest, when a
+    /// record has several).
+    Identifier(TypeId, String),
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Field::Attribute(name) => f.write_str(name),
+            Field::Identifier(_, name) => write!(f, "identifier {name}"),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct BlockingKey {
     pub name: String,
-    /// Index into [`ResolutionConfig::attributes`].
-    pub attribute: usize,
+    /// Index into [`ResolutionConfig::fields`].
+    pub field: usize,
     pub transform: KeyTransform,
+    /// The date formats a date comparison declares for the same field, so
+    /// that `year` and `monthDay` read dates as the comparison does.
+    pub date_formats: Box<[DateFormat]>,
 }
 
 pub struct Comparison {
     pub name: String,
-    /// Index into [`ResolutionConfig::attributes`].
-    pub attribute: usize,
+    /// Index into [`ResolutionConfig::fields`].
+    pub field: usize,
     pub comparator: Comparator,
     pub term_frequency: bool,
-    /// The attribute (index) this one is compared with crosswise, with its name.
+    /// The field (index) this one is compared with crosswise, with its name.
     pub swapped_with: Option<(usize, String)>,
+    /// Names that are the same name, for a "nickname" level.
+    pub nicknames: Option<Nicknames>,
 }
 
 impl Comparison {
     /// Number of levels, best first; the last is "different".
     pub fn levels(&self) -> usize {
-        self.comparator.levels() + usize::from(self.swapped_with.is_some())
+        self.comparator.levels()
+            + usize::from(self.swapped_with.is_some())
+            + usize::from(self.nicknames.is_some())
     }
 
-    /// Level names, as stored in models and shown by `explain`.
+    /// Level names, as stored in models and shown by `explain`: the
+    /// comparator's, with "swapped" and then "nickname" right after "exact".
     pub fn level_names(&self) -> Vec<String> {
         let mut names = self.comparator.level_names();
+        let mut at = 1;
         if let Some((_, other)) = &self.swapped_with {
-            names.insert(1, format!("swapped with {other}"));
+            names.insert(at, format!("swapped with {other}"));
+            at += 1;
+        }
+        if self.nicknames.is_some() {
+            names.insert(at, "nickname".to_string());
         }
         names
     }
 }
 
+/// Comparisons whose agreement says "same household" (surname, address,
+/// home phone), capped together.
+#[derive(Debug, Clone)]
+pub struct Households {
+    /// Per comparison: whether it is a household comparison.
+    pub member: Vec<bool>,
+    pub max_probability: f64,
+}
+
 /// What entity resolution compares and how it blocks (no probabilities).
 pub struct ResolutionConfig {
     pub kind: Kind,
-    /// The attributes resolution reads, each once.
-    pub attributes: Vec<String>,
+    /// The attributes and identifier types resolution reads, each once.
+    pub fields: Vec<Field>,
     pub keys: Vec<BlockingKey>,
     /// Each rule: indexes into `keys`, all equal (AND); rules are OR-ed.
     pub rules: Vec<Vec<usize>>,
+    /// The rules of `train`'s EM sessions (default: `rules`).
+    pub training_rules: Vec<Vec<usize>>,
+    pub households: Option<Households>,
     pub max_block_size: usize,
     pub comparisons: Vec<Comparison>,
     pub max_value_chars: usize,
@@ -66,6 +111,9 @@ pub struct Weights {
     pub levels: Vec<LevelWeights>,
     pub match_log2_odds: f64,
     pub possible_log2_odds: f64,
+    /// The most the household comparisons add together, in log2 odds: what
+    /// lifts the prior to `households.maxProbability`.
+    pub household_cap: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,7 +150,13 @@ pub fn probability(log2_odds: f64) -> f64 {
 }
 
 impl ResolutionConfig {
-    pub fn compile(spec: &ResolutionSpec) -> Result<Self, ConfigError> {
+    /// Validates a `resolution` section; `identifiers` are the pipeline's
+    /// identifier types, which keys and comparisons may read instead of an
+    /// attribute.
+    pub fn compile(
+        spec: &ResolutionSpec,
+        identifiers: &IdentifierTypes,
+    ) -> Result<Self, ConfigError> {
         let field = |f: &str| format!("resolution.{f}");
         let kind = Kind::parse(&spec.kind).ok_or_else(|| {
             ConfigError::invalid(
@@ -110,13 +164,40 @@ impl ResolutionConfig {
                 "accepted: person, organization, device, account",
             )
         })?;
-        let mut attributes: Vec<String> = Vec::new();
-        let mut attribute = |name: &str| match attributes.iter().position(|a| a == name) {
-            Some(i) => i,
-            None => {
-                attributes.push(name.to_string());
-                attributes.len() - 1
-            }
+        let mut fields: Vec<Field> = Vec::new();
+        // The field an `attribute` or `identifier` names, added once.
+        let mut field_of = |at: String,
+                            attribute: &Option<String>,
+                            identifier: &Option<String>|
+         -> Result<usize, ConfigError> {
+            let wanted = match (attribute, identifier) {
+                (Some(a), None) if !a.trim().is_empty() => Field::Attribute(a.clone()),
+                (None, Some(t)) => {
+                    let id = identifiers.id(t).ok_or_else(|| {
+                        ConfigError::invalid(
+                            format!("{at}.identifier"),
+                            format!(
+                                "`{t}` is not an identifier type of the pipeline; types: {}",
+                                identifiers.names()
+                            ),
+                        )
+                    })?;
+                    Field::Identifier(id, t.clone())
+                }
+                _ => {
+                    return Err(ConfigError::invalid(
+                        at,
+                        "exactly one of `attribute` (a non-empty attribute name) and `identifier` (an identifier type)",
+                    ))
+                }
+            };
+            Ok(match fields.iter().position(|f| *f == wanted) {
+                Some(i) => i,
+                None => {
+                    fields.push(wanted);
+                    fields.len() - 1
+                }
+            })
         };
         let mut keys: Vec<BlockingKey> = Vec::new();
         for (i, k) in spec.keys.iter().enumerate() {
@@ -134,8 +215,9 @@ impl ResolutionConfig {
             }
             keys.push(BlockingKey {
                 name: k.name.clone(),
-                attribute: attribute(&k.attribute),
+                field: field_of(field(&format!("keys[{i}]")), &k.attribute, &k.identifier)?,
                 transform: k.transform.clone(),
+                date_formats: Box::default(),
             });
         }
         if spec.blocking.rules.is_empty() {
@@ -144,32 +226,11 @@ impl ResolutionConfig {
                 "list at least one rule",
             ));
         }
-        let mut rules = Vec::new();
-        for (r, rule) in spec.blocking.rules.iter().enumerate() {
-            if rule.is_empty() {
-                return Err(ConfigError::invalid(
-                    field(&format!("blocking.rules[{r}]")),
-                    "a rule names at least one key",
-                ));
-            }
-            let mut ids = Vec::new();
-            for (j, name) in rule.iter().enumerate() {
-                let id = keys.iter().position(|k| &k.name == name).ok_or_else(|| {
-                    ConfigError::invalid(
-                        field(&format!("blocking.rules[{r}][{j}]")),
-                        format!(
-                            "unknown key `{name}`; keys: {}",
-                            keys.iter()
-                                .map(|k| k.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    )
-                })?;
-                ids.push(id);
-            }
-            rules.push(ids);
-        }
+        let rules = rules_of(&spec.blocking.rules, &keys, "blocking.rules")?;
+        let training_rules = match &spec.training {
+            Some(t) if !t.rules.is_empty() => rules_of(&t.rules, &keys, "training.rules")?,
+            _ => rules.clone(),
+        };
         if spec.blocking.max_block_size < 2 {
             return Err(ConfigError::invalid(
                 field("blocking.maxBlockSize"),
@@ -184,33 +245,103 @@ impl ResolutionConfig {
         }
         let mut comparisons: Vec<Comparison> = Vec::new();
         for (i, c) in spec.comparisons.iter().enumerate() {
-            let name = c.name.clone().unwrap_or_else(|| c.attribute.clone());
+            let at = field(&format!("comparisons[{i}]"));
+            let compared = field_of(at.clone(), &c.attribute, &c.identifier)?;
+            let name = match &c.name {
+                Some(n) => n.clone(),
+                None => c
+                    .attribute
+                    .clone()
+                    .or_else(|| c.identifier.clone())
+                    .unwrap_or_default(),
+            };
             if comparisons.iter().any(|x| x.name == name) {
                 return Err(ConfigError::invalid(
-                    field(&format!("comparisons[{i}].name")),
+                    format!("{at}.name"),
                     format!("`{name}` is used twice; give one of them a `name`"),
                 ));
             }
             let comparator = Comparator::compile(&c.method)
-                .map_err(|e| ConfigError::invalid(field(&format!("comparisons[{i}].method")), e))?;
+                .map_err(|e| ConfigError::invalid(format!("{at}.method"), e))?;
             let swapped_with = match &c.swapped_with {
-                Some(other) if other == &c.attribute => {
+                Some(other) if Some(other) == c.attribute.as_ref() => {
                     return Err(ConfigError::invalid(
-                        field(&format!("comparisons[{i}].swappedWith")),
+                        format!("{at}.swappedWith"),
                         "another attribute than the compared one",
                     ));
                 }
-                Some(other) => Some((attribute(other), other.clone())),
+                Some(other) => Some((
+                    field_of(format!("{at}.swappedWith"), &Some(other.clone()), &None)?,
+                    other.clone(),
+                )),
                 None => None,
             };
+            let nicknames = c
+                .nicknames
+                .as_ref()
+                .map(|n| {
+                    Nicknames::compile(n)
+                        .map_err(|e| ConfigError::invalid(format!("{at}.nicknames"), e))
+                })
+                .transpose()?;
             comparisons.push(Comparison {
                 name,
-                attribute: attribute(&c.attribute),
+                field: compared,
                 comparator,
                 term_frequency: c.term_frequency,
                 swapped_with,
+                nicknames,
             });
         }
+        for key in &mut keys {
+            if let Some(c) = comparisons
+                .iter()
+                .find(|c| c.field == key.field && !c.comparator.date_formats().is_empty())
+            {
+                key.date_formats = c.comparator.date_formats().into();
+            }
+        }
+        let households = match &spec.households {
+            None => None,
+            Some(h) => {
+                let mut member = vec![false; comparisons.len()];
+                for (j, name) in h.comparisons.iter().enumerate() {
+                    let c = comparisons
+                        .iter()
+                        .position(|c| &c.name == name)
+                        .ok_or_else(|| {
+                            ConfigError::invalid(
+                                field(&format!("households.comparisons[{j}]")),
+                                format!(
+                                    "unknown comparison `{name}`; comparisons: {}",
+                                    comparisons
+                                        .iter()
+                                        .map(|c| c.name.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                            )
+                        })?;
+                    member[c] = true;
+                }
+                if !member.iter().any(|m| *m) {
+                    return Err(ConfigError::invalid(
+                        field("households.comparisons"),
+                        "name at least one comparison",
+                    ));
+                }
+                if !(h.max_probability > 0.0 && h.max_probability < 1.0) {
+                    return Err(ConfigError::invalid(
+                        field("households.maxProbability"),
+                        "a probability strictly between 0 and 1",
+                    ));
+                }
+                Some(Households {
+                    member,
+                    max_probability: h.max_probability,
+                })
+            }
+        };
         for (name, p) in [
             ("matchThreshold", spec.match_threshold),
             ("possibleThreshold", spec.possible_threshold),
@@ -233,15 +364,23 @@ impl ResolutionConfig {
         }
         Ok(ResolutionConfig {
             kind,
-            attributes,
+            fields,
             keys,
             rules,
+            training_rules,
+            households,
             max_block_size: spec.blocking.max_block_size as usize,
             comparisons,
             max_value_chars: spec.max_value_chars as usize,
             match_threshold: spec.match_threshold,
             possible_threshold: spec.possible_threshold,
         })
+    }
+
+    /// A rule as written in the pipeline (`[given, dob]`), for messages.
+    pub fn rule_text(&self, rule: &[usize]) -> String {
+        let names: Vec<&str> = rule.iter().map(|k| self.keys[*k].name.as_str()).collect();
+        format!("[{}]", names.join(", "))
     }
 
     /// Weights from a model file, else from the spec's own `m`, `u` and `prior`.
@@ -338,6 +477,45 @@ impl ResolutionConfig {
             levels,
             match_log2_odds: log2_odds(self.match_threshold),
             possible_log2_odds: log2_odds(self.possible_threshold),
+            household_cap: self
+                .households
+                .as_ref()
+                .map(|h| log2_odds(h.max_probability) - log2_odds(prior)),
         })
     }
+}
+
+/// Rules of key names validated into key indexes; `at` is the field.
+fn rules_of(
+    written: &[Vec<String>],
+    keys: &[BlockingKey],
+    at: &str,
+) -> Result<Vec<Vec<usize>>, ConfigError> {
+    let mut rules = Vec::new();
+    for (r, rule) in written.iter().enumerate() {
+        if rule.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("resolution.{at}[{r}]"),
+                "a rule names at least one key",
+            ));
+        }
+        let mut ids = Vec::new();
+        for (j, name) in rule.iter().enumerate() {
+            let id = keys.iter().position(|k| &k.name == name).ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("resolution.{at}[{r}][{j}]"),
+                    format!(
+                        "unknown key `{name}`; keys: {}",
+                        keys.iter()
+                            .map(|k| k.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
+            ids.push(id);
+        }
+        rules.push(ids);
+    }
+    Ok(rules)
 }

@@ -31,7 +31,10 @@ pub use profiles::ProfileId;
 pub use view::{IdentifierView, LookupError, ProfileView, RecordRef, RelationshipView};
 
 use crate::config::Pipeline;
+use crate::config::TypeId;
 use crate::observation::{Body, Identifier, Kind, Observation};
+use crate::resolution::config::Field;
+use crate::resolution::features::FieldValue;
 use crate::resolution::{Changes, Features, Resolver, ValueCounters};
 use ahash::AHashSet;
 use identifiers::{Idents, TypeRules};
@@ -71,8 +74,8 @@ pub struct Engine {
     pending_free: Vec<RecordId>,
     /// Entity resolution's blocks and links (empty without a `resolution` section).
     resolver: Resolver<RecordId>,
-    /// The interned names of the attributes resolution reads.
-    resolution_names: Vec<NameId>,
+    /// The fields resolution reads: attribute names interned, identifier types.
+    resolution_fields: Vec<ResolutionField>,
     value_counters: ValueCounters,
     /// Identifiers whose holders may have changed, for sinks (kept only
     /// when `track_identifiers` is on).
@@ -80,17 +83,27 @@ pub struct Engine {
     track_identifiers: bool,
 }
 
+/// A field resolution reads, as the engine finds it in a record.
+#[derive(Debug, Clone, Copy)]
+enum ResolutionField {
+    Attribute(NameId),
+    Identifier(TypeId),
+}
+
 impl Engine {
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
         let rules = TypeRules::new(&pipeline.identifiers, pipeline.generic_detection);
         let idents = Idents::new();
         let mut names = Names::default();
-        let resolution_names = match &pipeline.resolution {
+        let resolution_fields = match &pipeline.resolution {
             Some(r) => r
                 .config
-                .attributes
+                .fields
                 .iter()
-                .map(|a| names.intern(a))
+                .map(|f| match f {
+                    Field::Attribute(a) => ResolutionField::Attribute(names.intern(a)),
+                    Field::Identifier(t, _) => ResolutionField::Identifier(*t),
+                })
                 .collect(),
             None => Vec::new(),
         };
@@ -105,7 +118,7 @@ impl Engine {
             stats: EngineStats::default(),
             pending_free: Vec::new(),
             resolver: Resolver::default(),
-            resolution_names,
+            resolution_fields,
             value_counters: ValueCounters::default(),
             touched: Vec::new(),
             track_identifiers: false,
@@ -144,12 +157,23 @@ impl Engine {
         if live.kind != resolution.config.kind {
             return None;
         }
-        let names = &self.resolution_names;
-        let lookup = |i: usize| {
-            live.attributes
+        let fields = &self.resolution_fields;
+        let idents = &self.idents;
+        let lookup = |i: usize| match fields[i] {
+            ResolutionField::Attribute(name) => live
+                .attributes
                 .iter()
-                .find(|(n, _)| *n == names[i])
-                .map(|(_, v)| v)
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| FieldValue::Json(v)),
+            // The smallest value of the type, so that the choice depends on
+            // the record alone.
+            ResolutionField::Identifier(t) => live
+                .idents
+                .iter()
+                .filter(|id| idents.get(**id).type_id == t)
+                .map(|id| idents.value(*id))
+                .min()
+                .map(FieldValue::Text),
         };
         Some(Features::extract(
             &resolution.config,

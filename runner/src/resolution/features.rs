@@ -9,6 +9,15 @@
 use super::compare::{clean, derive_key, Prepared};
 use super::config::ResolutionConfig;
 
+/// A field's value as a record holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValue<'a> {
+    /// An attribute: its compact JSON.
+    Json(&'a str),
+    /// An identifier: its normalized value.
+    Text(&'a str),
+}
+
 /// Counters of values that could not be used as they were.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ValueCounters {
@@ -22,9 +31,12 @@ pub struct Features {
     /// Per comparison with `swappedWith`: the other attribute, prepared by
     /// this comparison's method.
     pub prepared_swapped: Vec<Option<Prepared>>,
+    /// Per comparison with `nicknames`: the groups of the name (sorted ids;
+    /// empty otherwise).
+    pub nickname_groups: Vec<Box<[u32]>>,
     /// Per blocking rule that applies: the rule index and the joined key values.
     pub blocks: Vec<String>,
-    /// The cleaned values of the attributes resolution reads: two versions
+    /// The cleaned values of the fields resolution reads: two versions
     /// with the same fingerprint resolve the same way.
     pub fingerprint: Vec<Option<String>>,
 }
@@ -40,17 +52,20 @@ pub fn attribute_text(json: &str) -> Option<String> {
 }
 
 impl Features {
-    /// Extracts features; `attribute(i)` gives the stored JSON of the config's
-    /// i-th attribute.
+    /// Extracts features; `field(i)` gives the value of the config's i-th
+    /// field.
     pub fn extract<'a>(
         config: &ResolutionConfig,
-        attribute: &dyn Fn(usize) -> Option<&'a str>,
+        field: &dyn Fn(usize) -> Option<FieldValue<'a>>,
         counters: &mut ValueCounters,
     ) -> Features {
-        let fingerprint: Vec<Option<String>> = (0..config.attributes.len())
+        let fingerprint: Vec<Option<String>> = (0..config.fields.len())
             .map(|i| {
-                let json = attribute(i)?;
-                let Some(text) = attribute_text(json) else {
+                let text = match field(i)? {
+                    FieldValue::Json(json) => attribute_text(json),
+                    FieldValue::Text(text) => Some(text.to_string()),
+                };
+                let Some(text) = text else {
                     counters.unusable += 1;
                     return None;
                 };
@@ -65,7 +80,7 @@ impl Features {
             .comparisons
             .iter()
             .map(|c| {
-                let value = fingerprint[c.attribute].as_deref()?;
+                let value = fingerprint[c.field].as_deref()?;
                 let p = c.comparator.prepare(value);
                 if p.is_none() {
                     counters.unusable += 1;
@@ -81,34 +96,55 @@ impl Features {
                 c.comparator.prepare(fingerprint[*other].as_deref()?)
             })
             .collect();
-        let key_values: Vec<Option<String>> = config
-            .keys
+        let nickname_groups = config
+            .comparisons
             .iter()
-            .map(|k| {
-                fingerprint[k.attribute]
-                    .as_deref()
-                    .and_then(|v| derive_key(&k.transform, v))
+            .map(|c| match (&c.nicknames, fingerprint[c.field].as_deref()) {
+                (Some(table), Some(name)) => table.groups(name),
+                _ => Box::default(),
             })
             .collect();
-        let mut blocks = Vec::new();
-        'rules: for (r, rule) in config.rules.iter().enumerate() {
-            let mut key = r.to_string();
-            for &k in rule {
-                match &key_values[k] {
-                    Some(v) => {
-                        key.push('\u{1f}');
-                        key.push_str(v);
-                    }
-                    None => continue 'rules,
-                }
-            }
-            blocks.push(key);
-        }
+        let blocks = block_keys(config, &config.rules, &fingerprint);
         Features {
             prepared,
             prepared_swapped,
+            nickname_groups,
             blocks,
             fingerprint,
         }
     }
+}
+
+/// The block keys of a record under `rules` (each: the rule's index, then
+/// its keys' values), from the record's cleaned field values. A rule with a
+/// key that does not apply (a missing value) gives no block.
+pub fn block_keys(
+    config: &ResolutionConfig,
+    rules: &[Vec<usize>],
+    fingerprint: &[Option<String>],
+) -> Vec<String> {
+    let key_values: Vec<Option<String>> = config
+        .keys
+        .iter()
+        .map(|k| {
+            fingerprint[k.field]
+                .as_deref()
+                .and_then(|v| derive_key(&k.transform, v, &k.date_formats))
+        })
+        .collect();
+    let mut blocks = Vec::new();
+    'rules: for (r, rule) in rules.iter().enumerate() {
+        let mut key = r.to_string();
+        for &k in rule {
+            match &key_values[k] {
+                Some(v) => {
+                    key.push('\u{1f}');
+                    key.push_str(v);
+                }
+                None => continue 'rules,
+            }
+        }
+        blocks.push(key);
+    }
+    blocks
 }

@@ -3,6 +3,7 @@
 //! on either side adds nothing). Pure and symmetric, so a pair scores the same
 //! whichever record arrived first.
 
+use super::compare::share_group;
 use super::config::{probability, Comparison, ResolutionConfig, Weights};
 use super::features::Features;
 
@@ -19,23 +20,37 @@ pub struct Step {
 }
 
 /// The level of comparison `i` for a pair, None when a side lacks the value.
-/// With `swappedWith`, level 1 is "swapped": not equal, but both attributes
-/// match crosswise; the method's own levels follow, shifted by one.
+/// Right after "exact" come, when the comparison has them, "swapped" (not
+/// equal, but both fields match crosswise) and then "nickname" (the two
+/// names share a nickname group); the method's own levels follow, shifted.
 pub fn level(c: &Comparison, i: usize, a: &Features, b: &Features) -> Option<u8> {
     let (pa, pb) = (a.prepared[i].as_ref()?, b.prepared[i].as_ref()?);
     let direct = c.comparator.compare(pa, pb);
-    if c.swapped_with.is_none() || direct == 0 {
-        return Some(direct);
+    if direct == 0 {
+        return Some(0);
     }
-    let different = (c.comparator.levels() - 1) as u8;
-    let swapped = match (&a.prepared_swapped[i], &b.prepared_swapped[i]) {
-        (Some(a_other), Some(b_other)) => {
-            c.comparator.compare(pa, b_other) < different
-                && c.comparator.compare(a_other, pb) < different
+    let mut inserted = 0u8;
+    if c.swapped_with.is_some() {
+        let different = (c.comparator.levels() - 1) as u8;
+        let swapped = match (&a.prepared_swapped[i], &b.prepared_swapped[i]) {
+            (Some(a_other), Some(b_other)) => {
+                c.comparator.compare(pa, b_other) < different
+                    && c.comparator.compare(a_other, pb) < different
+            }
+            _ => false,
+        };
+        if swapped {
+            return Some(1);
         }
-        _ => false,
-    };
-    Some(if swapped { 1 } else { direct + 1 })
+        inserted += 1;
+    }
+    if c.nicknames.is_some() {
+        if share_group(&a.nickname_groups[i], &b.nickname_groups[i]) {
+            return Some(1 + inserted);
+        }
+        inserted += 1;
+    }
+    Some(direct + inserted)
 }
 
 /// The term-frequency key of an exact match, when the comparison uses them.
@@ -46,15 +61,39 @@ fn tf_key<'f>(c: &Comparison, i: usize, level: u8, a: &'f Features) -> Option<&'
     a.prepared[i].as_ref().map(|p| c.comparator.tf_key(p))
 }
 
-/// The log2 odds that two records match.
+/// The log2 odds that two records match. The household comparisons' weights
+/// are summed apart and capped (`households.maxProbability`): they are
+/// correlated (one household shares them all), so counting each as
+/// independent evidence would make spouses one person.
 pub fn score(config: &ResolutionConfig, weights: &Weights, a: &Features, b: &Features) -> f64 {
     let mut total = weights.prior_log2_odds;
+    let mut household = 0.0;
     for (i, c) in config.comparisons.iter().enumerate() {
         if let Some(level) = level(c, i, a, b) {
-            total += weights.levels[i].weight(level, tf_key(c, i, level, a));
+            let w = weights.levels[i].weight(level, tf_key(c, i, level, a));
+            if is_household(config, i) {
+                household += w;
+            } else {
+                total += w;
+            }
         }
     }
-    total
+    total + capped(weights, household)
+}
+
+fn is_household(config: &ResolutionConfig, i: usize) -> bool {
+    config
+        .households
+        .as_ref()
+        .is_some_and(|h| h.member.get(i).copied().unwrap_or(false))
+}
+
+/// The household comparisons' sum, at most the cap.
+fn capped(weights: &Weights, household: f64) -> f64 {
+    match weights.household_cap {
+        Some(cap) => household.min(cap),
+        None => household,
+    }
 }
 
 /// Every comparison's level and weight, then the total.
@@ -66,6 +105,7 @@ pub fn waterfall(
 ) -> (Vec<Step>, f64) {
     let mut steps = Vec::new();
     let mut total = weights.prior_log2_odds;
+    let mut household = 0.0;
     for (i, c) in config.comparisons.iter().enumerate() {
         let step = match level(c, i, a, b) {
             Some(level) => {
@@ -92,7 +132,20 @@ pub fn waterfall(
             },
         };
         total += step.weight;
+        if is_household(config, i) {
+            household += step.weight;
+        }
         steps.push(step);
+    }
+    let over = household - capped(weights, household);
+    if over > 0.0 {
+        steps.push(Step {
+            comparison: "household cap".to_string(),
+            level: format!("sum {household:+.2} capped at {:+.2}", household - over),
+            weight: -over,
+            term_frequency: None,
+        });
+        total -= over;
     }
     (steps, total)
 }
@@ -147,7 +200,7 @@ pub fn render_waterfall(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resolution::features::{Features, ValueCounters};
+    use crate::resolution::features::{Features, FieldValue, ValueCounters};
     use crate::resolution::ResolutionConfig;
     use kith_api::pipeline::ResolutionSpec;
 
@@ -161,12 +214,15 @@ mod tests {
             ]
         }))
         .unwrap();
-        ResolutionConfig::compile(&spec).unwrap()
+        let types: Vec<kith_api::pipeline::IdentifierTypeSpec> =
+            serde_json::from_value(serde_json::json!([{"type": "email"}])).unwrap();
+        let identifiers = crate::config::IdentifierTypes::from_spec(&types).unwrap();
+        ResolutionConfig::compile(&spec, &identifiers).unwrap()
     }
 
     fn features(config: &ResolutionConfig, given: &str, surname: &str) -> Features {
         let values = [format!("\"{given}\""), format!("\"{surname}\"")];
-        let lookup = |i: usize| Some(values[i].as_str());
+        let lookup = |i: usize| Some(FieldValue::Json(values[i].as_str()));
         Features::extract(config, &lookup, &mut ValueCounters::default())
     }
 

@@ -3,24 +3,36 @@
 //!
 //! - `u` (how often each comparison level occurs among non-matching pairs)
 //!   from random pairs of records, nearly all of which do not match;
-//! - `m` (the same among matching pairs) by expectation maximisation over
-//!   the candidate pairs of each blocking rule in turn, with `u` held fixed
-//!   and the comparisons of the rule's own attributes left out: pairs that
-//!   share a surname block all agree on surname, which says nothing about
-//!   matches. Each comparison's `m` is the mean over the rules that could
-//!   estimate it;
+//! - `m` (the same among matching pairs) by expectation maximisation in
+//!   sessions, one per training rule (`training.rules`, by default the
+//!   blocking rules), with `u` held fixed and the comparisons of the rule's
+//!   own fields left out: pairs that share a surname block all agree on
+//!   surname, which says nothing about matches. Each comparison's `m` is the
+//!   mean over the sessions that could estimate it without bias;
 //! - the prior (the chance that two random records match) from the share of
-//!   matches EM finds among all candidate pairs, with `m` and `u` held fixed,
-//!   spread over all pairs of records;
+//!   matches EM finds among the blocking rules' candidate pairs, with `m` and
+//!   `u` held fixed, spread over all pairs of records;
 //! - term frequencies (the share of records holding each exact value) for
 //!   comparisons that use them.
 //!
+//! Households are what makes person data hard: members share surname,
+//! address and phone, so a session blocked on those finds households, and EM
+//! happily learns "same household" as the match class. Two guards keep such
+//! a session out of the model, and the report says which and why:
+//! - with `households` declared, a session whose rule reads a household
+//!   field is not used (its pairs are households, not people);
+//! - a session whose match class disagrees on a comparison more often than
+//!   not (`m` of "different" above one half) found something else than
+//!   matches, whatever its rule, and is not used either.
+//!
 //! The result is a pure function of the set of records, the pipeline and the
-//! seed; it never looks at which pairs truly match.
+//! seed; it never looks at which pairs truly match. A model that could not
+//! score (no candidate pairs, a probability that is not a finite number) is
+//! an error naming the rule or the comparison, never a file.
 
 use super::config::ResolutionConfig;
-use super::features::{Features, ValueCounters};
-use super::model::{ComparisonModel, Model, MODEL_FORMAT};
+use super::features::{block_keys, Features, FieldValue, ValueCounters};
+use super::model::{ComparisonModel, Model, SessionModel, MODEL_FORMAT};
 use crate::config::Pipeline;
 use crate::observation::Observation;
 use ahash::{AHashMap, AHashSet};
@@ -32,6 +44,10 @@ const MISSING: u8 = u8::MAX;
 
 /// Pairs added to every level's expected count when estimating `m`.
 const M_PSEUDO_COUNT: f64 = 1.0;
+
+/// A session whose match class shows "different" on a comparison more often
+/// than this did not find matches.
+const MAX_M_DIFFERENT: f64 = 0.5;
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -60,6 +76,29 @@ pub enum TrainError {
     NoResolution,
     #[error("training needs at least 2 live records of kind {kind}; the input holds {found}")]
     TooFewRecords { kind: String, found: usize },
+    #[error("no training rule finds a candidate pair ({rules}): EM has nothing to learn from; use rules on fields the records share (a date of birth, a full name), or check that the input holds those fields")]
+    NoTrainingPairs { rules: String },
+    #[error("`resolution.blocking.rules` ({rules}) find no candidate pair: the prior cannot be estimated and nothing would ever be scored")]
+    NoCandidatePairs { rules: String },
+    #[error(
+        "no training session could be used ({notes}); the model would only hold starting values"
+    )]
+    NoUsableSession { notes: String },
+    #[error("training gave a {what} that is not a finite number ({value}){rule}: the model is not written")]
+    NotFinite {
+        what: String,
+        value: f64,
+        rule: String,
+    },
+}
+
+/// A training session whose `m` goes into the model.
+struct UsedSession {
+    /// Index into the training rules.
+    rule: usize,
+    /// Which comparisons the session could estimate (its rule does not read them).
+    estimable: Vec<bool>,
+    m: Vec<Vec<f64>>,
 }
 
 /// Estimates a model from the current versions of the input's records.
@@ -84,16 +123,7 @@ pub fn train(
     let records: Vec<Features> = live
         .iter()
         .filter_map(|v| v.body.as_ref())
-        .map(|b| {
-            let lookup = |i: usize| {
-                let name = &config.attributes[i];
-                b.attributes
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.as_str())
-            };
-            Features::extract(config, &lookup, &mut counters)
-        })
+        .map(|b| Features::extract(config, &|i| field_value(config, b, i), &mut counters))
         .collect();
     let n = records.len();
     if n < 2 {
@@ -104,50 +134,117 @@ pub fn train(
     }
 
     let u = estimate_u(config, &records, opts);
-    let pairs_by_rule = candidate_pairs_by_rule(config, &records);
-    let mut m_sums: Vec<Vec<f64>> = u.iter().map(|l| vec![0.0; l.len()]).collect();
-    let mut m_sessions = vec![0usize; u.len()];
-    let mut iterations = 0;
-    for (rule, pairs) in pairs_by_rule.iter().enumerate() {
-        let blocked = rule_comparisons(config, rule);
-        let estimable: Vec<bool> = (0..u.len()).map(|c| !blocked.contains(&c)).collect();
-        if pairs.is_empty() || !estimable.iter().any(|e| *e) {
-            continue;
-        }
-        let patterns = patterns_of(config, &records, pairs.iter().copied(), &estimable);
-        let (m_rule, _, rounds) = expectation_maximisation(
-            &patterns,
-            &initial_m(config),
-            &u,
-            &estimable,
-            opts.max_iterations,
-        );
-        iterations += rounds;
-        for c in (0..u.len()).filter(|c| estimable[*c]) {
-            m_sessions[c] += 1;
-            for (sum, value) in m_sums[c].iter_mut().zip(&m_rule[c]) {
-                *sum += value;
-            }
-        }
+    let training_blocks: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| block_keys(config, &config.training_rules, &r.fingerprint))
+        .collect();
+    let pairs_by_session = candidate_pairs_by_rule(
+        config.training_rules.len(),
+        config.max_block_size,
+        &training_blocks,
+    );
+    if pairs_by_session.iter().all(|p| p.is_empty()) {
+        return Err(TrainError::NoTrainingPairs {
+            rules: rules_text(config, &config.training_rules),
+        });
     }
     let initial = initial_m(config);
+    let mut sessions = Vec::new();
+    let mut session_m = Vec::new();
+    let mut iterations = 0;
+    for (rule, pairs) in pairs_by_session.iter().enumerate() {
+        let read = rule_comparisons(config, &config.training_rules[rule]);
+        let estimable: Vec<bool> = (0..u.len()).map(|c| !read.contains(&c)).collect();
+        let mut session = SessionModel {
+            rule: config.rule_text(&config.training_rules[rule]),
+            candidate_pairs: pairs.len() as u64,
+            match_share: 0.0,
+            iterations: 0,
+            used: false,
+            note: None,
+            m: BTreeMap::new(),
+        };
+        if pairs.is_empty() {
+            session.note = Some("no candidate pairs".into());
+        } else if !estimable.iter().any(|e| *e) {
+            session.note = Some("its rule reads every compared field".into());
+        } else {
+            let patterns = patterns_of(config, &records, pairs.iter().copied(), &estimable);
+            let (m_rule, share, rounds) =
+                expectation_maximisation(&patterns, &initial, &u, &estimable, opts.max_iterations);
+            iterations += rounds;
+            session.match_share = share;
+            session.iterations = rounds as u64;
+            for c in (0..u.len()).filter(|c| estimable[*c]) {
+                session
+                    .m
+                    .insert(config.comparisons[c].name.clone(), m_rule[c].clone());
+            }
+            session.note = unusable_session(config, &read, &estimable, &m_rule);
+            session.used = session.note.is_none();
+            if session.used {
+                session_m.push(UsedSession {
+                    rule,
+                    estimable,
+                    m: m_rule,
+                });
+            }
+        }
+        sessions.push(session);
+    }
+    if session_m.is_empty() {
+        let notes: Vec<String> = sessions
+            .iter()
+            .map(|s| format!("{}: {}", s.rule, s.note.as_deref().unwrap_or("not used")))
+            .collect();
+        return Err(TrainError::NoUsableSession {
+            notes: notes.join("; "),
+        });
+    }
+
+    let mut trained_by: Vec<Vec<String>> = vec![Vec::new(); u.len()];
     let m: Vec<Vec<f64>> = (0..u.len())
         .map(|c| {
+            let from: Vec<&UsedSession> = session_m.iter().filter(|s| s.estimable[c]).collect();
             if records.iter().filter(|r| r.prepared[c].is_some()).count() < 2 {
                 // The data never holds this value twice: it can say nothing
                 // either way, so every level weighs zero (m = u).
+                trained_by[c].push("no data: m = u".into());
                 u[c].clone()
-            } else if m_sessions[c] == 0 {
-                tracing::warn!(comparison = %config.comparisons[c].name, "every blocking rule uses this comparison's attribute: its m cannot be estimated and keeps its starting values");
+            } else if from.is_empty() {
+                tracing::warn!(comparison = %config.comparisons[c].name, "no usable training session leaves this comparison out of its rule: its m cannot be estimated and keeps its starting values");
+                trained_by[c].push("starting values".into());
                 initial[c].clone()
             } else {
-                m_sums[c].iter().map(|s| s / m_sessions[c] as f64).collect()
+                let mut sum = vec![0.0; u[c].len()];
+                for session in &from {
+                    trained_by[c].push(config.rule_text(&config.training_rules[session.rule]));
+                    for (s, v) in sum.iter_mut().zip(&session.m[c]) {
+                        *s += v;
+                    }
+                }
+                sum.iter().map(|s| s / from.len() as f64).collect()
             }
         })
         .collect();
-    let mut all_pairs: Vec<(u32, u32)> = pairs_by_rule.iter().flatten().copied().collect();
+
+    // The prior, from the pairs that will be scored: the blocking rules'.
+    let prediction_blocks: Vec<&[String]> = records.iter().map(|r| r.blocks.as_slice()).collect();
+    let mut all_pairs: Vec<(u32, u32)> = candidate_pairs_by_rule(
+        config.rules.len(),
+        config.max_block_size,
+        &prediction_blocks,
+    )
+    .into_iter()
+    .flatten()
+    .collect();
     all_pairs.sort_unstable();
     all_pairs.dedup();
+    if all_pairs.is_empty() {
+        return Err(TrainError::NoCandidatePairs {
+            rules: rules_text(config, &config.rules),
+        });
+    }
     let candidate_pairs = all_pairs.len();
     let everything = vec![true; u.len()];
     let patterns = patterns_of(config, &records, all_pairs.into_iter(), &everything);
@@ -161,7 +258,7 @@ pub fn train(
     let all_record_pairs = (n as f64) * (n as f64 - 1.0) / 2.0;
     let prior = (candidate_prior * candidate_pairs as f64 / all_record_pairs).clamp(1e-12, 0.5);
 
-    let comparisons = config
+    let comparisons: Vec<ComparisonModel> = config
         .comparisons
         .iter()
         .enumerate()
@@ -179,6 +276,7 @@ pub fn train(
                 u: u[c].clone(),
                 term_frequencies,
                 tf_floor,
+                trained_by: std::mem::take(&mut trained_by[c]),
             }
         })
         .collect();
@@ -189,12 +287,165 @@ pub fn train(
     training.insert("candidateMatchShare".to_string(), candidate_prior);
     training.insert("unusableValues".to_string(), counters.unusable as f64);
     training.insert("truncatedValues".to_string(), counters.truncated as f64);
-    Ok(Model {
+    let model = Model {
         format: MODEL_FORMAT,
         prior,
         comparisons,
         training,
-    })
+        sessions,
+    };
+    check_finite(&model)?;
+    Ok(model)
+}
+
+/// The value of field `i` in a record's body.
+fn field_value<'a>(
+    config: &ResolutionConfig,
+    body: &'a crate::observation::Body,
+    i: usize,
+) -> Option<FieldValue<'a>> {
+    use super::config::Field;
+    match &config.fields[i] {
+        Field::Attribute(name) => body
+            .attributes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| FieldValue::Json(v.as_str())),
+        // Identifiers are sorted: the first of the type is the smallest,
+        // as the engine takes it.
+        Field::Identifier(t, _) => body
+            .identifiers
+            .iter()
+            .filter(|id| id.type_id == *t)
+            .map(|id| id.value.as_str())
+            .min()
+            .map(FieldValue::Text),
+    }
+}
+
+/// Why a session's `m` cannot be used, or None when it can.
+fn unusable_session(
+    config: &ResolutionConfig,
+    read: &[usize],
+    estimable: &[bool],
+    m: &[Vec<f64>],
+) -> Option<String> {
+    if let Some(h) = &config.households {
+        if let Some(c) = read
+            .iter()
+            .find(|c| h.member.get(**c).copied().unwrap_or(false))
+        {
+            return Some(format!(
+                "its rule reads the household field of `{}`: its pairs are households, not people",
+                config.comparisons[*c].name
+            ));
+        }
+    }
+    (0..m.len())
+        .filter(|c| estimable[*c])
+        .find_map(|c| {
+            let different = m[c].last().copied().unwrap_or(0.0);
+            (different > MAX_M_DIFFERENT).then(|| {
+                format!(
+                    "its match class shows `{}` different in {:.0}% of pairs: it found something else than matches (households?)",
+                    config.comparisons[c].name,
+                    different * 100.0
+                )
+            })
+        })
+}
+
+/// Every probability of the model is a finite number, or an error naming it.
+fn check_finite(model: &Model) -> Result<(), TrainError> {
+    let bad = |what: String, value: f64, rule: String| TrainError::NotFinite { what, value, rule };
+    if !model.prior.is_finite() {
+        return Err(bad("prior".into(), model.prior, String::new()));
+    }
+    for c in &model.comparisons {
+        for (what, values) in [("m", &c.m), ("u", &c.u)] {
+            if let Some((l, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                let rule = if what == "m" && !c.trained_by.is_empty() {
+                    format!(" from sessions {}", c.trained_by.join(", "))
+                } else {
+                    String::new()
+                };
+                return Err(bad(
+                    format!(
+                        "{what} of `{}` level `{}`",
+                        c.name,
+                        c.levels.get(l).map(String::as_str).unwrap_or("?")
+                    ),
+                    *v,
+                    rule,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rules_text(config: &ResolutionConfig, rules: &[Vec<usize>]) -> String {
+    rules
+        .iter()
+        .map(|r| config.rule_text(r))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What `train` prints: per session its candidates, match share and the `m`
+/// it estimated; then per comparison `m`, `u` and the weight of each level,
+/// with the sessions `m` came from.
+pub fn report(model: &Model) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (i, s) in model.sessions.iter().enumerate() {
+        let status = match (&s.note, s.used) {
+            (_, true) => "used".to_string(),
+            (Some(note), false) => format!("NOT USED: {note}"),
+            (None, false) => "not used".to_string(),
+        };
+        lines.push(format!(
+            "session {} {}: {} candidate pairs, estimated match share {:.4}, {} EM iterations; {status}",
+            i + 1,
+            s.rule,
+            s.candidate_pairs,
+            s.match_share,
+            s.iterations
+        ));
+        for (name, m) in &s.m {
+            let levels = model
+                .comparisons
+                .iter()
+                .find(|c| &c.name == name)
+                .map(|c| c.levels.clone())
+                .unwrap_or_default();
+            let cells: Vec<String> = m
+                .iter()
+                .enumerate()
+                .map(|(l, p)| {
+                    format!(
+                        "{} {p:.4}",
+                        levels.get(l).map(String::as_str).unwrap_or("?")
+                    )
+                })
+                .collect();
+            lines.push(format!("    m {name:<20} {}", cells.join(" | ")));
+        }
+    }
+    lines.push(format!("model: prior {:.3e}", model.prior));
+    for c in &model.comparisons {
+        lines.push(format!("  {} (m from {})", c.name, c.trained_by.join(", ")));
+        for (l, level) in c.levels.iter().enumerate() {
+            let (m, u) = (
+                c.m.get(l).copied().unwrap_or(0.0),
+                c.u.get(l).copied().unwrap_or(0.0),
+            );
+            lines.push(format!(
+                "    {level:<40} m {m:.4}  u {u:.6}  weight {:+.2}",
+                (m / u).log2()
+            ));
+        }
+    }
+    lines
 }
 
 /// The level of every comparison for a pair (MISSING where a side lacks it).
@@ -256,30 +507,35 @@ fn estimate_u(
         .collect()
 }
 
-/// The candidate pairs of each blocking rule (blocks over the size limit skipped).
-fn candidate_pairs_by_rule(
-    config: &ResolutionConfig,
-    records: &[Features],
+/// The candidate pairs of each of `rules` rules, from every record's block
+/// keys (each starting with its rule's index); blocks over the size limit
+/// are skipped.
+fn candidate_pairs_by_rule<B: AsRef<[String]>>(
+    rules: usize,
+    max_block_size: usize,
+    record_blocks: &[B],
 ) -> Vec<Vec<(u32, u32)>> {
     let mut blocks: AHashMap<&str, Vec<u32>> = AHashMap::default();
-    for (i, r) in records.iter().enumerate() {
-        for key in &r.blocks {
+    for (i, keys) in record_blocks.iter().enumerate() {
+        for key in keys.as_ref() {
             blocks.entry(key.as_str()).or_default().push(i as u32);
         }
     }
-    let mut by_rule: Vec<AHashSet<(u32, u32)>> = vec![AHashSet::default(); config.rules.len()];
+    let mut by_rule: Vec<AHashSet<(u32, u32)>> = vec![AHashSet::default(); rules];
     for (key, members) in &blocks {
-        if members.len() > config.max_block_size {
+        if members.len() > max_block_size {
             continue;
         }
-        let rule: usize = key
+        let rule = key
             .split('\u{1f}')
             .next()
-            .and_then(|r| r.parse().ok())
-            .expect("block keys start with their rule");
+            .and_then(|r| r.parse::<usize>().ok());
+        let Some(set) = rule.and_then(|r| by_rule.get_mut(r)) else {
+            continue;
+        };
         for (i, &a) in members.iter().enumerate() {
             for &b in &members[i + 1..] {
-                by_rule[rule].insert((a.min(b), a.max(b)));
+                set.insert((a.min(b), a.max(b)));
             }
         }
     }
@@ -293,14 +549,11 @@ fn candidate_pairs_by_rule(
         .collect()
 }
 
-/// The comparisons reading an attribute that a rule's keys are made from.
-fn rule_comparisons(config: &ResolutionConfig, rule: usize) -> Vec<usize> {
-    let attributes: Vec<usize> = config.rules[rule]
-        .iter()
-        .map(|k| config.keys[*k].attribute)
-        .collect();
+/// The comparisons reading a field that a rule's keys are made from.
+fn rule_comparisons(config: &ResolutionConfig, rule: &[usize]) -> Vec<usize> {
+    let fields: Vec<usize> = rule.iter().map(|k| config.keys[*k].field).collect();
     (0..config.comparisons.len())
-        .filter(|c| attributes.contains(&config.comparisons[*c].attribute))
+        .filter(|c| fields.contains(&config.comparisons[*c].field))
         .collect()
 }
 

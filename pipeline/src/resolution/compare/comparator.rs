@@ -8,7 +8,7 @@
 //! two values are the same (same cleaned text, same date, same number), so
 //! that both values of an exact pair have the same [`Comparator::tf_key`].
 
-use super::date::{parse_date, Date};
+use super::date::{parse_date_with, Date, DateFormat};
 use super::number::{number_key, parse_number, within};
 use super::phonetic::phonetic;
 use super::similarity::{bounded_edit_distance, jaro_winkler_slices};
@@ -67,12 +67,17 @@ enum Method {
         transpositions: bool,
     },
     Phonetic,
-    /// Maximum year distances, strictly increasing.
-    Date(Box<[u32]>),
+    /// Maximum year distances, strictly increasing, and the declared formats.
+    Date {
+        years: Box<[u32]>,
+        formats: Box<[DateFormat]>,
+    },
     /// Maximum differences, strictly increasing.
     Numeric(Box<[f64]>),
     /// Prefix lengths, strictly decreasing.
     Postcode(Box<[u32]>),
+    /// Suffix lengths, strictly decreasing.
+    Suffix(Box<[u32]>),
 }
 
 impl Comparator {
@@ -117,7 +122,10 @@ impl Comparator {
                     transpositions,
                 }
             }
-            ComparisonMethod::Date { max_year_distances } => {
+            ComparisonMethod::Date {
+                max_year_distances,
+                formats,
+            } => {
                 let ok = max_year_distances.len() <= MAX_PARAMETERS
                     && max_year_distances.iter().all(|d| *d >= 1)
                     && max_year_distances.windows(2).all(|w| w[0] < w[1]);
@@ -127,7 +135,19 @@ impl Comparator {
                          strictly increasing (best level first), e.g. [1, 10]; got {max_year_distances:?}"
                     ));
                 }
-                Method::Date(max_year_distances.clone().into())
+                if formats.len() > MAX_PARAMETERS {
+                    return Err(format!(
+                        "`date.formats` lists at most {MAX_PARAMETERS} formats"
+                    ));
+                }
+                let formats = formats
+                    .iter()
+                    .map(|f| DateFormat::compile(f).map_err(|e| format!("`date.formats`: {e}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Method::Date {
+                    years: max_year_distances.clone().into(),
+                    formats: formats.into(),
+                }
             }
             ComparisonMethod::Numeric { max_differences } => {
                 let ok = (1..=MAX_PARAMETERS).contains(&max_differences.len())
@@ -141,17 +161,14 @@ impl Comparator {
                 }
                 Method::Numeric(max_differences.clone().into())
             }
-            ComparisonMethod::Postcode { prefix_lengths } => {
-                let ok = prefix_lengths.len() <= MAX_PARAMETERS
-                    && prefix_lengths.iter().all(|n| *n >= 1)
-                    && prefix_lengths.windows(2).all(|w| w[0] > w[1]);
-                if !ok {
-                    return Err(format!(
-                        "`postcode.prefixLengths` must list 0 to {MAX_PARAMETERS} lengths of at least 1, \
-                         strictly decreasing (longest first, best level first), e.g. [4, 2]; got {prefix_lengths:?}"
-                    ));
-                }
-                Method::Postcode(prefix_lengths.clone().into())
+            ComparisonMethod::Postcode { prefix_lengths } => Method::Postcode(decreasing_lengths(
+                "postcode.prefixLengths",
+                prefix_lengths,
+                0,
+                "[4, 2]",
+            )?),
+            ComparisonMethod::Suffix { lengths } => {
+                Method::Suffix(decreasing_lengths("suffix.lengths", lengths, 1, "[7, 4]")?)
             }
         };
         Ok(Comparator { method })
@@ -164,9 +181,10 @@ impl Comparator {
             Method::JaroWinkler(t) => 2 + t.len(),
             Method::Edit { max_distances, .. } => 2 + max_distances.len(),
             Method::Phonetic => 3,
-            Method::Date(d) => 4 + d.len(),
+            Method::Date { years, .. } => 4 + years.len(),
             Method::Numeric(d) => 2 + d.len(),
             Method::Postcode(p) => 3 + p.len(),
+            Method::Suffix(l) => 2 + l.len(),
         }
     }
 
@@ -193,7 +211,7 @@ impl Comparator {
                 names.extend(max_distances.iter().map(|d| format!("{name} <= {d}")));
             }
             Method::Phonetic => names.push("same phonetic code".to_string()),
-            Method::Date(d) => {
+            Method::Date { years: d, .. } => {
                 names.push("day and month transposed".to_string());
                 names.push("one edit in the digits".to_string());
                 names.extend(
@@ -206,9 +224,21 @@ impl Comparator {
                 names.push("one edit".to_string());
                 names.extend(p.iter().map(|n| format!("same first {n} characters")));
             }
+            Method::Suffix(l) => {
+                names.extend(l.iter().map(|n| format!("same last {n} characters")));
+            }
         }
         names.push("different".to_string());
         names
+    }
+
+    /// The date formats this comparator declares (empty unless `date`), so
+    /// that blocking keys on the same attribute read dates the same way.
+    pub fn date_formats(&self) -> &[DateFormat] {
+        match &self.method {
+            Method::Date { formats, .. } => formats,
+            _ => &[],
+        }
     }
 
     /// None when the cleaned value cannot be used by this method (a date in
@@ -224,7 +254,7 @@ impl Comparator {
         }
         let value = match &self.method {
             Method::Exact => Value::Text(cleaned.into()),
-            Method::JaroWinkler(_) | Method::Edit { .. } => Value::Chars {
+            Method::JaroWinkler(_) | Method::Edit { .. } | Method::Suffix(_) => Value::Chars {
                 text: cleaned.into(),
                 chars: cleaned.chars().collect(),
             },
@@ -232,8 +262,8 @@ impl Comparator {
                 text: cleaned.into(),
                 code: phonetic(cleaned).into(),
             },
-            Method::Date(_) => {
-                let date = parse_date(cleaned)?;
+            Method::Date { formats, .. } => {
+                let date = parse_date_with(cleaned, formats)?;
                 Value::Date {
                     date,
                     iso: date.iso(),
@@ -321,7 +351,7 @@ impl Comparator {
                     2
                 }
             }
-            Method::Date(years) => {
+            Method::Date { years, .. } => {
                 let (
                     Value::Date {
                         date: da,
@@ -374,6 +404,21 @@ impl Comparator {
                     2 + first_or_len(fits, prefixes.len())
                 }
             }
+            Method::Suffix(lengths) => {
+                let ((ta, ca), (tb, cb)) = (a.chars()?, b.chars()?);
+                if ta == tb {
+                    0
+                } else {
+                    let shared = ca
+                        .iter()
+                        .rev()
+                        .zip(cb.iter().rev())
+                        .take_while(|(x, y)| x == y)
+                        .count();
+                    let fits = lengths.iter().position(|n| shared >= *n as usize);
+                    1 + first_or_len(fits, lengths.len())
+                }
+            }
         };
         Some(level)
     }
@@ -404,4 +449,25 @@ impl Value {
 /// The index found, or `len` (the next level) when none matched.
 fn first_or_len(found: Option<usize>, len: usize) -> usize {
     found.unwrap_or(len)
+}
+
+/// A list of `min..=MAX_PARAMETERS` character counts, each at least 1 and
+/// strictly decreasing (the longest, best level first).
+fn decreasing_lengths(
+    field: &str,
+    lengths: &[u32],
+    min: usize,
+    example: &str,
+) -> Result<Box<[u32]>, String> {
+    let ok = (min..=MAX_PARAMETERS).contains(&lengths.len())
+        && lengths.iter().all(|n| *n >= 1)
+        && lengths.windows(2).all(|w| w[0] > w[1]);
+    if ok {
+        Ok(lengths.into())
+    } else {
+        Err(format!(
+            "`{field}` must list {min} to {MAX_PARAMETERS} lengths of at least 1, \
+             strictly decreasing (longest first, best level first), e.g. {example}; got {lengths:?}"
+        ))
+    }
 }

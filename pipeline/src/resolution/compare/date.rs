@@ -175,6 +175,101 @@ fn year_last(b: &[u8]) -> Option<Date> {
     Date::new(year, month, day)
 }
 
+/// A date format a pipeline declares for one attribute (`%m/%d/%Y`): the
+/// way out of ambiguity is for the data's owner to say how it is written,
+/// never for the parser to guess.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateFormat {
+    parts: Box<[Part]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// Four digits.
+    Year,
+    /// One or two digits.
+    Month,
+    Day,
+    /// An ASCII byte written as is (compared lower-cased, as values are).
+    Literal(u8),
+}
+
+impl DateFormat {
+    /// `%Y` (four-digit year), `%m` (month) and `%d` (day) exactly once each,
+    /// `%%` for a percent sign, any other ASCII character literal. Two-digit
+    /// years are not accepted: their century is a guess.
+    pub fn compile(format: &str) -> Result<DateFormat, String> {
+        let accepted = "`%Y` (four-digit year), `%m` (month) and `%d` (day) once each, other ASCII characters as written, e.g. \"%m/%d/%Y\"";
+        let mut parts = Vec::new();
+        let mut chars = format.chars();
+        while let Some(c) = chars.next() {
+            let part = match c {
+                '%' => {
+                    match chars.next() {
+                        Some('Y') => Part::Year,
+                        Some('m') => Part::Month,
+                        Some('d') => Part::Day,
+                        Some('%') => Part::Literal(b'%'),
+                        other => {
+                            let shown = other
+                                .map(|o| format!("%{o}"))
+                                .unwrap_or_else(|| "a lone %".into());
+                            return Err(format!("date format {format:?}: {shown} is not accepted; accepted: {accepted}"));
+                        }
+                    }
+                }
+                c if c.is_ascii() && !c.is_ascii_digit() => {
+                    Part::Literal(c.to_ascii_lowercase() as u8)
+                }
+                c => {
+                    return Err(format!(
+                        "date format {format:?}: {c:?} is not accepted; accepted: {accepted}"
+                    ))
+                }
+            };
+            parts.push(part);
+        }
+        for field in [Part::Year, Part::Month, Part::Day] {
+            if parts.iter().filter(|p| **p == field).count() != 1 {
+                return Err(format!("date format {format:?}: accepted: {accepted}"));
+            }
+        }
+        Ok(DateFormat {
+            parts: parts.into(),
+        })
+    }
+
+    /// The date written in this format, validated, or None.
+    pub fn parse(&self, s: &str) -> Option<Date> {
+        let mut p = Cursor {
+            b: s.trim().as_bytes(),
+            pos: 0,
+        };
+        let (mut year, mut month, mut day) = (0, 0, 0);
+        for part in self.parts.iter() {
+            match part {
+                Part::Year => year = p.number(4, 4)?,
+                Part::Month => month = p.number(1, 2)?,
+                Part::Day => day = p.number(1, 2)?,
+                Part::Literal(c) => p.expect(*c)?,
+            }
+        }
+        if !p.at_end() {
+            return None;
+        }
+        Date::new(i32::try_from(year).ok()?, month, day)
+    }
+}
+
+/// A date read with the declared formats first, in order, then the
+/// unambiguous ones of [`parse_date`].
+pub fn parse_date_with(s: &str, formats: &[DateFormat]) -> Option<Date> {
+    formats
+        .iter()
+        .find_map(|f| f.parse(s))
+        .or_else(|| parse_date(s))
+}
+
 /// A read position in ASCII bytes.
 struct Cursor<'a> {
     b: &'a [u8],

@@ -7,7 +7,7 @@
 //! block. A transform that does not apply gives None, and the record is simply
 //! not in that rule's blocks.
 
-use super::date::parse_date;
+use super::date::{parse_date_with, DateFormat};
 use super::phonetic::phonetic;
 use kith_api::pipeline::KeyTransform;
 
@@ -19,7 +19,14 @@ use kith_api::pipeline::KeyTransform;
 /// `monthDay` is `MMDD` of a date read by [`parse_date`]; `digits` keeps the
 /// decimal digits (ASCII, and the full-width, Arabic-Indic and Devanagari
 /// ones, written as ASCII) in order.
-pub fn derive_key(transform: &KeyTransform, cleaned: &str) -> Option<String> {
+///
+/// `date_formats` are the formats the pipeline declares for the attribute
+/// (tried before the unambiguous ones).
+pub fn derive_key(
+    transform: &KeyTransform,
+    cleaned: &str,
+    date_formats: &[DateFormat],
+) -> Option<String> {
     if cleaned.is_empty() {
         return None;
     }
@@ -41,9 +48,9 @@ pub fn derive_key(transform: &KeyTransform, cleaned: &str) -> Option<String> {
             cleaned[start..].to_string()
         }
         KeyTransform::Phonetic => phonetic(cleaned),
-        KeyTransform::Year => format!("{:04}", parse_date(cleaned)?.year),
+        KeyTransform::Year => format!("{:04}", parse_date_with(cleaned, date_formats)?.year),
         KeyTransform::MonthDay => {
-            let date = parse_date(cleaned)?;
+            let date = parse_date_with(cleaned, date_formats)?;
             format!("{:02}{:02}", date.month, date.day)
         }
         KeyTransform::Digits => cleaned.chars().filter_map(decimal_digit).collect(),

@@ -22,6 +22,7 @@
 mod comparator;
 mod date;
 mod keys;
+mod nicknames;
 mod number;
 mod phonetic;
 mod similarity;
@@ -31,8 +32,9 @@ mod text;
 mod tests;
 
 pub use comparator::{Comparator, Prepared};
-pub use date::{parse_date, Date};
+pub use date::{parse_date, parse_date_with, Date, DateFormat};
 pub use keys::derive_key;
+pub use nicknames::{share_group, Nicknames};
 pub use phonetic::phonetic;
 pub use similarity::{jaro_winkler, levenshtein_within, osa_within};
 pub use text::clean;

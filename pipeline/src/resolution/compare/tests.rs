@@ -545,6 +545,7 @@ fn phonetic_levels() {
 fn date_levels() {
     let c = comparator(ComparisonMethod::Date {
         max_year_distances: vec![1, 5],
+        formats: vec![],
     });
     assert_eq!(
         c.level_names(),
@@ -573,6 +574,7 @@ fn date_levels() {
 
     let c = comparator(ComparisonMethod::Date {
         max_year_distances: vec![],
+        formats: vec![],
     });
     assert_eq!(c.levels(), 4);
     assert_eq!(level(&c, "1990-03-15", "1985-03-15"), 3);
@@ -675,9 +677,11 @@ fn compile_rejects_bad_levels_and_says_what_is_accepted() {
         },
         ComparisonMethod::Date {
             max_year_distances: vec![0],
+            formats: vec![],
         },
         ComparisonMethod::Date {
             max_year_distances: vec![5, 1],
+            formats: vec![],
         },
         ComparisonMethod::Numeric {
             max_differences: vec![],
@@ -725,6 +729,7 @@ fn values_prepared_by_another_method_compare_as_different() {
     let exact = comparator(ComparisonMethod::Exact);
     let dates = comparator(ComparisonMethod::Date {
         max_year_distances: vec![1],
+        formats: vec![],
     });
     let d = dates.prepare("1990-03-15").unwrap();
     let e = exact.prepare("1990-03-15").unwrap();
@@ -743,7 +748,7 @@ fn empty_values_are_unusable() {
 
 #[test]
 fn derive_key_for_each_transform() {
-    let key = |t: KeyTransform, v: &str| derive_key(&t, v);
+    let key = |t: KeyTransform, v: &str| derive_key(&t, v, &[]);
     assert_eq!(key(KeyTransform::Exact, "ann lee"), Some("ann lee".into()));
     assert_eq!(key(KeyTransform::Prefix(3), "smith"), Some("smi".into()));
     assert_eq!(key(KeyTransform::Prefix(10), "smith"), Some("smith".into()));
@@ -774,7 +779,7 @@ fn derive_key_for_each_transform() {
     assert_eq!(key(KeyTransform::Digits, "٠٥٥"), Some("055".into()));
     assert_eq!(key(KeyTransform::Digits, "abc"), None);
     for t in all_transforms() {
-        assert_eq!(derive_key(&t, ""), None);
+        assert_eq!(derive_key(&t, "", &[]), None);
     }
 }
 
@@ -846,6 +851,7 @@ fn all_methods() -> Vec<ComparisonMethod> {
         ComparisonMethod::Phonetic,
         ComparisonMethod::Date {
             max_year_distances: vec![1, 5],
+            formats: vec![],
         },
         ComparisonMethod::Numeric {
             max_differences: vec![1.0, 10.0],
@@ -900,7 +906,7 @@ fn nothing_panics_on_random_strings() {
         let _ = phonetic(&a);
         let _ = parse_date(&a);
         for t in &transforms {
-            assert_ne!(derive_key(t, &a).as_deref(), Some(""));
+            assert_ne!(derive_key(t, &a, &[]).as_deref(), Some(""));
         }
         // The pipeline's path: clean, prepare, compare.
         let max_chars = if round % 2 == 0 { 200 } else { rng.below(40) };
@@ -931,6 +937,7 @@ fn nothing_panics_on_date_and_number_like_strings() {
     ];
     let dates = comparator(ComparisonMethod::Date {
         max_year_distances: vec![1, 5],
+        formats: vec![],
     });
     let numbers = comparator(ComparisonMethod::Numeric {
         max_differences: vec![1.0],
@@ -947,7 +954,7 @@ fn nothing_panics_on_date_and_number_like_strings() {
         }
         let _ = dates.prepare(&s);
         let _ = numbers.prepare(&s);
-        let _ = derive_key(&KeyTransform::MonthDay, &s);
+        let _ = derive_key(&KeyTransform::MonthDay, &s, &[]);
     }
     // Mostly garbage, but the generator does reach the parsers' inner paths.
     let _ = parsed;
