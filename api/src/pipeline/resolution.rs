@@ -44,6 +44,13 @@ pub struct ResolutionSpec {
     /// reported as possible matches, never linked (default 0.5).
     #[serde(default = "possible_threshold")]
     pub possible_threshold: f64,
+    /// A match is not followed when it would put in one profile two records
+    /// that disagree this strongly: their disagreeing comparisons (the
+    /// negative weights, household comparisons aside) sum to more than this
+    /// many bits against a match (default 12, odds of 4096 to 1). Such a
+    /// match is reported as a conflict instead.
+    #[serde(default = "max_disagreement")]
+    pub max_disagreement: f64,
     /// Attribute values longer than this many characters are truncated (and
     /// counted) before comparison (default 200).
     #[serde(default = "max_value_chars")]
@@ -58,6 +65,9 @@ fn match_threshold() -> f64 {
 }
 fn possible_threshold() -> f64 {
     0.5
+}
+fn max_disagreement() -> f64 {
+    12.0
 }
 fn max_value_chars() -> u32 {
     200

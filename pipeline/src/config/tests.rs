@@ -206,3 +206,72 @@ fn the_aws_example_validates() {
     );
     assert!(d.create_tables);
 }
+
+#[test]
+fn resolution_reads_identifier_types_as_fields_and_names_bad_ones() {
+    let base = |keys: &str, comparisons: &str, extra: &str| {
+        format!(
+            "name: x\nidentifiers: [{{type: ssn, link: false}}, {{type: phone, link: false}}]\n\
+             resolution:\n  prior: 0.01\n  keys: [{keys}]\n  blocking: {{rules: [[k]]}}\n  comparisons: [{comparisons}]\n{extra}"
+        )
+    };
+    let ssn = "{identifier: ssn, method: {damerauLevenshtein: {maxDistances: [1]}}, m: [0.9, 0.05, 0.05], u: [0.001, 0.01, 0.989]}";
+    let p = load(&base(
+        "{name: k, identifier: phone, transform: {suffix: 4}}",
+        ssn,
+        "",
+    ))
+    .unwrap();
+    let r = p.resolution.as_ref().unwrap();
+    assert_eq!(r.config.comparisons[0].name, "ssn");
+    assert_eq!(r.config.fields.len(), 2, "phone for the key, ssn compared");
+
+    let cases = [
+        (
+            base("{name: k, identifier: passport}", ssn, ""),
+            "resolution.keys[0].identifier",
+            "`passport` is not an identifier type",
+        ),
+        (
+            base("{name: k, attribute: a, identifier: ssn}", ssn, ""),
+            "resolution.keys[0]",
+            "exactly one of `attribute`",
+        ),
+        (
+            base(
+                "{name: k, attribute: a}",
+                "{method: exact, m: [0.9, 0.1], u: [0.1, 0.9]}",
+                "",
+            ),
+            "resolution.comparisons[0]",
+            "exactly one of `attribute`",
+        ),
+        (
+            base(
+                "{name: k, attribute: a}",
+                ssn,
+                "  households: {comparisons: [surname]}\n",
+            ),
+            "resolution.households.comparisons[0]",
+            "surname",
+        ),
+        (
+            base("{name: k, attribute: a}", ssn, "  maxDisagreement: 0\n"),
+            "resolution.maxDisagreement",
+            "above 0",
+        ),
+        (
+            base(
+                "{name: k, attribute: a}",
+                ssn,
+                "  training: {rules: [[nope]]}\n",
+            ),
+            "resolution.training.rules[0]",
+            "nope",
+        ),
+    ];
+    for (yaml, field, says) in cases {
+        let err = load(&yaml).unwrap_err().to_string();
+        assert!(err.contains(field) && err.contains(says), "{field}: {err}");
+    }
+}

@@ -101,6 +101,9 @@ pub struct ResolutionConfig {
     pub max_value_chars: usize,
     pub match_threshold: f64,
     pub possible_threshold: f64,
+    /// Bits of disagreement between two records beyond which no match may
+    /// put them in one profile (`maxDisagreement`).
+    pub max_disagreement: f64,
 }
 
 /// Match weights: `log2(m / u)` per comparison level, with term frequencies.
@@ -123,6 +126,9 @@ pub struct LevelWeights {
     pub weights: Vec<f64>,
     /// Exact-match key to its share of records, for term-frequency comparisons.
     pub term_frequencies: Option<(HashMap<String, f64>, f64)>,
+    /// Where `m` came from: the training sessions (their rules) that
+    /// estimated it, or "the pipeline" for inline probabilities.
+    pub trained_by: Vec<String>,
 }
 
 impl LevelWeights {
@@ -359,6 +365,12 @@ impl ResolutionConfig {
                 "at most matchThreshold",
             ));
         }
+        if !(spec.max_disagreement.is_finite() && spec.max_disagreement > 0.0) {
+            return Err(ConfigError::invalid(
+                field("maxDisagreement"),
+                "a number of bits above 0, e.g. 12",
+            ));
+        }
         if spec.max_value_chars == 0 {
             return Err(ConfigError::invalid(field("maxValueChars"), "at least 1"));
         }
@@ -374,6 +386,7 @@ impl ResolutionConfig {
             max_value_chars: spec.max_value_chars as usize,
             match_threshold: spec.match_threshold,
             possible_threshold: spec.possible_threshold,
+            max_disagreement: spec.max_disagreement,
         })
     }
 
@@ -408,7 +421,7 @@ impl ResolutionConfig {
         let mut levels = Vec::new();
         for (i, c) in self.comparisons.iter().enumerate() {
             let n = c.levels();
-            let (m, u, tf) = match model {
+            let (m, u, tf, trained_by) = match model {
                 Some(model) => {
                     let cm: &ComparisonModel = model
                         .comparisons
@@ -435,7 +448,7 @@ impl ResolutionConfig {
                             cm.tf_floor.unwrap_or(1e-6),
                         )
                     });
-                    (cm.m.clone(), cm.u.clone(), tf)
+                    (cm.m.clone(), cm.u.clone(), tf, cm.trained_by.clone())
                 }
                 None => {
                     let spec_c = &spec.comparisons[i];
@@ -449,7 +462,12 @@ impl ResolutionConfig {
                             )
                         })
                     };
-                    (need(&spec_c.m, "m")?, need(&spec_c.u, "u")?, None)
+                    (
+                        need(&spec_c.m, "m")?,
+                        need(&spec_c.u, "u")?,
+                        None,
+                        vec!["the pipeline".to_string()],
+                    )
                 }
             };
             for (what, v) in [("m", &m), ("u", &u)] {
@@ -469,6 +487,7 @@ impl ResolutionConfig {
                 u,
                 weights,
                 term_frequencies: tf,
+                trained_by,
             });
         }
         Ok(Weights {

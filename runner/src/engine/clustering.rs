@@ -10,9 +10,12 @@
 //! of its holders unless the merge would give a cluster more distinct values of
 //! an exclusive type than its limit; such an identifier is marked *in conflict*
 //! and links nothing. Entity-resolution links (pairs of records) come after
-//! all identifiers, strongest first, under the same limits. The order is a
-//! function of the records alone, so the result is too (sequence neutrality,
-//! DESIGN §3.2).
+//! all identifiers, strongest first, under the same limits, and one more: a
+//! link is not followed when some record on one side disagrees with some
+//! record on the other beyond `maxDisagreement` (a tax record without a date
+//! of birth matching both a father and his son must not make them one
+//! person). The order is a function of the records alone, so the result is
+//! too (sequence neutrality, DESIGN §3.2).
 
 use super::identifiers::{ExclusiveSet, Idents, TypeRules};
 use super::keys::Names;
@@ -20,7 +23,8 @@ use super::keys::{IdentId, ProfileSlot, RecordId};
 use super::profiles::cmp_record_keys;
 use super::profiles::Profiles;
 use super::records::Records;
-use crate::resolution::Resolver;
+use crate::resolution::index::LinkConflict;
+use crate::resolution::{ResolutionConfig, Resolver, Weights};
 use ahash::{AHashMap, AHashSet};
 
 /// The outcome for the records reached from the seeds.
@@ -34,8 +38,49 @@ pub struct Clustering {
     pub conflicts: Vec<IdentId>,
     /// Resolution links visited (each pair once, smaller record first).
     pub visited_links: Vec<(RecordId, RecordId)>,
-    /// Visited links that were not used because of an exclusive limit.
-    pub link_conflicts: Vec<(RecordId, RecordId)>,
+    /// Visited links that were not used, and why.
+    pub link_conflicts: Vec<(RecordId, RecordId, LinkConflict)>,
+}
+
+/// Above this many cross pairs (the two sides' sizes multiplied) a link's
+/// sides are not checked for disagreement: a profile that large was built
+/// from identifiers, and scoring every pair would cost more than the rest of
+/// the clustering. The fast path never merges more than
+/// [`MAX_CHECKED_RECORDS`] records through a link, so it never needs to
+/// know whether this cap was reached.
+pub const MAX_CHECKED_PAIRS: usize = 4096;
+
+/// The most records the fast path merges through a resolution link after
+/// checking every pair for disagreement itself; beyond this it leaves the
+/// merge to the canonical path. Any two sides of a union this size have at
+/// most (64 / 2)² = 1024 cross pairs, under [`MAX_CHECKED_PAIRS`].
+pub const MAX_CHECKED_RECORDS: usize = 64;
+
+/// The entity-resolution side of clustering: the links, and the scoring
+/// that checks them for disagreement (None when the pipeline has no
+/// resolution weights).
+#[derive(Clone, Copy)]
+pub struct Matches<'a> {
+    pub resolver: &'a Resolver<RecordId>,
+    pub scoring: Option<(&'a ResolutionConfig, &'a Weights)>,
+}
+
+/// Whether some record of `a` disagrees with some record of `b` beyond
+/// the pipeline's `maxDisagreement`.
+pub fn sides_disagree(
+    a: &[RecordId],
+    b: &[RecordId],
+    resolver: &Resolver<RecordId>,
+    config: &ResolutionConfig,
+    weights: &Weights,
+) -> bool {
+    a.iter().any(|x| {
+        b.iter().any(|y| {
+            resolver
+                .disagreement(*x, *y, config, weights)
+                .is_some_and(|d| d > config.max_disagreement)
+        })
+    })
 }
 
 /// Clusters the live records reachable from `seeds` through evidence
@@ -48,9 +93,13 @@ pub fn cluster(
     idents: &Idents,
     profiles: &Profiles,
     rules: &TypeRules,
-    resolver: &Resolver<RecordId>,
+    matches: Matches<'_>,
     names: &Names,
 ) -> Clustering {
+    let Matches {
+        resolver,
+        scoring: resolution,
+    } = matches;
     // 1. Reach.
     let mut local: AHashMap<RecordId, u32> = AHashMap::default();
     let mut nodes: Vec<RecordId> = Vec::new();
@@ -174,6 +223,16 @@ pub fn cluster(
             .then_with(|| cmp_record_keys(x.1, y.1, records, names))
     });
     let mut link_conflicts = Vec::new();
+    // The members of each root, for the disagreement check (only built when
+    // there are links to check).
+    let mut members: Vec<Vec<RecordId>> = Vec::new();
+    if resolution.is_some() && !links.is_empty() {
+        members = vec![Vec::new(); nodes.len()];
+        for n in 0..nodes.len() as u32 {
+            let root = find(&mut parent, n);
+            members[root as usize].push(nodes[n as usize]);
+        }
+    }
     for &(a, b, _) in &links {
         let (ra, rb) = (find(&mut parent, local[&a]), find(&mut parent, local[&b]));
         if ra == rb {
@@ -184,8 +243,19 @@ pub fn cluster(
         union.sort();
         union.dedup();
         if exceeds_limits(&union, idents, rules) {
-            link_conflicts.push((a, b));
+            link_conflicts.push((a, b, LinkConflict::ExclusiveLimit));
             continue;
+        }
+        if let Some((config, weights)) = resolution {
+            let (side_a, side_b) = (&members[ra as usize], &members[rb as usize]);
+            if side_a.len() * side_b.len() <= MAX_CHECKED_PAIRS
+                && sides_disagree(side_a, side_b, resolver, config, weights)
+            {
+                link_conflicts.push((a, b, LinkConflict::Disagreement));
+                continue;
+            }
+            let moved = std::mem::take(&mut members[rb as usize]);
+            members[ra as usize].extend(moved);
         }
         parent[rb as usize] = ra;
         exclusive[rb as usize] = ExclusiveSet::new();

@@ -6,6 +6,7 @@
 use super::keys::{IdentId, ProfileSlot, RecordId};
 use super::view::LookupError;
 use super::Engine;
+use crate::resolution::index::LinkConflict;
 use ahash::{AHashMap, AHashSet};
 use std::fmt::Write;
 
@@ -217,7 +218,7 @@ impl Engine {
                 }
             }
             for l in self.resolver.links(r) {
-                if l.matched && !l.conflict {
+                if l.matched && l.conflict.is_none() {
                     if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(l.other) {
                         e.insert(Some((r, Via::Match(l.score))));
                         queue.push_back(l.other);
@@ -313,12 +314,18 @@ impl Engine {
                 .resolver
                 .links(ra)
                 .iter()
-                .find(|l| l.other == rb && l.matched && l.conflict)
+                .find(|l| l.other == rb && l.matched)
             {
-                lines.push(format!(
-                    "their match (probability {:.6}) is not used: it would put more values of an exclusive type in one profile than the limit allows",
-                    crate::resolution::config::probability(l.score)
-                ));
+                let p = crate::resolution::config::probability(l.score);
+                match l.conflict {
+                    Some(LinkConflict::ExclusiveLimit) => lines.push(format!(
+                        "their match (probability {p:.6}) is not used: it would put more values of an exclusive type in one profile than the limit allows"
+                    )),
+                    Some(LinkConflict::Disagreement) => lines.push(format!(
+                        "their match (probability {p:.6}) is not used: it would put in one profile records that disagree by more than maxDisagreement bits (different dates of birth and first names, say)"
+                    )),
+                    None => {}
+                }
             }
         }
         if let Some(resolution) = &self.pipeline.resolution {

@@ -560,7 +560,7 @@ impl Engine {
             if !l.matched {
                 continue;
             }
-            if l.conflict {
+            if l.conflict.is_some() {
                 return false;
             }
             if let Some(p) = self.records.get(l.other).profile {
@@ -570,6 +570,9 @@ impl Engine {
             }
         }
         if involved.iter().any(|p| self.profiles.get(*p).conflict) {
+            return false;
+        }
+        if !self.union_agrees(r, &involved) {
             return false;
         }
         let mut exclusive = self.idents.exclusive_of(&live.idents, &self.rules);
@@ -642,6 +645,48 @@ impl Engine {
         true
     }
 
+    /// Whether merging `r` with the `involved` profiles is certain to pass
+    /// the canonical path's disagreement check: no record of one part (`r`,
+    /// or one profile) disagrees with a record of another beyond
+    /// `maxDisagreement`. This holds for identifier merges too: the canonical
+    /// path joins identifiers first, so a record joined by an identifier can
+    /// end up on one side of a link that its profile once accepted. Within a
+    /// canonical profile every pair either came together in the identifier
+    /// phase or was checked when its two sides merged, so with no
+    /// disagreement across parts no merge of the union can be refused, in
+    /// any order. False (ask for the canonical path) when the union is too
+    /// large to check here.
+    fn union_agrees(&self, r: RecordId, involved: &[ProfileSlot]) -> bool {
+        let Some((config, weights)) = self
+            .pipeline
+            .resolution
+            .as_ref()
+            .and_then(|res| res.weights.as_ref().map(|w| (&res.config, w)))
+        else {
+            return true;
+        };
+        let own = self.records.get(r).profile;
+        let mut parts: Vec<&[RecordId]> = vec![std::slice::from_ref(&r)];
+        for p in involved {
+            // The record's own profile already holds it: that part is the
+            // profile, checked against the others like any part.
+            if Some(*p) == own {
+                parts[0] = &self.profiles.get(*p).members;
+            } else {
+                parts.push(&self.profiles.get(*p).members);
+            }
+        }
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total > clustering::MAX_CHECKED_RECORDS {
+            return false;
+        }
+        parts.iter().enumerate().all(|(i, a)| {
+            parts[i + 1..]
+                .iter()
+                .all(|b| !clustering::sides_disagree(a, b, &self.resolver, config, weights))
+        })
+    }
+
     /// Rebuilds every profile reachable from the seeds with the canonical
     /// clustering, and reports what changed.
     fn canonical_path(&mut self, seeds: Vec<RecordId>, cause: RecordId) {
@@ -652,7 +697,14 @@ impl Engine {
             &self.idents,
             &self.profiles,
             &self.rules,
-            &self.resolver,
+            clustering::Matches {
+                resolver: &self.resolver,
+                scoring: self
+                    .pipeline
+                    .resolution
+                    .as_ref()
+                    .and_then(|r| r.weights.as_ref().map(|w| (&r.config, w))),
+            },
             &self.names,
         );
         for &i in &result.visited_idents {
@@ -662,10 +714,10 @@ impl Engine {
             self.idents.get_mut(i).conflict = true;
         }
         for &(a, b) in &result.visited_links {
-            self.resolver.set_conflict(a, b, false);
+            self.resolver.set_conflict(a, b, None);
         }
-        for &(a, b) in &result.link_conflicts {
-            self.resolver.set_conflict(a, b, true);
+        for &(a, b, why) in &result.link_conflicts {
+            self.resolver.set_conflict(a, b, Some(why));
         }
 
         // Old profiles touched: every profile of a reached record, plus the
@@ -744,7 +796,7 @@ impl Engine {
                         .resolver
                         .links(m)
                         .iter()
-                        .any(|l| l.matched && l.conflict);
+                        .any(|l| l.matched && l.conflict.is_some());
             }
             exclusive.sort();
             exclusive.dedup();

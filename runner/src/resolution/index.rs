@@ -12,7 +12,7 @@
 
 use super::config::{ResolutionConfig, Weights};
 use super::features::Features;
-use super::score::score;
+use super::score::{disagreement, score};
 use ahash::AHashMap;
 use std::hash::Hash;
 
@@ -24,8 +24,19 @@ pub struct Link<RecordId> {
     pub score: f64,
     /// At or above the match threshold (else a possible match).
     pub matched: bool,
-    /// Set by clustering: linking through this pair would break an exclusive limit.
-    pub conflict: bool,
+    /// Set by clustering when the pair is not followed, and why.
+    pub conflict: Option<LinkConflict>,
+}
+
+/// Why clustering did not follow a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkConflict {
+    /// It would put more values of an exclusive type in one profile than
+    /// the type's limit allows.
+    ExclusiveLimit,
+    /// It would put in one profile two records that disagree beyond
+    /// `maxDisagreement`.
+    Disagreement,
 }
 
 struct Entry<RecordId> {
@@ -82,7 +93,20 @@ impl<RecordId: Copy + Eq + Hash + Ord> Resolver<RecordId> {
         self.entries.get(&r).map(|e| &e.features)
     }
 
-    pub fn set_conflict(&mut self, a: RecordId, b: RecordId, conflict: bool) {
+    /// How strongly two indexed records disagree (see [`disagreement`]),
+    /// None when either is not indexed. Pure: it counts nothing.
+    pub fn disagreement(
+        &self,
+        a: RecordId,
+        b: RecordId,
+        config: &ResolutionConfig,
+        weights: &Weights,
+    ) -> Option<f64> {
+        let (fa, fb) = (self.features(a)?, self.features(b)?);
+        Some(disagreement(config, weights, fa, fb))
+    }
+
+    pub fn set_conflict(&mut self, a: RecordId, b: RecordId, conflict: Option<LinkConflict>) {
         for (x, y) in [(a, b), (b, a)] {
             if let Some(e) = self.entries.get_mut(&x) {
                 if let Some(l) = e.links.iter_mut().find(|l| l.other == y) {
@@ -137,7 +161,7 @@ impl<RecordId: Copy + Eq + Hash + Ord> Resolver<RecordId> {
                 other: y,
                 score: s,
                 matched,
-                conflict: false,
+                conflict: None,
             });
         }
     }

@@ -81,6 +81,31 @@ pub fn score(config: &ResolutionConfig, weights: &Weights, a: &Features, b: &Fea
     total + capped(weights, household)
 }
 
+/// How strongly two records say they are different people, in bits (0 or
+/// more): the sum of the negative weights, household comparisons aside. A
+/// different address is what a mover looks like; a different date of birth
+/// and a different first name are what two people look like.
+pub fn disagreement(
+    config: &ResolutionConfig,
+    weights: &Weights,
+    a: &Features,
+    b: &Features,
+) -> f64 {
+    let mut against = 0.0;
+    for (i, c) in config.comparisons.iter().enumerate() {
+        if is_household(config, i) {
+            continue;
+        }
+        if let Some(level) = level(c, i, a, b) {
+            let w = weights.levels[i].weight(level, None);
+            if w < 0.0 {
+                against -= w;
+            }
+        }
+    }
+    against
+}
+
 fn is_household(config: &ResolutionConfig, i: usize) -> bool {
     config
         .households
@@ -169,8 +194,18 @@ pub fn render_waterfall(
             Some(tf) => format!("{} (value share {tf:.2e})", s.level),
             None => s.level.clone(),
         };
+        // Where this comparison's m came from, so a weight that looks wrong
+        // can be traced to the training session that produced it.
+        let source = config
+            .comparisons
+            .iter()
+            .position(|c| c.name == s.comparison)
+            .and_then(|i| weights.levels.get(i))
+            .filter(|l| !l.trained_by.is_empty())
+            .map(|l| format!("   m from {}", l.trained_by.join(", ")))
+            .unwrap_or_default();
         lines.push(format!(
-            "{:<24} {:<28} {:>8}",
+            "{:<24} {:<28} {:>8}{source}",
             s.comparison,
             level,
             format!("{:+.2}", s.weight)

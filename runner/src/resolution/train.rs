@@ -783,4 +783,80 @@ resolution:
             serde_json::to_string(&b).unwrap()
         );
     }
+
+    #[test]
+    fn rules_that_find_no_pair_are_an_error_naming_them() {
+        let (_, versions) = workload();
+        // Block on a field no record holds: no session has a pair.
+        let text = PIPELINE.replace("[[sur], [city]]", "[[nothing]]").replace(
+            "    - {name: city, attribute: city}\n",
+            "    - {name: city, attribute: city}\n    - {name: nothing, attribute: middle_name}\n",
+        );
+        let p = Pipeline::from_yaml(&text, "test", &|_| None).unwrap();
+        let err = train(&p, &versions, &TrainOptions::default()).unwrap_err();
+        assert!(matches!(err, TrainError::NoTrainingPairs { .. }), "{err}");
+        assert!(err.to_string().contains("[nothing]"), "{err}");
+
+        // Training rules that find pairs, blocking rules that find none: the
+        // prior cannot be estimated.
+        let text = text.replace(
+            "    rules: [[nothing]]\n",
+            "    rules: [[nothing]]\n  training:\n    rules: [[sur]]\n",
+        );
+        let p = Pipeline::from_yaml(&text, "test", &|_| None).unwrap();
+        let err = train(&p, &versions, &TrainOptions::default()).unwrap_err();
+        assert!(matches!(err, TrainError::NoCandidatePairs { .. }), "{err}");
+        assert!(err.to_string().contains("[nothing]"), "{err}");
+    }
+
+    #[test]
+    fn a_model_that_is_not_finite_is_refused_naming_the_level() {
+        let (p, versions) = workload();
+        let mut model = train(&p, &versions, &TrainOptions::default()).unwrap();
+        assert!(check_finite(&model).is_ok());
+        model.comparisons[1].m[0] = f64::NAN;
+        let err = check_finite(&model).unwrap_err().to_string();
+        assert!(err.contains("m of `surname` level `exact`"), "{err}");
+        assert!(err.contains("from sessions [city]"), "{err}");
+        model.comparisons[1].m[0] = 0.5;
+        model.prior = f64::INFINITY;
+        let err = check_finite(&model).unwrap_err().to_string();
+        assert!(err.contains("prior"), "{err}");
+    }
+
+    #[test]
+    fn sessions_leave_out_their_own_fields_and_households() {
+        let (_, versions) = workload();
+        let text = PIPELINE.replace(
+            "  comparisons:\n",
+            "  households:\n    comparisons: [city]\n  comparisons:\n",
+        );
+        let p = Pipeline::from_yaml(&text, "test", &|_| None).unwrap();
+        let model = train(&p, &versions, &TrainOptions::default()).unwrap();
+        assert_eq!(model.sessions.len(), 2);
+        let (sur, city) = (&model.sessions[0], &model.sessions[1]);
+        assert_eq!((sur.rule.as_str(), sur.used), ("[sur]", true));
+        assert!(!sur.m.contains_key("surname") && sur.m.contains_key("city"));
+        assert_eq!((city.rule.as_str(), city.used), ("[city]", false));
+        assert!(
+            city.note.as_deref().unwrap_or("").contains("household"),
+            "{city:?}"
+        );
+        // surname is only estimable by the unused session: its m keeps the
+        // starting values, and the report says so.
+        let surname = model
+            .comparisons
+            .iter()
+            .find(|c| c.name == "surname")
+            .unwrap();
+        assert_eq!(surname.trained_by, ["starting values"]);
+        let city_m = model.comparisons.iter().find(|c| c.name == "city").unwrap();
+        assert_eq!(city_m.trained_by, ["[sur]"]);
+        let report = report(&model).join("\n");
+        assert!(
+            report.contains("session 2 [city]") && report.contains("NOT USED"),
+            "{report}"
+        );
+        assert!(report.contains("weight"), "{report}");
+    }
 }

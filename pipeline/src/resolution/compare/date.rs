@@ -93,17 +93,17 @@ pub fn parse_date(s: &str) -> Option<Date> {
 /// `YYYY-MM-DD`, `YYYY/MM/DD`, `YYYY.MM.DD`, and RFC 3339 date-times.
 fn year_first(b: &[u8]) -> Option<Date> {
     let mut p = Cursor { b, pos: 0 };
-    let year = p.number(4, 4)?;
+    let year = p.number(4, 4, false)?;
     let sep = p.byte()?;
     if !matches!(sep, b'-' | b'/' | b'.') {
         return None;
     }
     let start = p.pos;
-    let month = p.number(1, 2)?;
+    let month = p.number(1, 2, false)?;
     let two_digit_month = p.pos - start == 2;
     p.expect(sep)?;
     let start = p.pos;
-    let day = p.number(1, 2)?;
+    let day = p.number(1, 2, false)?;
     let two_digit_day = p.pos - start == 2;
     if !p.at_end() {
         if !(sep == b'-' && two_digit_month && two_digit_day) {
@@ -120,12 +120,12 @@ fn rfc3339_time(p: &mut Cursor) -> Option<()> {
     if !matches!(p.byte()?, b'T' | b't' | b' ') {
         return None;
     }
-    let hour = p.number(2, 2)?;
+    let hour = p.number(2, 2, false)?;
     p.expect(b':')?;
-    let minute = p.number(2, 2)?;
+    let minute = p.number(2, 2, false)?;
     p.expect(b':')?;
     // 60 is a leap second.
-    let second = p.number(2, 2)?;
+    let second = p.number(2, 2, false)?;
     if hour > 23 || minute > 59 || second > 60 {
         return None;
     }
@@ -142,9 +142,9 @@ fn rfc3339_time(p: &mut Cursor) -> Option<()> {
     match p.byte()? {
         b'Z' | b'z' => {}
         b'+' | b'-' => {
-            let hours = p.number(2, 2)?;
+            let hours = p.number(2, 2, false)?;
             p.expect(b':')?;
-            let minutes = p.number(2, 2)?;
+            let minutes = p.number(2, 2, false)?;
             if hours > 23 || minutes > 59 {
                 return None;
             }
@@ -157,11 +157,11 @@ fn rfc3339_time(p: &mut Cursor) -> Option<()> {
 /// `DD/MM/YYYY` or `MM/DD/YYYY`, read only when the reading is certain.
 fn year_last(b: &[u8]) -> Option<Date> {
     let mut p = Cursor { b, pos: 0 };
-    let first = p.number(1, 2)?;
+    let first = p.number(1, 2, false)?;
     p.expect(b'/')?;
-    let second = p.number(1, 2)?;
+    let second = p.number(1, 2, false)?;
     p.expect(b'/')?;
-    let year = i32::try_from(p.number(4, 4)?).ok()?;
+    let year = i32::try_from(p.number(4, 4, false)?).ok()?;
     if !p.at_end() {
         return None;
     }
@@ -246,11 +246,24 @@ impl DateFormat {
             pos: 0,
         };
         let (mut year, mut month, mut day) = (0, 0, 0);
-        for part in self.parts.iter() {
+        for (i, part) in self.parts.iter().enumerate() {
+            // A field followed at once by another (`%Y%m%d`) has no
+            // separator to end it: it takes exactly its widest width.
+            let fixed = matches!(
+                self.parts.get(i + 1),
+                Some(Part::Year | Part::Month | Part::Day)
+            );
+            let width = |min: usize, max: usize| if fixed { (max, max) } else { (min, max) };
             match part {
-                Part::Year => year = p.number(4, 4)?,
-                Part::Month => month = p.number(1, 2)?,
-                Part::Day => day = p.number(1, 2)?,
+                Part::Year => year = p.number(4, 4, fixed)?,
+                Part::Month => {
+                    let (min, max) = width(1, 2);
+                    month = p.number(min, max, fixed)?
+                }
+                Part::Day => {
+                    let (min, max) = width(1, 2);
+                    day = p.number(min, max, fixed)?
+                }
                 Part::Literal(c) => p.expect(*c)?,
             }
         }
@@ -288,7 +301,8 @@ impl Cursor<'_> {
     }
 
     fn expect(&mut self, c: u8) -> Option<()> {
-        (self.byte()? == c).then_some(())
+        // Literals are kept lower case: `T` in a format matches `t` too.
+        (self.byte()?.to_ascii_lowercase() == c).then_some(())
     }
 
     fn at_end(&self) -> bool {
@@ -296,8 +310,9 @@ impl Cursor<'_> {
     }
 
     /// Between `min` and `max` ASCII digits (at most 4, so no overflow); a
-    /// further digit right after `max` is an error, not the next field.
-    fn number(&mut self, min: usize, max: usize) -> Option<u32> {
+    /// further digit right after `max` is an error, not the next field,
+    /// unless the next field follows without a separator (`adjacent`).
+    fn number(&mut self, min: usize, max: usize, adjacent: bool) -> Option<u32> {
         let start = self.pos;
         let mut v = 0u32;
         while self.pos - start < max {
@@ -311,6 +326,6 @@ impl Cursor<'_> {
         }
         let n = self.pos - start;
         let more = self.peek().is_some_and(|c| c.is_ascii_digit());
-        (n >= min && !more).then_some(v)
+        (n >= min && (adjacent || !more)).then_some(v)
     }
 }

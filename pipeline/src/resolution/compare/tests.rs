@@ -581,6 +581,143 @@ fn date_levels() {
 }
 
 #[test]
+fn declared_us_dates_are_read_and_their_day_month_swaps_found() {
+    let c = comparator(ComparisonMethod::Date {
+        max_year_distances: vec![1],
+        formats: vec!["%m/%d/%Y".into()],
+    });
+    // Ambiguous without the declaration, read month first with it.
+    assert_eq!(c.tf_key(&c.prepare("03/04/1990").unwrap()), "1990-03-04");
+    assert_eq!(c.tf_key(&c.prepare("3/4/1990").unwrap()), "1990-03-04");
+    // Unambiguous formats still read, declared first or not.
+    assert_eq!(c.tf_key(&c.prepare("1990-03-04").unwrap()), "1990-03-04");
+    assert_eq!(level(&c, "03/04/1990", "1990-03-04"), 0);
+    // A clerk who swapped day and month lands on the transposed level,
+    // whichever format each side was written in.
+    assert_eq!(level(&c, "03/04/1990", "1990-04-03"), 1);
+    assert_eq!(level(&c, "12/05/1971", "05/12/1971"), 1);
+    assert_eq!(level(&c, "12/05/1971", "12/05/1972"), 2); // one digit
+    assert_eq!(level(&c, "12/05/1971", "12/05/1969"), 4);
+    // A value the format describes but the calendar does not is unusable.
+    assert_eq!(c.prepare("02/30/1990"), None);
+    // Not a US date, but only one reading is possible: the unambiguous
+    // rules still apply after the declared formats.
+    assert_eq!(c.tf_key(&c.prepare("13/01/1990").unwrap()), "1990-01-13");
+    assert_eq!(c.prepare("03/04/90"), None);
+
+    let formats = [
+        DateFormat::compile("%d.%m.%Y").unwrap(),
+        DateFormat::compile("%m/%d/%Y").unwrap(),
+    ];
+    assert_eq!(
+        parse_date_with("04.03.1990", &formats),
+        Date::new(1990, 3, 4)
+    );
+    assert_eq!(
+        parse_date_with("04/03/1990", &formats),
+        Date::new(1990, 4, 3)
+    );
+    assert_eq!(
+        parse_date_with("1990-03-04", &formats),
+        Date::new(1990, 3, 4)
+    );
+    assert_eq!(parse_date_with("04/03/1990", &[]), None);
+    assert_eq!(
+        DateFormat::compile("%Y%m%d").unwrap().parse(" 19900304 "),
+        Date::new(1990, 3, 4)
+    );
+}
+
+#[test]
+fn date_formats_reject_what_would_be_a_guess() {
+    for bad in [
+        "%m/%d/%y",
+        "%m/%d",
+        "%Y-%m-%m",
+        "%Y-%m-%d %H",
+        "%Y-%m-%d%",
+        "%Y—%m—%d",
+        "1%Y%m%d",
+    ] {
+        let err = DateFormat::compile(bad).unwrap_err();
+        assert!(err.contains("%m/%d/%Y"), "{bad}: {err}");
+    }
+    let err = Comparator::compile(&ComparisonMethod::Date {
+        max_year_distances: vec![],
+        formats: vec!["%d/%m/%y".into()],
+    })
+    .unwrap_err();
+    assert!(err.starts_with("`date.formats`"), "{err}");
+}
+
+#[test]
+fn suffix_levels() {
+    let c = comparator(ComparisonMethod::Suffix {
+        lengths: vec![7, 4],
+    });
+    assert_eq!(
+        c.level_names(),
+        [
+            "exact",
+            "same last 7 characters",
+            "same last 4 characters",
+            "different"
+        ]
+    );
+    assert_eq!(level(&c, "+14155550100", "+14155550100"), 0);
+    assert_eq!(level(&c, "+14155550100", "+16505550100"), 1);
+    assert_eq!(level(&c, "+14155550100", "+14155560100"), 2);
+    assert_eq!(level(&c, "+14155550100", "+14155550101"), 3);
+    assert_eq!(level(&c, "0100", "+14155550100"), 2); // shorter side
+    for bad in [vec![], vec![4, 7], vec![0], vec![4, 4]] {
+        let err = Comparator::compile(&ComparisonMethod::Suffix { lengths: bad }).unwrap_err();
+        assert!(err.contains("suffix.lengths"), "{err}");
+    }
+}
+
+#[test]
+fn nicknames_share_a_group_but_are_not_transitive() {
+    let spec = |builtin: bool, groups: Vec<Vec<&str>>| kith_api::pipeline::NicknameSpec {
+        builtin,
+        groups: groups
+            .into_iter()
+            .map(|g| g.into_iter().map(String::from).collect())
+            .collect(),
+    };
+    let table = Nicknames::compile(&spec(true, vec![])).unwrap();
+    assert!(
+        table.len() > 1000,
+        "builtin table holds {} names",
+        table.len()
+    );
+    let same = |a: &str, b: &str| share_group(&table.groups(a), &table.groups(b));
+    assert!(same("robert", "bob"));
+    assert!(same("bob", "robert"));
+    assert!(same("margaret", "peggy"));
+    assert!(same("william", "bill"));
+    assert!(same("elizabeth", "liz"));
+    // Chris is short for both, but they are different names.
+    assert!(same("christopher", "chris"));
+    assert!(same("christine", "chris"));
+    assert!(!same("christopher", "christine"));
+    assert!(!same("robert", "margaret"));
+    assert!(!same("zzyzx", "zzyzx"), "a name in no group shares none");
+
+    // A pipeline extends the table; names are compared cleaned.
+    let table = Nicknames::compile(&spec(false, vec![vec!["Giuseppe", "Beppe", "PINO"]])).unwrap();
+    assert_eq!(table.len(), 3);
+    assert!(share_group(
+        &table.groups("giuseppe"),
+        &table.groups("pino")
+    ));
+    assert!(table.groups("robert").is_empty());
+    for bad in [vec![vec!["solo"]], vec![vec!["ann", " "]]] {
+        let err = Nicknames::compile(&spec(false, bad)).unwrap_err();
+        assert!(err.contains("groups[0]"), "{err}");
+    }
+}
+
+#[test]
 fn numeric_levels() {
     let c = comparator(ComparisonMethod::Numeric {
         max_differences: vec![0.1, 5.0],
@@ -858,6 +995,13 @@ fn all_methods() -> Vec<ComparisonMethod> {
         },
         ComparisonMethod::Postcode {
             prefix_lengths: vec![4, 2],
+        },
+        ComparisonMethod::Suffix {
+            lengths: vec![7, 4],
+        },
+        ComparisonMethod::Date {
+            max_year_distances: vec![],
+            formats: vec!["%m/%d/%Y".into(), "%d.%m.%Y".into()],
         },
     ]
 }
