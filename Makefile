@@ -59,10 +59,14 @@ quickstart: build
 	$(RUNNER) lookup --pretty --state target/quickstart email:ann.lee@example.com
 
 # Throughput, latency and memory of the engine on a generated workload, then
-# entity resolution's accuracy and speed on FEBRL4 (figures go to the README).
+# entity resolution's accuracy and speed on FEBRL4 and on census-style person
+# records beside Splink 5, phone normalisation per call, Kafka, the sinks, the
+# operator and the end-to-end lifecycle (figures go to the README).
 bench: build
 	bash runner/benches/engine.sh
 	bash runner/benches/febrl.sh
+	bash runner/benches/persons.sh
+	$(CARGO) bench --locked -q -p kith-pipeline --bench phone
 	bash runner/benches/kafka.sh
 	bash runner/benches/sinks.sh
 	bash operator/benches/reconcile.sh

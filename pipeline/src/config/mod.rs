@@ -161,7 +161,7 @@ impl Pipeline {
                 format!(
                     "`{}` is not a supported ISO 3166 region; accepted: {}",
                     spec.default_region,
-                    Region::supported().join(", ")
+                    Region::ACCEPTED
                 ),
             )
         })?;

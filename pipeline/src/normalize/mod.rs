@@ -4,7 +4,7 @@
 
 mod phone;
 
-pub use phone::Region;
+pub use phone::{to_e164, Region};
 
 use kith_api::pipeline::{NormalizePreset, NormalizeRule};
 use regex::Regex;

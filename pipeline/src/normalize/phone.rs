@@ -2,13 +2,22 @@
 //! number; digits only), so that `(415) 555-0100` typed into a form and
 //! `+1 415 555 0100` exported by a CRM become the same identifier.
 //!
-//! This runs once per phone identifier on the hot path: it must never use a
-//! regex and never allocate anything but the returned string. It checks the
-//! *shape* of a number against the numbering plan (digits, lengths), never
-//! whether it is in service or plausible: `+10000000000` is a valid shape, and
-//! junk values are the blocklist's job. It must never invent digits: what it
-//! cannot read as a number of the plan is `None`, and the caller dead-letters
-//! the observation with a reason.
+//! This runs once per phone identifier on the hot path: for the 51 regions of
+//! `PLANS` (the fast path) it must never use a regex and never allocate
+//! anything but the returned string. It checks the *shape* of a number
+//! against the numbering plan (digits, lengths), never whether it is in
+//! service or plausible: `+10000000000` is a valid shape, and junk values are
+//! the blocklist's job. It must never invent digits: what it cannot read as a
+//! number of the plan is `None`, and the caller dead-letters the observation
+//! with a reason.
+//!
+//! A pipeline may also be in any other region libphonenumber knows (some 190
+//! more): national numbers of those regions are read by the `phonenumber`
+//! crate, Google's metadata in Rust (see `fallback_national`). A number
+//! written with `+`, or after a region's international prefix, is read by the
+//! fast path whatever the region, so it reads the same in every pipeline; for
+//! a country code without a plan only the E.164 bounds are checked there, as
+//! before the fallback existed, which keeps the crate off the hot path.
 //!
 //! Reading order, which decides the ambiguous cases:
 //! 1. a leading `+` means the digits start with a country calling code;
@@ -21,6 +30,9 @@
 //!
 //! Formatting (spaces, dots, dashes, parentheses, slashes) is ignored, and an
 //! extension (`ext 12`, `x12`, `#12`) is dropped: it reaches the same line.
+
+use phonenumber::country::Id;
+use phonenumber::metadata::DATABASE;
 
 /// The numbering facts of one region.
 ///
@@ -154,12 +166,33 @@ const E164_MIN_DIGITS: usize = 7;
 /// full E.164 number fit; anything longer is not a phone number.
 const MAX_INPUT_DIGITS: usize = 20;
 
-/// A default region for national phone numbers.
+/// A default region for national phone numbers: a hand-written plan (the
+/// fast path) or a region only libphonenumber's metadata describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Region(u8);
+pub struct Region(Kind);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// An index into `PLANS`.
+    Plan(u8),
+    /// A region outside `PLANS`. The crate's `Id` lends its name only as a
+    /// borrowed `str`, so the code is kept beside it (from the crate's static
+    /// metadata), with the calling code the reading compares against.
+    Fallback {
+        id: Id,
+        iso: &'static str,
+        calling_code: u16,
+    },
+}
 
 impl Region {
-    /// A supported region from its ISO 3166-1 alpha-2 code, in any case.
+    /// What `parse` accepts, in words, for error messages: the list itself
+    /// (`supported`) has some 245 codes, too many to read in one message.
+    pub const ACCEPTED: &'static str =
+        "an ISO 3166-1 alpha-2 region libphonenumber knows, such as US, GB, DE, IN, BR, VN";
+
+    /// A supported region from its ISO 3166-1 alpha-2 code, in any case: one
+    /// of the hand-written plans, else any region libphonenumber knows.
     /// `UK` is read as `GB`: it is reserved by ISO for that purpose and people write it.
     pub fn parse(iso: &str) -> Option<Region> {
         let iso = iso.trim();
@@ -168,23 +201,63 @@ impl Region {
         } else {
             iso
         };
-        let index = PLANS.iter().position(|p| p.iso.eq_ignore_ascii_case(iso))?;
-        u8::try_from(index).ok().map(Region)
+        match PLANS.iter().position(|p| p.iso.eq_ignore_ascii_case(iso)) {
+            Some(index) => u8::try_from(index).ok().map(|i| Region(Kind::Plan(i))),
+            None => Self::fallback(iso),
+        }
     }
 
-    /// The ISO codes of all supported regions, for error messages.
+    /// A region of libphonenumber's metadata. Two letters only: its `001`
+    /// (non-geographic codes such as +800) is no region a pipeline can be in.
+    fn fallback(iso: &str) -> Option<Region> {
+        let &[a, b] = iso.as_bytes() else {
+            return None;
+        };
+        if !(a.is_ascii_alphabetic() && b.is_ascii_alphabetic()) {
+            return None;
+        }
+        let upper = [a.to_ascii_uppercase(), b.to_ascii_uppercase()];
+        let meta = DATABASE.by_id(std::str::from_utf8(&upper).ok()?)?;
+        let id = meta.id().parse::<Id>().ok()?;
+        Some(Region(Kind::Fallback {
+            id,
+            iso: meta.id(),
+            calling_code: meta.country_code(),
+        }))
+    }
+
+    /// The ISO codes of all supported regions, sorted: the hand-written plans
+    /// and every other region libphonenumber knows.
     pub fn supported() -> Vec<&'static str> {
-        PLANS.iter().map(|p| p.iso).collect()
+        let fallback = DATABASE
+            .iter()
+            .map(|m| m.id())
+            .filter(|iso| matches!(Self::fallback(iso), Some(r) if r.iso() == *iso));
+        let mut all: Vec<&'static str> = PLANS.iter().map(|p| p.iso).chain(fallback).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
     }
 
     /// The region's ISO 3166-1 alpha-2 code.
     pub fn iso(self) -> &'static str {
-        self.plan().iso
+        match self.0 {
+            Kind::Plan(_) => self.plan().map_or("", |p| p.iso),
+            Kind::Fallback { iso, .. } => iso,
+        }
     }
 
-    fn plan(self) -> &'static Plan {
-        // A Region is only built by `parse` from a position in PLANS.
-        &PLANS[usize::from(self.0)]
+    /// Whether national numbers of this region are read by a hand-written plan.
+    pub fn is_fast_path(self) -> bool {
+        matches!(self.0, Kind::Plan(_))
+    }
+
+    fn plan(self) -> Option<&'static Plan> {
+        match self.0 {
+            // A Plan is only built by `parse` from a position in PLANS.
+            Kind::Plan(index) => PLANS.get(usize::from(index)),
+            Kind::Fallback { .. } => None,
+        }
     }
 }
 
@@ -197,7 +270,12 @@ pub fn to_e164(raw: &str, region: Region) -> Option<String> {
     if plus {
         return international(digits);
     }
-    let plan = region.plan();
+    let plan = match region.0 {
+        Kind::Plan(_) => region.plan()?,
+        Kind::Fallback {
+            id, calling_code, ..
+        } => return fallback_national(digits, id, calling_code),
+    };
     for prefix in plan.international_prefixes {
         if let Some(rest) = digits.strip_prefix(prefix.as_bytes()) {
             // Country codes never start with 0: `0000000000` in the US is a
@@ -262,7 +340,7 @@ fn international(digits: &[u8]) -> Option<String> {
         .find(|p| digits.starts_with(p.calling_code.as_bytes()))
     {
         Some(plan) => {
-            let nsn = without_stray_trunk(&digits[plan.calling_code.len()..], plan);
+            let nsn = without_stray_trunk(&digits[plan.calling_code.len()..], plan)?;
             fits(nsn, plan).then(|| e164(plan.calling_code, nsn))
         }
         // A country outside the table: only the E.164 bounds can be checked.
@@ -292,17 +370,22 @@ fn national(digits: &[u8], plan: &Plan) -> Option<String> {
         return Some(e164(plan.calling_code, digits));
     }
     let rest = digits.strip_prefix(plan.calling_code.as_bytes())?;
-    let nsn = without_stray_trunk(rest, plan);
+    let nsn = without_stray_trunk(rest, plan)?;
     fits(nsn, plan).then(|| e164(plan.calling_code, nsn))
 }
 
 /// `+44 (0)20 7946 0958` and `+44 020...`: the trunk 0 written after the
 /// country code is not dialled and not part of the number (except in plans
 /// without a trunk prefix, such as Italy's, where the 0 belongs to the number).
-fn without_stray_trunk<'d>(nsn: &'d [u8], plan: &Plan) -> &'d [u8] {
+/// `None` when a 0 still leads after that: where 0 is the trunk prefix no
+/// national significant number starts with it (as in `national`), and
+/// `+91 00...` read as `+91 0...` would not read back as itself.
+fn without_stray_trunk<'d>(nsn: &'d [u8], plan: &Plan) -> Option<&'d [u8]> {
     match nsn {
-        [b'0', rest @ ..] if plan.trunk_prefix == "0" => rest,
-        _ => nsn,
+        [b'0', rest @ ..] if plan.trunk_prefix == "0" => {
+            (rest.first() != Some(&b'0')).then_some(rest)
+        }
+        _ => Some(nsn),
     }
 }
 
@@ -318,4 +401,73 @@ fn e164(calling_code: &str, nsn: &[u8]) -> String {
     out.push_str(calling_code);
     out.extend(nsn.iter().map(|&d| char::from(d)));
     out
+}
+
+/// A number without `+` in a region outside `PLANS`, read with
+/// libphonenumber's metadata for that region.
+///
+/// The crate is given the digits `scan` kept, nothing else: letters (which it
+/// would turn into digits, vanity style), extensions and stray symbols were
+/// already refused or dropped exactly as on the fast path.
+///
+/// 1. The region's international prefix (a regex of the metadata: `00`,
+///    `810`, carrier codes...) followed by a digit other than 0 means a
+///    country code follows: the rest is read by `international`, as if
+///    written with `+`, so that it reads the same in every region.
+/// 2. Otherwise the number is national, and `phonenumber::parse` reads it
+///    (trunk prefix, carrier selection codes, the country code written
+///    without `+`).
+///
+/// The check is libphonenumber's validity (the number falls in a range of the
+/// region's plan), not only its "possible length", although the fast path
+/// checks shape alone: the crate decides how to read a number without the
+/// length checks Google's parser makes (it takes the lengths from a general
+/// description its metadata leaves empty), so it can misread one. It strips
+/// a trunk prefix twice (`8 801 123 4567` in Belarus becomes
+/// `+375 011234567`, its open issue #76) and strips the country code from any
+/// national number that starts with it (`250 123 456` in Rwanda becomes
+/// `+250 123456`); such misreadings mostly have a possible length, and only
+/// the validity check catches them. A
+/// number refused here is dead-lettered with a reason and can be replayed; a
+/// misread one would silently link the wrong people. The cost: a number in a
+/// range allocated after the crate's metadata (9.0.33) is refused until the
+/// crate is updated.
+///
+/// The crate's reading is refused too when its national significant number
+/// is not the tail of the digits written: libphonenumber completes some local
+/// numbers with their area code (`464 1234` in Antigua becomes
+/// `+1 268 464 1234`), and this module never invents digits.
+fn fallback_national(digits: &[u8], id: Id, region_code: u16) -> Option<String> {
+    let written = std::str::from_utf8(digits).ok()?;
+    let meta = DATABASE.by_id(id.as_ref())?;
+    if let Some(idd) = meta.international_prefix().and_then(|re| re.find(written)) {
+        let rest = digits.get(idd.end()..).unwrap_or_default();
+        // As on the fast path: country codes never start with 0.
+        if idd.start() == 0 && rest.first().is_some_and(|&d| d != b'0') {
+            return international(rest);
+        }
+    }
+    // The crate has panicked on odd input before (its issues #32, #43), and a
+    // panic here is fatal whatever this code does: the runner's panic hook
+    // exits at once, and the replay after the restart would meet the same
+    // value. So the crate only ever sees ASCII digits, on which the unwraps of
+    // its parser and validity check cannot fail (0.3.10, read for this: slices
+    // at regex match bounds, a country code read from at least three digits,
+    // look-ups of ids its own metadata lists, transform rules whose groups
+    // match together), and `fallback_results_are_e164_on_arbitrary_digits`
+    // drives it over random digit strings in every region. Rerun it, and read
+    // the parser again, when the crate is upgraded.
+    let number = phonenumber::parse(Some(id), written).ok()?;
+    let valid = phonenumber::is_valid(&number);
+    let code = number.code().value();
+    let nsn = number.national().to_string();
+    if code != region_code || !valid || !written.ends_with(nsn.as_str()) {
+        return None;
+    }
+    let mut e164_digits = code.to_string();
+    e164_digits.push_str(&nsn);
+    // A region sharing its calling code with a hand-written plan (Jersey and
+    // +44, Antigua and +1): the plan's bounds apply too, so that the result
+    // reads back as itself in every region.
+    international(e164_digits.as_bytes())
 }

@@ -148,6 +148,20 @@ fn countries_outside_the_table_are_checked_against_e164_bounds_only() {
 }
 
 #[test]
+fn a_zero_after_a_stray_trunk_zero_is_refused() {
+    // Read as `+91 0133...`, a number that no longer reads as itself: where
+    // 0 is the trunk prefix no national significant number starts with it.
+    assert_eq!(e164("+91 00133 793634", "US"), None);
+    assert_eq!(e164("0044 00 20 7946 0958", "FR"), None);
+    assert_eq!(e164("44 00 20 7946 0958", "GB"), None);
+    // Italy has no trunk prefix: its 0 belongs to the number.
+    assert_eq!(
+        e164("+39 06 1234 5678", "US").as_deref(),
+        Some("+390612345678")
+    );
+}
+
+#[test]
 fn extensions_are_dropped() {
     for raw in [
         "415-555-0100 ext 12",
@@ -420,5 +434,456 @@ fn error_messages_never_quote_the_value() {
     ];
     for e in errors {
         assert!(!e.to_string().to_lowercase().contains("secret"), "{e}");
+    }
+}
+
+// ---------------------------------------------------------------- libphonenumber
+
+/// One of libphonenumber's example numbers, in the forms people write it.
+struct Example {
+    iso: &'static str,
+    kind: &'static str,
+    /// `+`, calling code, example national significant number: what the
+    /// metadata says the number is.
+    e164: String,
+    /// Formatted by the crate from its own reading of `e164`, when that
+    /// reading is right (see `crate_misreads_its_own_examples`).
+    national: Option<String>,
+    international: String,
+}
+
+/// libphonenumber's example numbers of every type for a region.
+fn examples(iso: &'static str) -> Vec<Example> {
+    use phonenumber::{country::Id, metadata::DATABASE, Mode};
+    let id: Id = iso.parse().expect("an id of the crate");
+    let meta = DATABASE.by_id(iso).expect("metadata for the region");
+    let d = meta.descriptors();
+    let types = [
+        ("fixed line", d.fixed_line()),
+        ("mobile", d.mobile()),
+        ("toll free", d.toll_free()),
+        ("premium rate", d.premium_rate()),
+        ("shared cost", d.shared_cost()),
+        ("personal", d.personal_number()),
+        ("voip", d.voip()),
+        ("pager", d.pager()),
+        ("uan", d.uan()),
+        ("voicemail", d.voicemail()),
+    ];
+    let mut out = Vec::new();
+    for (kind, desc) in types {
+        let Some(nsn) = desc.and_then(|d| d.example()) else {
+            continue;
+        };
+        let code = meta.country_code();
+        let e164 = format!("+{code}{nsn}");
+        let read = phonenumber::parse(Some(id), &e164).expect("the crate reads its own example");
+        let (national, international) = if read.format().mode(Mode::E164).to_string() == e164 {
+            (
+                Some(read.format().mode(Mode::National).to_string()),
+                read.format().mode(Mode::International).to_string(),
+            )
+        } else {
+            (None, format!("+{code} {nsn}"))
+        };
+        out.push(Example {
+            iso,
+            kind,
+            e164,
+            national,
+            international,
+        });
+    }
+    out
+}
+
+fn is_subscriber(kind: &str) -> bool {
+    matches!(kind, "fixed line" | "mobile")
+}
+
+#[test]
+fn crate_misreads_its_own_examples() {
+    // The crate strips a trunk prefix that the national significant number
+    // starts with (its open issue #76): `+7 800 123 4567` becomes
+    // `+7 001234567`. The fast path reads these right (checked below), and
+    // the fallback never hands the crate a number written with `+`.
+    let misread: Vec<String> = PLANS
+        .iter()
+        .flat_map(|p| examples(p.iso))
+        .filter(|e| e.national.is_none())
+        .map(|e| format!("{} {}", e.iso, e.kind))
+        .collect();
+    let want = [
+        "RU toll free",
+        "RU premium rate",
+        "RU personal",
+        "KZ toll free",
+        "KZ premium rate",
+        "KZ personal",
+    ];
+    assert_eq!(misread, want);
+}
+
+/// The example numbers the fast path refuses in both forms, national and
+/// international: service numbers (toll free, premium rate, shared cost, UAN,
+/// voicemail, pager, VoIP) whose national significant number is shorter or
+/// longer than the plan's bounds, which were written for subscribers' numbers
+/// (`0800 1234` in NL has 7 digits where the plan has 9; `1800 123 456` in
+/// AU, 10 where it has 9). The test checks that reason for each, and that
+/// the fast path never gives another number. Widening a plan for them is a
+/// decision of its own: wider bounds admit mistyped subscriber numbers too.
+const SERVICE_NUMBERS_OUTSIDE_THE_PLANS: &[(&str, &str)] = &[
+    ("CA", "uan"),
+    ("IE", "toll free"),
+    ("IE", "premium rate"),
+    ("IE", "shared cost"),
+    ("IE", "voicemail"),
+    ("NL", "toll free"),
+    ("NL", "premium rate"),
+    ("NL", "uan"),
+    ("CH", "voicemail"),
+    ("SE", "voicemail"),
+    ("NO", "uan"),
+    ("CZ", "voicemail"),
+    ("TR", "uan"),
+    ("IL", "toll free"),
+    ("IL", "premium rate"),
+    ("IL", "shared cost"),
+    ("IL", "uan"),
+    ("IL", "voicemail"),
+    ("SA", "toll free"),
+    ("IN", "premium rate"),
+    ("IN", "shared cost"),
+    ("PK", "toll free"),
+    ("PK", "premium rate"),
+    ("PK", "uan"),
+    ("CN", "premium rate"),
+    ("SG", "toll free"),
+    ("SG", "premium rate"),
+    ("SG", "uan"),
+    ("HK", "toll free"),
+    ("HK", "premium rate"),
+    ("TW", "voip"),
+    ("AU", "toll free"),
+    ("AU", "premium rate"),
+    ("AU", "shared cost"),
+    ("AU", "pager"),
+    ("BR", "toll free"),
+    ("BR", "premium rate"),
+    ("BR", "shared cost"),
+    ("CO", "toll free"),
+    ("CO", "premium rate"),
+    ("CL", "shared cost"),
+    ("NG", "toll free"),
+];
+
+#[test]
+fn the_fast_path_agrees_with_libphonenumber_on_its_example_numbers() {
+    let mut refused = Vec::new();
+    for p in PLANS.iter() {
+        for ex in examples(p.iso) {
+            let forms = [
+                ("national", ex.national.as_deref()),
+                ("international", Some(ex.international.as_str())),
+            ];
+            for (form, written) in forms {
+                let Some(written) = written else { continue };
+                match e164(written, p.iso) {
+                    Some(got) => {
+                        assert_eq!(
+                            got, ex.e164,
+                            "{} {} {form} {written:?}: another number",
+                            ex.iso, ex.kind
+                        );
+                        assert_eq!(e164(&got, "VN").as_deref(), Some(got.as_str()));
+                    }
+                    None => refused.push((ex.iso, ex.kind, form, ex.e164.clone())),
+                }
+            }
+        }
+    }
+
+    // Argentina's mobile numbers in national form, `011 15-2345-6789`: the
+    // `15` dialled before a mobile number inside the country becomes a `9`
+    // after the country code (`+54 9 11 2345-6789`, which the fast path reads
+    // right). Rewriting digits is what the fast path never does.
+    let argentina = ("AR", "mobile", "national");
+    let mut listed = vec![argentina];
+    for &(iso, kind) in SERVICE_NUMBERS_OUTSIDE_THE_PLANS {
+        listed.extend([(iso, kind, "national"), (iso, kind, "international")]);
+    }
+    let mut now: Vec<_> = refused.iter().map(|r| (r.0, r.1, r.2)).collect();
+    now.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(now, listed, "the fast path's refusals changed");
+
+    for (iso, kind, form, e164) in &refused {
+        if (*iso, *kind, *form) == argentina {
+            continue;
+        }
+        assert!(!is_subscriber(kind), "{iso} {kind}");
+        let plan = PLANS.iter().find(|p| p.iso == *iso).expect("a plan");
+        let nsn = e164.len() - 1 - plan.calling_code.len();
+        let bounds = usize::from(plan.min_len)..=usize::from(plan.max_len);
+        assert!(!bounds.contains(&nsn), "{iso} {kind} {e164}: {nsn} digits");
+    }
+}
+
+/// The example numbers of regions outside the fast path that are refused,
+/// (region, type, form), each for a reason:
+/// - Cocos and Christmas Islands share +61 with Australia, Svalbard +47 with
+///   Norway: their numbers pass the plan's bounds too (so that they read back
+///   as themselves in every region), and these service numbers are outside
+///   them, as in Australia and Norway;
+/// - Iran's 4-digit UAN `9601` is 6 digits with its country code, below the
+///   E.164 minimum of 7 (a fragment, not a number, to this module);
+/// - Rwanda's fixed-line `250 123 456` starts with Rwanda's calling code 250:
+///   the crate strips it as if the number were written with its code, and the
+///   validity check refuses what remains (see `fallback_national`).
+const FALLBACK_REFUSES: &[(&str, &str, &str)] = &[
+    ("CC", "toll free", "national"),
+    ("CC", "toll free", "international"),
+    ("CC", "premium rate", "national"),
+    ("CC", "premium rate", "international"),
+    ("CC", "shared cost", "national"),
+    ("CC", "shared cost", "international"),
+    ("CX", "toll free", "national"),
+    ("CX", "toll free", "international"),
+    ("CX", "premium rate", "national"),
+    ("CX", "premium rate", "international"),
+    ("CX", "shared cost", "national"),
+    ("CX", "shared cost", "international"),
+    ("IR", "uan", "national"),
+    ("IR", "uan", "international"),
+    ("RW", "fixed line", "national"),
+    ("SJ", "uan", "national"),
+    ("SJ", "uan", "international"),
+];
+
+fn fallback_regions() -> Vec<&'static str> {
+    Region::supported()
+        .into_iter()
+        .filter(|iso| !region(iso).is_fast_path())
+        .collect()
+}
+
+#[test]
+fn fallback_regions_read_libphonenumbers_example_numbers() {
+    let regions = fallback_regions();
+    assert!(regions.len() > 180, "{}", regions.len());
+    let mut refused = Vec::new();
+    let mut misread = Vec::new();
+    for iso in regions {
+        for ex in examples(iso) {
+            if ex.national.is_none() {
+                misread.push((ex.iso, ex.kind));
+            }
+            let forms = [
+                ("national", ex.national.as_deref()),
+                ("international", Some(ex.international.as_str())),
+            ];
+            for (form, written) in forms {
+                let Some(written) = written else { continue };
+                let Some(got) = e164(written, iso) else {
+                    refused.push((ex.iso, ex.kind, form));
+                    continue;
+                };
+                assert_eq!(got, ex.e164, "{iso} {} {form} {written:?}", ex.kind);
+                // The result reads back as itself, whatever the region.
+                for other in [iso, "US", "DE"] {
+                    assert_eq!(e164(&got, other).as_deref(), Some(got.as_str()), "{other}");
+                }
+            }
+        }
+    }
+    assert_eq!(refused, FALLBACK_REFUSES);
+    // The crate's issue #76 again (see `crate_misreads_its_own_examples`):
+    // these are tested in international form only, which the fast path reads.
+    let want = [
+        ("BY", "toll free"),
+        ("LT", "toll free"),
+        ("LT", "shared cost"),
+        ("LT", "voip"),
+    ];
+    assert_eq!(misread, want);
+}
+
+#[test]
+fn fallback_regions_read_national_numbers() {
+    let cases = [
+        ("0912 345 678", "VN", "+84912345678"),
+        ("024 3825 3214", "VN", "+842438253214"),
+        ("912 345 678", "PE", "+51912345678"),
+        ("(01) 234 5678", "PE", "+5112345678"),
+        ("044 123 4567", "UA", "+380441234567"),
+        ("050-123-45-67", "UA", "+380501234567"),
+        ("01712-345678", "BD", "+8801712345678"),
+        ("0612-345678", "MA", "+212612345678"),
+        ("0522-123456", "MA", "+212522123456"),
+        ("071 234 5678", "LK", "+94712345678"),
+        ("0917 123 4567", "PH", "+639171234567"),
+        ("0812-3456-7890", "ID", "+6281234567890"),
+        ("081 234 5678", "TH", "+66812345678"),
+        ("024 123 4567", "GH", "+233241234567"),
+        ("8 029 491-19-11", "BY", "+375294911911"),
+        // The country code written without `+`.
+        ("380 44 123 4567", "UA", "+380441234567"),
+        // Regions sharing a calling code with a hand-written plan.
+        ("01534 456789", "JE", "+441534456789"),
+        ("(268) 464-1234", "AG", "+12684641234"),
+        ("1 268 464 1234", "AG", "+12684641234"),
+        // Formatting and extensions as on the fast path.
+        ("0912.345.678 ext 12", "VN", "+84912345678"),
+        ("\u{a0}044\u{2011}123\u{2011}4567 ", "UA", "+380441234567"),
+    ];
+    for (raw, iso, want) in cases {
+        assert_eq!(e164(raw, iso).as_deref(), Some(want), "{raw:?} in {iso}");
+    }
+}
+
+#[test]
+fn fallback_regions_read_international_prefixes_like_plus() {
+    let cases = [
+        ("00 44 20 7946 0958", "UA", "+442079460958"),
+        ("00 1 415 555 0100", "VN", "+14155550100"),
+        ("011 44 20 7946 0958", "AG", "+442079460958"),
+        // Thailand's carrier prefixes 001-009, a regex of the metadata.
+        ("001 44 20 7946 0958", "TH", "+442079460958"),
+        ("009 44 20 7946 0958", "TH", "+442079460958"),
+        // The crate would strip Russia's trunk 8 twice here (its issue #76);
+        // the fast path reads the rest as it reads `+7 800 555 35 35`.
+        ("00 7 800 555 35 35", "UA", "+78005553535"),
+        ("00 380 44 123 4567", "VN", "+380441234567"),
+    ];
+    for (raw, iso, want) in cases {
+        assert_eq!(e164(raw, iso).as_deref(), Some(want), "{raw:?} in {iso}");
+        assert_eq!(e164(want, iso).as_deref(), Some(want), "{want} in {iso}");
+    }
+}
+
+#[test]
+fn fallback_regions_refuse_what_they_cannot_read() {
+    for (raw, iso) in [
+        ("", "VN"),
+        ("+", "VN"),
+        ("12", "UA"),
+        ("0", "UA"),
+        ("0000000000", "UA"),
+        ("0912 345 678 999 9", "VN"),
+        ("0912-FLOWERS", "VN"),
+        ("0912 345 678 (mobile)", "VN"),
+        ("tel:0912345678", "VN"),
+        ("١٢٣٤٥٦٧٨٩٠", "EG"),
+        ("٠٩١٢٣٤٥٦٧٨", "VN"),
+        // Digits of no range of the plan: libphonenumber's validity decides.
+        ("0112 345 678", "VN"),
+        ("044 123 456", "UA"),
+        // A local number: libphonenumber would add Antigua's only area code
+        // (268), but digits nobody wrote are never added.
+        ("464 1234", "AG"),
+        // The crate strips Belarus's trunk 8 twice (issue #76) and reads
+        // +375 011234567, not +375 801 123 4567: refused, not misread.
+        ("8 801 123 4567", "BY"),
+    ] {
+        assert_eq!(e164(raw, iso), None, "{raw:?} in {iso}");
+    }
+}
+
+#[test]
+fn fallback_results_are_e164_on_arbitrary_digits() {
+    // A fixed pseudo-random walk (xorshift) over digit strings of 0 to 20
+    // digits, leading digits biased to trunk and international prefixes,
+    // in every region outside the fast path: the crate must not panic on
+    // digits (see `fallback_national`), and what comes out is E.164 that
+    // reads back as itself.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for iso in fallback_regions() {
+        for _ in 0..150 {
+            let len = usize::try_from(next() % 21).expect("small");
+            let digits: String = (0..len)
+                .map(|i| {
+                    let r = next();
+                    let d = if i < 3 && r % 2 == 0 {
+                        [0, 0, 1, 8, 9][usize::try_from((r >> 8) % 5).expect("small")]
+                    } else {
+                        (r >> 8) % 10
+                    };
+                    char::from(b'0' + u8::try_from(d).expect("a digit"))
+                })
+                .collect();
+            let Some(got) = e164(&digits, iso) else {
+                continue;
+            };
+            let body = got.strip_prefix('+').expect("a +");
+            assert!(body.bytes().all(|b| b.is_ascii_digit()), "{got}");
+            assert!((7..=15).contains(&body.len()), "{digits} in {iso}: {got}");
+            assert_eq!(
+                e164(&got, "US").as_deref(),
+                Some(got.as_str()),
+                "{digits} in {iso}"
+            );
+        }
+    }
+}
+
+#[test]
+fn regions_outside_the_fast_path_parse() {
+    for iso in [
+        "VN", "pe", " UA ", "bd", "MA", "LK", "PH", "ID", "TH", "GH", "JE", "AG",
+    ] {
+        let r = Region::parse(iso).unwrap_or_else(|| panic!("{iso:?}"));
+        assert!(!r.is_fast_path(), "{iso}");
+        assert_eq!(r.iso(), iso.trim().to_ascii_uppercase());
+    }
+    // The brief's KE, NG, PK and EG have hand-written plans.
+    for iso in ["KE", "NG", "PK", "EG", "US", "GB"] {
+        assert!(region(iso).is_fast_path(), "{iso}");
+    }
+    // 001 is libphonenumber's id for non-geographic codes (+800), not a region.
+    for bad in ["XX", "ZZ", "001", "00", "V1", "VNM", " ", "U K"] {
+        assert_eq!(Region::parse(bad), None, "{bad:?}");
+    }
+    let supported = Region::supported();
+    assert!(supported.len() > 230, "{}", supported.len());
+    assert!(
+        supported.windows(2).all(|w| w[0] < w[1]),
+        "sorted, once each"
+    );
+    for iso in ["US", "GB", "VN", "PE", "UA", "BD", "MA", "LK"] {
+        assert!(supported.contains(&iso), "{iso}");
+    }
+    assert!(!supported.contains(&"001"));
+    for iso in ["US", "GB", "DE"] {
+        assert!(Region::ACCEPTED.contains(iso), "{}", Region::ACCEPTED);
+    }
+}
+
+#[test]
+fn an_unknown_default_region_is_refused_naming_what_is_accepted() {
+    let spec = kith_api::pipeline::PipelineSpec::from_value(serde_json::json!({
+        "name": "x",
+        "defaultRegion": "XX",
+        "identifiers": [{"type": "phone", "normalize": "phone"}],
+    }))
+    .expect("a spec");
+    let err = crate::config::Pipeline::from_spec_with_model(&spec, None)
+        .expect_err("XX is no region")
+        .to_string();
+    assert!(err.contains("defaultRegion"), "{err}");
+    assert!(err.contains("XX"), "{err}");
+    for accepted in ["US", "GB", "DE"] {
+        assert!(err.contains(accepted), "{err}");
+    }
+    for iso in ["VN", "UA", "ke"] {
+        let mut spec = spec.clone();
+        spec.default_region = iso.to_string();
+        let pipeline = crate::config::Pipeline::from_spec_with_model(&spec, None);
+        assert!(pipeline.is_ok(), "{iso}: {:?}", pipeline.err());
     }
 }

@@ -19,8 +19,8 @@
 //! address and phone, so a session blocked on those finds households, and EM
 //! happily learns "same household" as the match class. Two guards keep such
 //! a session out of the model, and the report says which and why:
-//! - with `households` declared, a session whose rule reads a household
-//!   field is not used (its pairs are households, not people);
+//! - with `households` declared, a session whose rule reads household
+//!   fields only is not used (its pairs are households, not people);
 //! - a session whose match class disagrees on a comparison more often than
 //!   not (`m` of "different" above one half) found something else than
 //!   matches, whatever its rule, and is not used either.
@@ -48,6 +48,10 @@ const M_PSEUDO_COUNT: f64 = 1.0;
 /// A session whose match class shows "different" on a comparison more often
 /// than this did not find matches.
 const MAX_M_DIFFERENT: f64 = 0.5;
+
+/// The share of a session's pairs a comparison must be made on (both
+/// values present) for that guard to look at it.
+const MIN_PRESENT_SHARE: f64 = 0.1;
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -180,7 +184,18 @@ pub fn train(
                     .m
                     .insert(config.comparisons[c].name.clone(), m_rule[c].clone());
             }
-            session.note = unusable_session(config, &read, &estimable, &m_rule);
+            let pairs_in = patterns.iter().map(|(_, n)| n).sum::<f64>().max(1.0);
+            let present: Vec<f64> = (0..u.len())
+                .map(|c| {
+                    patterns
+                        .iter()
+                        .filter(|(v, _)| v[c] != MISSING)
+                        .map(|(_, n)| n)
+                        .sum::<f64>()
+                        / pairs_in
+                })
+                .collect();
+            session.note = unusable_session(config, &read, &estimable, &present, &m_rule);
             session.used = session.note.is_none();
             if session.used {
                 session_m.push(UsedSession {
@@ -328,21 +343,30 @@ fn unusable_session(
     config: &ResolutionConfig,
     read: &[usize],
     estimable: &[bool],
+    present: &[f64],
     m: &[Vec<f64>],
 ) -> Option<String> {
     if let Some(h) = &config.households {
-        if let Some(c) = read
-            .iter()
-            .find(|c| h.member.get(**c).copied().unwrap_or(false))
-        {
+        // A rule on household fields alone (surname and street) finds
+        // households; one that also reads a personal field (given name and
+        // surname) finds people.
+        let household = |c: &usize| h.member.get(*c).copied().unwrap_or(false);
+        if !read.is_empty() && read.iter().all(household) {
+            let names: Vec<&str> = read
+                .iter()
+                .map(|c| config.comparisons[*c].name.as_str())
+                .collect();
             return Some(format!(
-                "its rule reads the household field of `{}`: its pairs are households, not people",
-                config.comparisons[*c].name
+                "its rule reads only household fields ({}): its pairs are households, not people",
+                names.join(", ")
             ));
         }
     }
+    // Only a comparison most pairs can make speaks for the session: a
+    // suffix present on a few pairs (mostly Jr. against Sr.) says little
+    // about what the rest of the match class is.
     (0..m.len())
-        .filter(|c| estimable[*c])
+        .filter(|c| estimable[*c] && present.get(*c).copied().unwrap_or(0.0) >= MIN_PRESENT_SHARE)
         .find_map(|c| {
             let different = m[c].last().copied().unwrap_or(0.0);
             (different > MAX_M_DIFFERENT).then(|| {
@@ -839,7 +863,10 @@ resolution:
         assert!(!sur.m.contains_key("surname") && sur.m.contains_key("city"));
         assert_eq!((city.rule.as_str(), city.used), ("[city]", false));
         assert!(
-            city.note.as_deref().unwrap_or("").contains("household"),
+            city.note
+                .as_deref()
+                .unwrap_or("")
+                .contains("only household fields (city)"),
             "{city:?}"
         );
         // surname is only estimable by the unused session: its m keeps the
