@@ -47,8 +47,9 @@ pub struct ResolutionSpec {
     /// A match is not followed when it would put in one profile two records
     /// that disagree this strongly: their disagreeing comparisons (the
     /// negative weights, household comparisons aside) sum to more than this
-    /// many bits against a match (default 12, odds of 4096 to 1). Such a
-    /// match is reported as a conflict instead.
+    /// many bits against a match (default 20, odds of about a million to
+    /// one: records with many fields can have several damaged ones and still
+    /// be one person). Such a match is reported as a conflict instead.
     #[serde(default = "max_disagreement")]
     pub max_disagreement: f64,
     /// Attribute values longer than this many characters are truncated (and
@@ -67,7 +68,7 @@ fn possible_threshold() -> f64 {
     0.5
 }
 fn max_disagreement() -> f64 {
-    12.0
+    20.0
 }
 fn max_value_chars() -> u32 {
     200
