@@ -170,3 +170,76 @@ fn run_without_a_model_says_what_to_do() {
         "{err}"
     );
 }
+
+/// `kith-runner train` with `args`, which must fail: its stderr.
+fn train_fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_kith-runner"))
+        .arg("train")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "train {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn train_refuses_rules_without_pairs_and_replaces_a_broken_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = workload(dir.path());
+    let i = input.to_str().unwrap();
+    let model = dir.path().join("model.json");
+
+    // Blocking on an attribute no record holds: an error naming the rule,
+    // a non-zero exit and no model file.
+    let empty = dir.path().join("empty.yaml");
+    let text = PIPELINE
+        .replace(
+            "    - {name: born, attribute: dob, transform: year}\n",
+            "    - {name: born, attribute: dob, transform: year}\n    - {name: nick, attribute: nickname}\n",
+        )
+        .replace("rules: [[surname], [given3, born]]", "rules: [[nick]]");
+    std::fs::write(&empty, text).unwrap();
+    let err = train_fails(&[empty.to_str().unwrap(), "--input", i]);
+    assert!(
+        err.contains("[nick]") && err.contains("candidate pair"),
+        "{err}"
+    );
+    assert!(!model.exists(), "no model may be written");
+
+    // A broken model file where the pipeline names its model: `run` refuses
+    // it, `train` does not need it and writes a good one over it.
+    std::fs::write(&model, "{\"format\": 2, \"prior\": null}").unwrap();
+    let pipeline = dir.path().join("pipeline.yaml");
+    std::fs::write(&pipeline, PIPELINE).unwrap();
+    let p = pipeline.to_str().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kith-runner"))
+        .args(["run", p, "--input", i, "--state"])
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("resolution.model"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_kith-runner"))
+        .args(["train", p, "--input", i])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    // The report names each session and each level's weight.
+    assert!(report.contains("session 1 [surname]"), "{report}");
+    assert!(report.contains("session 2 [given3, born]"), "{report}");
+    assert!(report.contains("weight"), "{report}");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    assert!(
+        written["prior"]
+            .as_f64()
+            .is_some_and(|p| p > 0.0 && p < 1.0),
+        "{written}"
+    );
+    assert_eq!(written["sessions"].as_array().map(Vec::len), Some(2));
+}
