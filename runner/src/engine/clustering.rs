@@ -42,7 +42,8 @@ pub struct Clustering {
     pub link_conflicts: Vec<(RecordId, RecordId, LinkConflict)>,
 }
 
-/// Above this many cross pairs (the two sides' sizes multiplied) a link's
+/// Above this many cross pairs (the two sides' sizes multiplied, counting
+/// the records resolution compares) a link's
 /// sides are not checked for disagreement: a profile that large was built
 /// from identifiers, and scoring every pair would cost more than the rest of
 /// the clustering. The fast path never merges more than
@@ -229,8 +230,12 @@ pub fn cluster(
     if resolution.is_some() && !links.is_empty() {
         members = vec![Vec::new(); nodes.len()];
         for n in 0..nodes.len() as u32 {
-            let root = find(&mut parent, n);
-            members[root as usize].push(nodes[n as usize]);
+            // Only records resolution compares can disagree; the others
+            // (another kind, no resolution fields) neither count nor cost.
+            if resolver.features(nodes[n as usize]).is_some() {
+                let root = find(&mut parent, n);
+                members[root as usize].push(nodes[n as usize]);
+            }
         }
     }
     for &(a, b, _) in &links {

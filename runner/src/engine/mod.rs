@@ -655,7 +655,7 @@ impl Engine {
     /// phase or was checked when its two sides merged, so with no
     /// disagreement across parts no merge of the union can be refused, in
     /// any order. False (ask for the canonical path) when the union is too
-    /// large to check here.
+    /// large to check here (more than 64 records that resolution compares).
     fn union_agrees(&self, r: RecordId, involved: &[ProfileSlot]) -> bool {
         let Some((config, weights)) = self
             .pipeline
@@ -666,17 +666,30 @@ impl Engine {
             return true;
         };
         let own = self.records.get(r).profile;
-        let mut parts: Vec<&[RecordId]> = vec![std::slice::from_ref(&r)];
+        // Only records resolution compares can disagree, and only they count
+        // towards the canonical path's limits: the same filter on both sides.
+        let compared = |members: &[RecordId]| -> Vec<RecordId> {
+            members
+                .iter()
+                .copied()
+                .filter(|m| self.resolver.features(*m).is_some())
+                .collect()
+        };
+        let mut parts: Vec<Vec<RecordId>> = vec![compared(std::slice::from_ref(&r))];
         for p in involved {
             // The record's own profile already holds it: that part is the
             // profile, checked against the others like any part.
             if Some(*p) == own {
-                parts[0] = &self.profiles.get(*p).members;
+                parts[0] = compared(&self.profiles.get(*p).members);
             } else {
-                parts.push(&self.profiles.get(*p).members);
+                parts.push(compared(&self.profiles.get(*p).members));
             }
         }
-        let total: usize = parts.iter().map(|p| p.len()).sum();
+        parts.retain(|p| !p.is_empty());
+        if parts.len() < 2 {
+            return true;
+        }
+        let total: usize = parts.iter().map(Vec::len).sum();
         if total > clustering::MAX_CHECKED_RECORDS {
             return false;
         }
