@@ -666,30 +666,24 @@ impl Engine {
             return true;
         };
         let own = self.records.get(r).profile;
-        // Only records resolution compares can disagree, and only they count
-        // towards the canonical path's limits: the same filter on both sides.
-        let compared = |members: &[RecordId]| -> Vec<RecordId> {
-            members
-                .iter()
-                .copied()
-                .filter(|m| self.resolver.features(*m).is_some())
-                .collect()
-        };
-        let mut parts: Vec<Vec<RecordId>> = vec![compared(std::slice::from_ref(&r))];
+        let mut parts: Vec<&[RecordId]> = vec![std::slice::from_ref(&r)];
         for p in involved {
             // The record's own profile already holds it: that part is the
             // profile, checked against the others like any part.
             if Some(*p) == own {
-                parts[0] = compared(&self.profiles.get(*p).members);
+                parts[0] = &self.profiles.get(*p).members;
             } else {
-                parts.push(compared(&self.profiles.get(*p).members));
+                parts.push(&self.profiles.get(*p).members);
             }
         }
-        parts.retain(|p| !p.is_empty());
-        if parts.len() < 2 {
-            return true;
-        }
-        let total: usize = parts.iter().map(Vec::len).sum();
+        // Only records resolution compares can disagree, and only they count
+        // towards the limit, as on the canonical path; the others are
+        // skipped by `sides_disagree` after one lookup each.
+        let total: usize = parts
+            .iter()
+            .flat_map(|p| p.iter())
+            .filter(|m| self.resolver.features(**m).is_some())
+            .count();
         if total > clustering::MAX_CHECKED_RECORDS {
             return false;
         }
