@@ -260,6 +260,13 @@ pub struct HouseholdSpec {
     /// an SSN) says so (default 0.5).
     #[serde(default = "household_probability")]
     pub max_probability: f64,
+    /// Of those comparisons, the ones a move changes together (house
+    /// number, street, zip, landline): when they disagree, the strongest
+    /// disagreement counts and the others do not, since a mover's new
+    /// address is one fact however many fields show it. Default: none, each
+    /// disagreement counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub address: Vec<String>,
 }
 
 fn household_probability() -> f64 {

@@ -256,6 +256,15 @@ fn resolution_reads_identifier_types_as_fields_and_names_bad_ones() {
             "surname",
         ),
         (
+            base(
+                "{name: k, attribute: a}",
+                ssn,
+                "  households: {comparisons: [ssn], address: [street]}\n",
+            ),
+            "resolution.households.address[0]",
+            "`street` is not one of `households.comparisons` (ssn)",
+        ),
+        (
             base("{name: k, attribute: a}", ssn, "  maxDisagreement: 0\n"),
             "resolution.maxDisagreement",
             "above 0",

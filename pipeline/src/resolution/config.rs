@@ -82,6 +82,9 @@ impl Comparison {
 pub struct Households {
     /// Per comparison: whether it is a household comparison.
     pub member: Vec<bool>,
+    /// Per comparison: whether it is one of the household's address
+    /// comparisons, whose disagreements count once.
+    pub address: Vec<bool>,
     pub max_probability: f64,
 }
 
@@ -336,6 +339,23 @@ impl ResolutionConfig {
                         "name at least one comparison",
                     ));
                 }
+                let mut address = vec![false; comparisons.len()];
+                for (j, name) in h.address.iter().enumerate() {
+                    let c = comparisons
+                        .iter()
+                        .position(|c| &c.name == name)
+                        .filter(|c| member[*c])
+                        .ok_or_else(|| {
+                            ConfigError::invalid(
+                                field(&format!("households.address[{j}]")),
+                                format!(
+                                    "`{name}` is not one of `households.comparisons` ({})",
+                                    h.comparisons.join(", ")
+                                ),
+                            )
+                        })?;
+                    address[c] = true;
+                }
                 if !(h.max_probability > 0.0 && h.max_probability < 1.0) {
                     return Err(ConfigError::invalid(
                         field("households.maxProbability"),
@@ -344,6 +364,7 @@ impl ResolutionConfig {
                 }
                 Some(Households {
                     member,
+                    address,
                     max_probability: h.max_probability,
                 })
             }

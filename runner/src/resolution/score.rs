@@ -62,23 +62,69 @@ fn tf_key<'f>(c: &Comparison, i: usize, level: u8, a: &'f Features) -> Option<&'
 }
 
 /// The log2 odds that two records match. The household comparisons' weights
-/// are summed apart and capped (`households.maxProbability`): they are
-/// correlated (one household shares them all), so counting each as
-/// independent evidence would make spouses one person.
+/// are combined apart ([`HouseholdEvidence`]): they are correlated (one
+/// household shares them all, and a move changes them all), so counting each
+/// as independent evidence would make spouses one person and a mover two.
 pub fn score(config: &ResolutionConfig, weights: &Weights, a: &Features, b: &Features) -> f64 {
     let mut total = weights.prior_log2_odds;
-    let mut household = 0.0;
+    let mut household = HouseholdEvidence::default();
     for (i, c) in config.comparisons.iter().enumerate() {
         if let Some(level) = level(c, i, a, b) {
             let w = weights.levels[i].weight(level, tf_key(c, i, level, a));
             if is_household(config, i) {
-                household += w;
+                household.add(w, is_address(config, i));
             } else {
                 total += w;
             }
         }
     }
-    total + capped(weights, household)
+    total + household.combined(weights.household_cap)
+}
+
+/// The household comparisons' weights of one pair, combined as one piece
+/// of evidence about the household rather than as independent ones.
+///
+/// Agreement is summed and capped (`households.maxProbability`): a spouse
+/// agrees on all of it. Disagreement of the address comparisons
+/// (`households.address`) counts once, by its strongest weight: a household
+/// that moved changes house number, street, zip and landline together, and
+/// the chance of that among matches is the chance of a move, not its product
+/// over four fields. Other household disagreement (a surname) adds as usual,
+/// and so does agreement, so a mover who kept the city still gains the city.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct HouseholdEvidence {
+    agreeing: f64,
+    /// Disagreement outside the address comparisons.
+    other_disagreement: f64,
+    address_disagreeing: f64,
+    strongest_address_disagreement: f64,
+}
+
+impl HouseholdEvidence {
+    pub(crate) fn add(&mut self, weight: f64, address: bool) {
+        if weight > 0.0 {
+            self.agreeing += weight;
+        } else if address {
+            self.address_disagreeing += weight;
+            self.strongest_address_disagreement = self.strongest_address_disagreement.min(weight);
+        } else {
+            self.other_disagreement += weight;
+        }
+    }
+
+    /// The agreement, at most `cap`, and the disagreement.
+    pub(crate) fn combined(&self, cap: Option<f64>) -> f64 {
+        let agreeing = match cap {
+            Some(cap) => self.agreeing.min(cap),
+            None => self.agreeing,
+        };
+        agreeing + self.other_disagreement + self.strongest_address_disagreement
+    }
+
+    /// The sum of the weights as if each were independent evidence.
+    pub(crate) fn summed(&self) -> f64 {
+        self.agreeing + self.other_disagreement + self.address_disagreeing
+    }
 }
 
 /// How strongly two records say they are different people, in bits (0 or
@@ -106,19 +152,18 @@ pub fn disagreement(
     against
 }
 
+fn is_address(config: &ResolutionConfig, i: usize) -> bool {
+    config
+        .households
+        .as_ref()
+        .is_some_and(|h| h.address.get(i).copied().unwrap_or(false))
+}
+
 fn is_household(config: &ResolutionConfig, i: usize) -> bool {
     config
         .households
         .as_ref()
         .is_some_and(|h| h.member.get(i).copied().unwrap_or(false))
-}
-
-/// The household comparisons' sum, at most the cap.
-fn capped(weights: &Weights, household: f64) -> f64 {
-    match weights.household_cap {
-        Some(cap) => household.min(cap),
-        None => household,
-    }
 }
 
 /// Every comparison's level and weight, then the total.
@@ -130,7 +175,7 @@ pub fn waterfall(
 ) -> (Vec<Step>, f64) {
     let mut steps = Vec::new();
     let mut total = weights.prior_log2_odds;
-    let mut household = 0.0;
+    let mut household = HouseholdEvidence::default();
     for (i, c) in config.comparisons.iter().enumerate() {
         let step = match level(c, i, a, b) {
             Some(level) => {
@@ -158,19 +203,38 @@ pub fn waterfall(
         };
         total += step.weight;
         if is_household(config, i) {
-            household += step.weight;
+            household.add(step.weight, is_address(config, i));
         }
         steps.push(step);
     }
-    let over = household - capped(weights, household);
-    if over > 0.0 {
+    // One line for what combining the household fields changed, so the
+    // steps still add up to the total.
+    let summed = household.summed();
+    let combined = household.combined(weights.household_cap);
+    let change = combined - summed;
+    if change.abs() > 1e-9 {
+        let capped =
+            combined - household.other_disagreement - household.strongest_address_disagreement;
+        let mut parts = Vec::new();
+        if capped < household.agreeing {
+            parts.push(format!(
+                "agreeing {:+.2} capped at {capped:+.2}",
+                household.agreeing
+            ));
+        }
+        if household.strongest_address_disagreement > household.address_disagreeing {
+            parts.push(format!(
+                "address disagreeing {:+.2} counted once at {:+.2}",
+                household.address_disagreeing, household.strongest_address_disagreement
+            ));
+        }
         steps.push(Step {
-            comparison: "household cap".to_string(),
-            level: format!("sum {household:+.2} capped at {:+.2}", household - over),
-            weight: -over,
+            comparison: "household".to_string(),
+            level: parts.join("; "),
+            weight: change,
             term_frequency: None,
         });
-        total -= over;
+        total += change;
     }
     (steps, total)
 }

@@ -30,9 +30,10 @@
 //! score (no candidate pairs, a probability that is not a finite number) is
 //! an error naming the rule or the comparison, never a file.
 
-use super::config::ResolutionConfig;
+use super::config::{Households, ResolutionConfig};
 use super::features::{block_keys, Features, FieldValue, ValueCounters};
 use super::model::{ComparisonModel, Model, SessionModel, MODEL_FORMAT};
+use super::score::HouseholdEvidence;
 use crate::config::Pipeline;
 use crate::observation::Observation;
 use ahash::{AHashMap, AHashSet};
@@ -153,6 +154,7 @@ pub fn train(
         });
     }
     let initial = initial_m(config);
+    let households = config.households.as_ref();
     let mut sessions = Vec::new();
     let mut session_m = Vec::new();
     let mut iterations = 0;
@@ -174,8 +176,14 @@ pub fn train(
             session.note = Some("its rule reads every compared field".into());
         } else {
             let patterns = patterns_of(config, &records, pairs.iter().copied(), &estimable);
-            let (m_rule, share, rounds) =
-                expectation_maximisation(&patterns, &initial, &u, &estimable, opts.max_iterations);
+            let (m_rule, share, rounds) = expectation_maximisation(
+                &patterns,
+                &initial,
+                &u,
+                &estimable,
+                households,
+                opts.max_iterations,
+            );
             iterations += rounds;
             session.match_share = share;
             session.iterations = rounds as u64;
@@ -264,7 +272,7 @@ pub fn train(
     let everything = vec![true; u.len()];
     let patterns = patterns_of(config, &records, all_pairs.into_iter(), &everything);
     let (_, candidate_prior, rounds) =
-        expectation_maximisation(&patterns, &m, &u, &[], opts.max_iterations);
+        expectation_maximisation(&patterns, &m, &u, &[], households, opts.max_iterations);
     iterations += rounds;
     // m and u describe random pairs, so the prior must too: the matches found
     // among the candidates (nearly all matches, if blocking is good) spread
@@ -629,24 +637,45 @@ fn expectation_maximisation(
     m_start: &[Vec<f64>],
     u: &[Vec<f64>],
     estimate: &[bool],
+    households: Option<&Households>,
     max_iterations: usize,
 ) -> (Vec<Vec<f64>>, f64, usize) {
     let mut m = m_start.to_vec();
-    let mut prior = 0.1;
+    let mut prior: f64 = 0.1;
     let mut iterations = 0;
+    let household =
+        |c: usize| households.is_some_and(|h| h.member.get(c).copied().unwrap_or(false));
+    let address = |c: usize| households.is_some_and(|h| h.address.get(c).copied().unwrap_or(false));
     for _ in 0..max_iterations {
         iterations += 1;
         let mut m_counts: Vec<Vec<f64>> = m.iter().map(|l| vec![0.0; l.len()]).collect();
         let (mut matched, mut total) = (0.0, 0.0);
+        // The household comparisons are combined here as they are when
+        // scoring: a father and his namesake son agree on every household
+        // field, and without the cap that agreement would carry them into
+        // the match class and teach it that dates of birth and suffixes
+        // differ; a mover's address would count against him four times.
+        let cap = households.map(|h| {
+            (h.max_probability / (1.0 - h.max_probability)).ln() - (prior / (1.0 - prior)).ln()
+        });
         for (pattern, count) in patterns {
-            let (mut pm, mut pu) = (prior, 1.0 - prior);
+            let mut log_ratio = 0.0;
+            let mut household_ratio = HouseholdEvidence::default();
             for (c, &level) in pattern.iter().enumerate() {
                 if level != MISSING {
-                    pm *= m[c][level as usize];
-                    pu *= u[c][level as usize];
+                    let l = level as usize;
+                    let r = m[c][l].ln() - u[c][l].ln();
+                    if household(c) {
+                        household_ratio.add(r, address(c));
+                    } else {
+                        log_ratio += r;
+                    }
                 }
             }
-            let w = pm / (pm + pu);
+            log_ratio += household_ratio.combined(cap);
+            // P(match | pattern) from the prior odds and the likelihood ratio.
+            let odds = (prior / (1.0 - prior)).ln() + log_ratio;
+            let w = 1.0 / (1.0 + (-odds).exp());
             matched += w * count;
             total += count;
             for (c, &level) in pattern.iter().enumerate() {
@@ -885,5 +914,105 @@ resolution:
             "{report}"
         );
         assert!(report.contains("weight"), "{report}");
+    }
+
+    /// 300 people seen twice (one in ten with a date of birth one digit
+    /// off), and 60 fathers with a namesake son at the same street, each
+    /// seen twice: a session blocked on both names finds every father and
+    /// son pair beside the matches.
+    /// 300 people seen twice (a tenth with a slip in the day of birth) and 60
+    /// fathers with a namesake son at the same home, each seen twice. Street,
+    /// zip and phone are one per home.
+    fn namesakes(households: &str) -> (Pipeline, Vec<Observation>) {
+        let text = format!(
+            r#"
+name: namesakes
+identifiers: [{{type: none, link: false}}]
+resolution:
+  keys:
+    - {{name: g, attribute: given_name}}
+    - {{name: s, attribute: surname}}
+  blocking:
+    rules: [[g, s]]
+{households}  comparisons:
+    - attribute: given_name
+      method: exact
+    - attribute: surname
+      method: exact
+    - attribute: dob
+      method: {{date: {{maxYearDistances: []}}}}
+    - attribute: street
+      method: exact
+    - attribute: zip
+      method: exact
+    - attribute: phone
+      method: exact
+"#
+        );
+        let p = Pipeline::from_yaml(&text, "test", &|_| None).unwrap();
+        let mut versions = Vec::new();
+        let mut add = |id: String, given: &str, surname: &str, dob: &str, home: &str| {
+            let line = format!(
+                r#"{{"source":"s","id":"{id}","ts":"2026-01-01T00:00:00Z","kind":"person","attributes":{{"given_name":"{given}","surname":"{surname}","dob":"{dob}","street":"{home} st","zip":"z{home}","phone":"t{home}"}}}}"#
+            );
+            versions.push(parse_line(line.as_bytes(), &p).unwrap());
+        };
+        for i in 0..300u32 {
+            let (given, surname) = (format!("g{i}"), format!("s{i}"));
+            let home = format!("p{i}");
+            let day = 1 + i % 28;
+            add(
+                format!("p{i}a"),
+                &given,
+                &surname,
+                &format!("1960-01-{day:02}"),
+                &home,
+            );
+            let day = if i % 10 == 0 { day % 28 + 1 } else { day };
+            add(
+                format!("p{i}b"),
+                &given,
+                &surname,
+                &format!("1960-01-{day:02}"),
+                &home,
+            );
+        }
+        for i in 0..60u32 {
+            let (given, surname) = (format!("f{i}"), format!("fs{i}"));
+            let home = format!("f{i}");
+            for (who, year) in [("father", 1948), ("son", 1979)] {
+                for copy in ["a", "b"] {
+                    add(
+                        format!("{who}{i}{copy}"),
+                        &given,
+                        &surname,
+                        &format!("{year}-05-{:02}", 1 + i % 28),
+                        &home,
+                    );
+                }
+            }
+        }
+        (p, versions)
+    }
+
+    #[test]
+    fn a_namesake_son_at_the_same_address_does_not_teach_that_dates_of_birth_differ() {
+        let m_different = |households: &str| {
+            let (p, versions) = namesakes(households);
+            let model = train(&p, &versions, &TrainOptions::default()).unwrap();
+            let dob = model.comparisons.iter().find(|c| c.name == "dob").unwrap();
+            *dob.m.last().unwrap()
+        };
+        // Without households, the street, zip and phone they share carry
+        // father and son into the match class: a date of birth "different"
+        // in about a third of it (240 such pairs beside 420 true ones).
+        let without = m_different("");
+        assert!(without > 0.15, "{without}");
+        // With the home's fields declared household fields, their agreement
+        // lifts a pair only to the cap, and the match class is the people:
+        // a date of birth differs in it about as often as it does among the
+        // people (three slips, 9th to 10th and the like, change two digits).
+        let with = m_different("  households:\n    comparisons: [street, zip, phone]\n");
+        assert!(with < 0.02, "{with}");
     }
 }
