@@ -24,7 +24,8 @@ build: build-deps
 	$(CARGO) build --release --locked
 
 # The whole suite: unit, property and integration tests (cargo), the
-# fault proxy's own tests (pytest) and the lifecycle scenarios (make e2e),
+# fault proxy's own tests (pytest), the pipeline statuses read by kstatus
+# itself (tests/kstatus, Go) and the lifecycle scenarios (make e2e),
 # with the runners' summary lines and one total. Integration tests run
 # against the real services of DESIGN §5, started here and stopped
 # afterwards (KITH_KEEP_SERVICES=1 keeps them running for the next run).
@@ -35,13 +36,16 @@ test: build-deps
 	status=$${PIPESTATUS[0]}; \
 	python3 -m pytest -q -p no:cacheprovider tests/faults 2>&1 | tee target/test-faults.log; \
 	pystatus=$${PIPESTATUS[0]}; \
+	bash tests/kstatus/run.sh 2>&1 | tee target/test-kstatus.log; \
+	kstatusstatus=$${PIPESTATUS[0]}; \
 	CARGO=$(CARGO) KITH_E2E_PREBUILT=1 bash tests/e2e/run.sh; \
 	e2estatus=$$?; \
 	[ "$${KITH_KEEP_SERVICES:-0}" = 1 ] || bash tests/services/down.sh; \
 	{ grep -E '^test result:' target/test.log target/e2e.log | cut -d: -f2- | awk '{print $$4, $$6, $$8}'; \
+	  grep -h '^kstatus:' target/test-kstatus.log | awk '{print $$2, $$4, 0}'; \
 	  tail -n 1 target/test-faults.log | awk '{p=0; f=0; s=0; for (i = 2; i <= NF; i++) { if ($$i ~ /^passed/) p=$$(i-1); if ($$i ~ /^failed/) f=$$(i-1); if ($$i ~ /^skipped/) s=$$(i-1) } print p, f, s}'; } \
 	  | awk '{p+=$$1; f+=$$2; i+=$$3} END {printf "%d passed, %d failed, %d skipped\n", p, f, i}'; \
-	[ $$status = 0 ] && [ $$pystatus = 0 ] && [ $$e2estatus = 0 ]
+	[ $$status = 0 ] && [ $$pystatus = 0 ] && [ $$kstatusstatus = 0 ] && [ $$e2estatus = 0 ]
 
 # The lifecycle scenarios (tests/e2e): the operator and real runner
 # processes, run by the kubelet stand-in, on the test API server with Kafka

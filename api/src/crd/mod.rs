@@ -22,13 +22,20 @@ pub use snapshot::{
 /// The API group of every Kith resource.
 pub const GROUP: &str = "kith.dev";
 
-/// Condition types on a `ProfilePipeline`, following kstatus: `Ready` is the
-/// summary a GitOps tool waits on, `Progressing` says a rollout is under way,
+/// Condition types on a `ProfilePipeline`: `Ready` is the summary `kubectl
+/// wait` and people read, `Progressing` says a rollout is under way,
 /// `Degraded` says the operator cannot get to the desired state on its own.
+///
+/// `Reconciling` and `Stalled` say the same as `Progressing` and `Degraded`
+/// in the words kstatus reads (Flux, kpt, `kubectl apply --wait` through
+/// cli-utils): abnormal-true conditions, True only while a rollout is under
+/// way or the pipeline cannot get where its spec says.
 pub mod condition {
     pub const READY: &str = "Ready";
     pub const PROGRESSING: &str = "Progressing";
     pub const DEGRADED: &str = "Degraded";
+    pub const RECONCILING: &str = "Reconciling";
+    pub const STALLED: &str = "Stalled";
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kith_api::crd::condition::{DEGRADED, PROGRESSING, READY};
+use kith_api::crd::condition::{DEGRADED, PROGRESSING, READY, RECONCILING, STALLED};
 use kith_api::crd::{PipelineState, ProfilePipeline, ProfilePipelineStatus};
 
 /// What reconciling a pipeline came to.
@@ -190,11 +190,35 @@ pub fn compute(pipeline: &ProfilePipeline, outcome: &Outcome, now: Time) -> Prof
         }
     };
     status.phase = Some(phase.to_string());
+    let kstatus = verdicts
+        .iter()
+        .filter_map(kstatus_verdict)
+        .collect::<Vec<_>>();
     status.conditions = verdicts
         .into_iter()
+        .chain(kstatus)
         .map(|v| condition(&old.conditions, v, generation, &now))
         .collect();
     status
+}
+
+/// kstatus' reading of `v`: `Progressing` as `Reconciling`, `Degraded` as
+/// `Stalled`, with the same status, reason and message. kstatus ignores
+/// `Ready` and `Progressing` on custom resources, so without these a
+/// pipeline with an invalid spec would read InProgress until a rollout's
+/// timeout, and one whose upgrade was rolled back Current.
+fn kstatus_verdict(v: &Verdict) -> Option<Verdict> {
+    let kind = match v.kind {
+        PROGRESSING => RECONCILING,
+        DEGRADED => STALLED,
+        _ => return None,
+    };
+    Some(Verdict {
+        kind,
+        status: v.status,
+        reason: v.reason,
+        message: v.message.clone(),
+    })
 }
 
 /// Runners of the Deployment passing their readiness probe, as its status

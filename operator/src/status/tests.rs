@@ -71,6 +71,36 @@ fn get<'a>(s: &'a ProfilePipelineStatus, kind: &str) -> &'a Condition {
     s.conditions.iter().find(|c| c.type_ == kind).unwrap()
 }
 
+/// What kstatus (cli-utils' generic rules, which Flux and kpt use) makes of
+/// a status: Stalled=True is Failed, Reconciling=True InProgress, a status
+/// behind the spec's generation InProgress, anything else Current.
+fn kstatus(p: &ProfilePipeline, s: &ProfilePipelineStatus) -> &'static str {
+    if s.observed_generation != p.metadata.generation {
+        return "InProgress";
+    }
+    for c in &s.conditions {
+        if c.type_ == "Reconciling" && c.status == "True" {
+            return "InProgress";
+        }
+        if c.type_ == "Stalled" && c.status == "True" {
+            return "Failed";
+        }
+    }
+    "Current"
+}
+
+/// Reconciling and Stalled say what Progressing and Degraded say.
+fn assert_kstatus_mirrors(s: &ProfilePipelineStatus) {
+    for (theirs, ours) in [(RECONCILING, PROGRESSING), (STALLED, DEGRADED)] {
+        let (a, b) = (get(s, theirs), get(s, ours));
+        assert_eq!(
+            (&a.status, &a.reason, &a.message),
+            (&b.status, &b.reason, &b.message),
+            "{theirs} against {ours}"
+        );
+    }
+}
+
 #[test]
 fn a_deployment_not_yet_observed_is_progressing() {
     let p = pipeline(1, PipelineState::Running);
@@ -256,4 +286,122 @@ fn a_rolled_back_pipeline_runs_but_is_degraded_and_says_so() {
     assert_eq!(get(&s, DEGRADED).reason, "RolledBack");
     assert_eq!(s.spec_hash.as_deref(), Some("stable"));
     assert_eq!(s.state_lineage.as_deref(), Some("rollback-bad"));
+}
+
+/// Every outcome, with the phase it gives and what kstatus makes of it:
+/// Current when Ready and nothing is wrong, InProgress while rolling out or
+/// waiting for a savepoint, Failed when the pipeline cannot get where its
+/// spec says (even while the runners that run are Ready).
+#[test]
+fn each_phase_reads_in_kstatus_as_a_gitops_tool_expects() {
+    let mut stuck = rolled_out(1, 1);
+    stuck.available_replicas = Some(0);
+    stuck.conditions = Some(vec![DeploymentCondition {
+        type_: Some("Progressing".into()),
+        status: Some("False".into()),
+        reason: Some("ProgressDeadlineExceeded".into()),
+        ..DeploymentCondition::default()
+    }]);
+    let degraded = |reason: &'static str| Outcome::Applied {
+        deployment: Box::new(deployment(1, 1, rolled_out(1, 1))),
+        spec_hash: "h1".into(),
+        selector: "s".into(),
+        lineage: None,
+        degraded: Some((reason, "m".into())),
+    };
+    let held = |failed| Outcome::Held {
+        deployment: Some(Box::new(deployment(1, 1, rolled_out(1, 1)))),
+        reason: "TakingSavepoint",
+        message: "m".into(),
+        failed,
+    };
+    let running = pipeline(1, PipelineState::Running);
+    let cases: Vec<(&str, ProfilePipeline, Outcome, &str, &str)> = vec![
+        (
+            "rolled out",
+            running.clone(),
+            applied(deployment(1, 1, rolled_out(1, 1))),
+            phase::RUNNING,
+            "Current",
+        ),
+        (
+            "rolling out",
+            running.clone(),
+            applied(deployment(2, 1, rolled_out(1, 1))),
+            phase::DEPLOYING,
+            "InProgress",
+        ),
+        (
+            "stuck",
+            running.clone(),
+            applied(deployment(1, 1, stuck)),
+            phase::FAILED,
+            "Failed",
+        ),
+        (
+            "invalid spec",
+            running_then_changed(),
+            Outcome::Invalid {
+                message: "spec.pipeline: bad".into(),
+            },
+            phase::FAILED,
+            "Failed",
+        ),
+        (
+            "waiting for a savepoint",
+            running_then_changed(),
+            held(false),
+            phase::UPGRADING,
+            "InProgress",
+        ),
+        (
+            "upgrade blocked",
+            running_then_changed(),
+            held(true),
+            phase::FAILED,
+            "Failed",
+        ),
+        (
+            "rolled back",
+            running.clone(),
+            degraded("RolledBack"),
+            phase::ROLLED_BACK,
+            "Failed",
+        ),
+        (
+            "parallelism refused",
+            running.clone(),
+            degraded("ParallelismUnsupported"),
+            phase::RUNNING,
+            "Failed",
+        ),
+        (
+            "suspended",
+            pipeline(3, PipelineState::Suspended),
+            applied(deployment(4, 0, rolled_out(4, 0))),
+            phase::SUSPENDED,
+            "Current",
+        ),
+    ];
+    let mut objects = Vec::new();
+    for (name, mut p, outcome, want_phase, want) in cases {
+        let s = compute(&p, &outcome, at(10));
+        assert_eq!(s.phase.as_deref(), Some(want_phase), "{name}");
+        assert_kstatus_mirrors(&s);
+        assert_eq!(kstatus(&p, &s), want, "{name}");
+        p.status = Some(s);
+        objects.push(serde_json::json!({"name": name, "want": want, "object": p}));
+    }
+    // The same objects, for kstatus itself (tests/kstatus, run by `make
+    // test`): this file must be what the operator computes today.
+    let cases = serde_json::to_string_pretty(&objects).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/kstatus/cases.json");
+    if std::env::var_os("KITH_REGENERATE").is_some() {
+        std::fs::write(&path, &cases).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == cases,
+        "tests/kstatus/cases.json is stale: run `KITH_REGENERATE=1 cargo test -p kith-operator --lib kstatus` and commit it"
+    );
 }

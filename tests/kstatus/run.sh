@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Checks the ProfilePipeline statuses of tests/kstatus/cases.json (written
+# by the operator's status tests) against kstatus itself. Builds the checker
+# from the module pinned by go.mod and go.sum (cached by Go's build cache).
+# Ends with `kstatus: N passed, N failed`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+GOFLAGS=-mod=readonly go run . cases.json
