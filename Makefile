@@ -10,8 +10,9 @@ RUNNER := target/release/kith-runner
 all: build
 
 # librdkafka is built from source (rdkafka's cmake-build); its build needs
-# these Debian packages. Installs the missing ones (needs root or sudo).
-BUILD_PACKAGES := libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev cmake
+# these Debian packages, and the Argo CD health check's test a Lua 5.1
+# interpreter. Installs the missing ones (needs root or sudo).
+BUILD_PACKAGES := libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev cmake lua5.1
 build-deps:
 	@missing=$$(for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -34,7 +35,7 @@ test: build-deps
 	bash tests/services/up.sh kafka moto kube gremlin || exit 1; \
 	$(CARGO) test --locked --workspace --exclude kith-e2e --no-fail-fast 2>&1 | tee target/test.log; \
 	status=$${PIPESTATUS[0]}; \
-	python3 -m pytest -q -p no:cacheprovider tests/faults 2>&1 | tee target/test-faults.log; \
+	python3 -m pytest -q -p no:cacheprovider tests/faults tests/gitops 2>&1 | tee target/test-faults.log; \
 	pystatus=$${PIPESTATUS[0]}; \
 	bash tests/kstatus/run.sh 2>&1 | tee target/test-kstatus.log; \
 	kstatusstatus=$${PIPESTATUS[0]}; \
