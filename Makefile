@@ -25,7 +25,8 @@ build: build-deps
 	$(CARGO) build --release --locked
 
 # The whole suite: unit, property and integration tests (cargo), the
-# fault proxy's own tests (pytest), the pipeline statuses read by kstatus
+# fault proxy's own tests, the GitOps health check and the Helm chart
+# (pytest), the pipeline statuses read by kstatus
 # itself (tests/kstatus, Go) and the lifecycle scenarios (make e2e),
 # with the runners' summary lines and one total. Integration tests run
 # against the real services of DESIGN §5, started here and stopped
@@ -35,7 +36,7 @@ test: build-deps
 	bash tests/services/up.sh kafka moto kube gremlin || exit 1; \
 	$(CARGO) test --locked --workspace --exclude kith-e2e --no-fail-fast 2>&1 | tee target/test.log; \
 	status=$${PIPESTATUS[0]}; \
-	python3 -m pytest -q -p no:cacheprovider tests/faults tests/gitops 2>&1 | tee target/test-faults.log; \
+	python3 -m pytest -q -p no:cacheprovider tests/faults tests/gitops tests/helm 2>&1 | tee target/test-faults.log; \
 	pystatus=$${PIPESTATUS[0]}; \
 	bash tests/kstatus/run.sh 2>&1 | tee target/test-kstatus.log; \
 	kstatusstatus=$${PIPESTATUS[0]}; \
