@@ -158,7 +158,9 @@ def test_install_upgrade_and_uninstall_leave_only_the_crds(helm, cluster):
                               "--ignore-not-found"], capture_output=True, text=True, check=True).stdout
         return json.loads(out) if out.strip() else None
 
-    run(helm, "install", release, str(CHART), *base, "--create-namespace",
+    # The CRDs outlive releases (kept on uninstall, or applied from crds/ by
+    # other tests): a new release takes them over, as a reinstall must.
+    run(helm, "install", release, str(CHART), *base, "--create-namespace", "--take-ownership",
         "--set-json", f'watchNamespaces=["{namespace}"]')
     try:
         fullname = release if "kith" in release else f"{release}-kith"
