@@ -11,7 +11,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use support::producer::Load;
 use support::runner::http;
-use support::stack::{workload, Stack};
+use support::stack::{workload, Stack, RELEASE};
 use support::{eventually, kafka::produce};
 
 const START: Duration = Duration::from_secs(120);
@@ -446,6 +446,8 @@ fn hostile_manifests_leave_the_operator_reconciling_the_rest() {
     assert_eq!(
         stack
             .operator
+            .as_ref()
+            .expect("the operator runs as a process")
             .http_get("/healthz")
             .map(|(code, _)| code)
             .ok(),
@@ -842,4 +844,66 @@ fn a_model_in_a_configmap_is_checked_then_mounted_for_the_runner() {
         reference,
         "the runner did not score with the model it was given"
     );
+}
+
+#[test]
+fn the_chart_installs_an_operator_that_brings_a_pipeline_to_ready() {
+    // The operator is what `helm install` of charts/kith deploys: the
+    // stand-in runs the chart's Deployment (its arguments, environment and
+    // probes) with the token of the chart's ServiceAccount, so the Roles the
+    // chart grants are all the operator has.
+    let stack = Stack::start_from_chart("chart", 1);
+    let (lines, reference) = workload(&stack, 300, 23);
+    eventually(START, "the chart's two operator pods ready", || {
+        let pods = stack.kubelet.pods_of(RELEASE);
+        match pods.iter().filter(|p| p.ready).count() {
+            2 => Ok(()),
+            n => Err(format!("{n} ready of {pods:?}")),
+        }
+    });
+    let operators: Vec<String> = stack
+        .kubelet
+        .pods_of(RELEASE)
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    eventually(START, "one of them holds the chart's leader Lease", || {
+        let holder = stack
+            .cluster
+            .get("lease", RELEASE)
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        if operators.contains(&holder) {
+            Ok(())
+        } else {
+            Err(format!("holder {holder:?}, pods {operators:?}"))
+        }
+    });
+
+    stack.apply(&stack.manifest("people"));
+    let runner = stack.wait_running("people", START);
+    produce(&stack.kafka.bootstrap, &stack.kafka.topic, &lines, 1);
+    let admin = runner.admin.clone().unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "every line applied",
+        || match stack.metric(&admin, "kith_observations_total") {
+            Some(n) if n >= lines.len() as f64 => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    // Suspending takes a final savepoint: the chart's RBAC lets the
+    // operator request it and stop the runner.
+    assert_eq!(stack.suspend_and_export("people"), reference);
+
+    // Uninstalling removes the operator and keeps the pipeline.
+    stack.helm(&["uninstall", RELEASE, "--wait"]);
+    eventually(START, "the operator pods gone", || {
+        match stack.kubelet.pods_of(RELEASE).len() {
+            0 => Ok(()),
+            n => Err(format!("{n} left")),
+        }
+    });
+    assert!(stack.cluster.get("profilepipeline", "people").is_some());
+    assert!(stack.cluster.get("role", RELEASE).is_none());
 }

@@ -1,9 +1,11 @@
 //! A kubelet and Deployment controller stand-in for one namespace of the
 //! test API server.
 //!
-//! Every 200 ms it lists the Deployments the operator made
-//! (`app.kubernetes.io/managed-by=kith-operator`) and makes the node match
-//! them, as the Deployment controller and a kubelet together would:
+//! Every 200 ms it lists the Deployments its configuration selects (those
+//! the operator made, `app.kubernetes.io/managed-by=kith-operator`, and the
+//! operator's own when a scenario installs it from its chart) and makes the
+//! node match them, as the Deployment controller and a kubelet together
+//! would:
 //! - each replica is a pod, named `DEPLOYMENT-HASH-NNNNN` after the hash of
 //!   its pod template, whose container is a local process ([`template`]
 //!   says how a template becomes one, [`pod`] how it is run);
@@ -51,6 +53,9 @@ use std::time::Duration;
 use template::{Launch, Objects, PodContext, TemplateError};
 
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by=kith-operator";
+
+/// The Deployments the operator makes (its runners).
+pub const RUNNERS: &str = MANAGED_BY;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeletError {
@@ -109,6 +114,9 @@ pub struct Config {
     /// Image → the executable that is its entrypoint. A pod whose image is
     /// not here stays in `ImagePullBackOff`.
     pub images: BTreeMap<String, PathBuf>,
+    /// The Deployments it runs, as a label selector: [`RUNNERS`] for the
+    /// operator's, more to run the operator itself from its Helm chart.
+    pub deployments: String,
     /// Where pods keep their folders and logs.
     pub work_dir: PathBuf,
     pub timing: Timing,
@@ -432,7 +440,10 @@ impl Sync {
     async fn once(&mut self) {
         let ns = self.config.namespace.clone();
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
-        let deployments = match api.list(&ListParams::default().labels(MANAGED_BY)).await {
+        let deployments = match api
+            .list(&ListParams::default().labels(&self.config.deployments))
+            .await
+        {
             Ok(list) => Some(list.items),
             Err(e) => {
                 eprintln!("[kubelet {ns}] cannot list Deployments (pods keep running): {e}");

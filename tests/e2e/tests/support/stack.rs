@@ -9,7 +9,7 @@ use super::operator::Operator;
 use super::runner::{binary, example, export, generate, http};
 use super::services::{require, Services};
 use super::{eventually, moto};
-use kith_e2e::kubelet::{Config, Kubelet, PodView, Timing};
+use kith_e2e::kubelet::{Config, Kubelet, PodView, Timing, RUNNERS};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,6 +18,11 @@ use std::time::Duration;
 
 /// The image the stand-in runs as `kith-runner`.
 pub const IMAGE: &str = "kith-runner:e2e";
+/// The image the stand-in runs as `kith-operator` (repository and tag, as
+/// the chart's values name them).
+pub const OPERATOR_IMAGE: (&str, &str) = ("kith-operator", "e2e");
+/// The Helm release of [`Stack::start_from_chart`].
+pub const RELEASE: &str = "kith";
 
 pub struct Stack {
     pub cluster: Cluster,
@@ -25,11 +30,64 @@ pub struct Stack {
     pub kafka: KafkaCase,
     pub bucket: String,
     pub kubelet: Kubelet,
-    pub operator: Operator,
+    /// The operator as a process of the test; None when the chart's
+    /// Deployment runs it on the stand-in.
+    pub operator: Option<Operator>,
 }
 
 impl Stack {
+    /// A scenario with the operator as a process of the test.
     pub fn start(test: &str, partitions: i32) -> Stack {
+        let mut stack = Self::world(test, partitions, RUNNERS);
+        stack.operator = Some(Operator::start(&stack.cluster, "e2e"));
+        stack
+    }
+
+    /// A scenario whose operator is installed by `helm install` of
+    /// charts/kith into the scenario's namespace (watching it alone, CRDs
+    /// left to the cluster) and run by the stand-in from the chart's
+    /// Deployment: its arguments, environment, probes and ServiceAccount,
+    /// whose token carries only the RBAC the chart grants.
+    pub fn start_from_chart(test: &str, partitions: i32) -> Stack {
+        let stack = Self::world(
+            test,
+            partitions,
+            "app.kubernetes.io/managed-by in (kith-operator,Helm)",
+        );
+        stack.helm(&[
+            "install",
+            RELEASE,
+            &chart(),
+            "--set",
+            &format!("image.repository={}", OPERATOR_IMAGE.0),
+            "--set",
+            &format!("image.tag={}", OPERATOR_IMAGE.1),
+            "--set",
+            "crds.install=false",
+            "--set-json",
+            &format!(r#"watchNamespaces=["{}"]"#, stack.cluster.namespace),
+        ]);
+        stack
+    }
+
+    /// Runs `helm ARGS` against the scenario's namespace; panics with its
+    /// output when it fails.
+    pub fn helm(&self, args: &[&str]) -> String {
+        let out = Command::new(helm())
+            .args(args)
+            .args(["--namespace", &self.cluster.namespace])
+            .env("KUBECONFIG", &self.cluster.kubeconfig)
+            .output()
+            .expect("helm runs");
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn world(test: &str, partitions: i32, deployments: &str) -> Stack {
         let services = require(&["kafka", "moto", "kube"]);
         let cluster = Cluster::start(test);
         let kafka = KafkaCase::new(&format!("kith-e2e-{test}"), partitions);
@@ -51,19 +109,25 @@ impl Stack {
         let kubelet = Kubelet::start(Config {
             kubeconfig: PathBuf::from(&cluster.kubeconfig),
             namespace: cluster.namespace.clone(),
-            images: BTreeMap::from([(IMAGE.to_string(), PathBuf::from(binary()))]),
+            images: BTreeMap::from([
+                (IMAGE.to_string(), PathBuf::from(binary())),
+                (
+                    format!("{}:{}", OPERATOR_IMAGE.0, OPERATOR_IMAGE.1),
+                    PathBuf::from(super::operator::binary()),
+                ),
+            ]),
+            deployments: deployments.to_string(),
             work_dir: kafka.dir.path().join("node"),
             timing: Timing::default(),
         })
         .expect("the kubelet stand-in starts");
-        let operator = Operator::start(&cluster, "e2e");
         Stack {
             cluster,
             services,
             kafka,
             bucket,
             kubelet,
-            operator,
+            operator: None,
         }
     }
 
@@ -336,4 +400,31 @@ pub fn workload(stack: &Stack, people: u64, seed: u64) -> (Vec<Vec<u8>>, Vec<Str
     let lines = generate(people, seed);
     let reference = stack.kafka.reference(&lines, "reference");
     (lines, reference)
+}
+
+/// charts/kith in this checkout.
+fn chart() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../charts/kith")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The helm CLI of tests/helm/helm.sh (built from its Go module once).
+fn helm() -> String {
+    static HELM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HELM.get_or_init(|| {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../helm/helm.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .output()
+            .expect("bash runs tests/helm/helm.sh");
+        assert!(
+            out.status.success(),
+            "tests/helm/helm.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
+    .clone()
 }
