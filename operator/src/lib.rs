@@ -1,5 +1,5 @@
 //! The Kith operator: reconciles `ProfilePipeline` resources into the
-//! Kubernetes objects that run them (DESIGN §6).
+//! Kubernetes objects that run them (docs/design.md §6).
 //!
 //! `validate` checks a pipeline with the runner's own rules (kith-pipeline); `build` turns it
 //! into the desired objects (pure); `controller` runs the reconcile loop (apply,

@@ -1,4 +1,4 @@
-//! `kith-runner`: the command line of DESIGN §4.
+//! `kith-runner`: the command line of docs/design.md §4.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};

@@ -1,4 +1,4 @@
-//! The command line of DESIGN §4, end to end through the real binary.
+//! The command line of docs/design.md §4, end to end through the real binary.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! The runner on a real Kafka broker (the test services of DESIGN §5):
+//! The runner on a real Kafka broker (the test services of docs/design.md §5):
 //! exactly-once state through SIGKILL at random moments, a lost state
 //! directory restored from checkpoints, dead letters on their topic, and
 //! savepoints restored into a fresh state with other key groups.

@@ -2,7 +2,7 @@
 //! namespace, pipeline and pod name in the environment), beside the real
 //! kube-apiserver of tests/services standing in for a cluster: it reports
 //! into its pipeline's `status.runtime` and executes the `ProfileSnapshot`s of
-//! its pipeline (DESIGN §6), leaving other pipelines' snapshots alone.
+//! its pipeline (docs/design.md §6), leaving other pipelines' snapshots alone.
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! Checkpoint storage against S3, served by moto (DESIGN §5): the same calls
+//! Checkpoint storage against S3, served by moto (docs/design.md §5): the same calls
 //! as the local-filesystem unit tests, plus what only S3 shows: multipart
 //! uploads, key prefixes within a bucket and a bucket that does not exist;
 //! and files of several parts on both backends.

@@ -1,4 +1,4 @@
-//! The Kubernetes custom resources of DESIGN §6: `ProfilePipeline` (a pipeline
+//! The Kubernetes custom resources of docs/design.md §6: `ProfilePipeline` (a pipeline
 //! and how to run it) and `ProfileSnapshot` (a requested savepoint).
 //!
 //! The schemas are derived from these types (`kith-operator crdgen` writes them

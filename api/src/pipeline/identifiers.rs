@@ -37,7 +37,7 @@ fn yes() -> bool {
     true
 }
 
-/// Built-in normalizations (DESIGN §2).
+/// Built-in normalizations (docs/design.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum NormalizePreset {
@@ -77,7 +77,7 @@ pub struct RegexReplace {
     pub replacement: String,
 }
 
-/// Generic-identifier detection (DESIGN §3.4): a value shared across more
+/// Generic-identifier detection (docs/design.md §3.4): a value shared across more
 /// distinct exclusive identifiers than the type's limit allows (a family tablet,
 /// `test@test.com`) stops counting as evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

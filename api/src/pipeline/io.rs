@@ -108,7 +108,7 @@ impl SourceSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum InputFormat {
-    /// Canonical observations (DESIGN §2).
+    /// Canonical observations (docs/design.md §2).
     #[default]
     Canonical,
     /// Raw domain events mapped by the pipeline's `template`.

@@ -1,5 +1,5 @@
 //! The runners' identity: a ServiceAccount and a Role granting exactly what
-//! DESIGN §6 has runners do through the API: read their own pipeline, report
+//! docs/design.md §6 has runners do through the API: read their own pipeline, report
 //! into its status, watch and update its snapshots, and hold a Lease.
 
 use super::{metadata, Names};

@@ -10,7 +10,7 @@
 //! the refusal is reported as `Degraded` with reason `ParallelismUnsupported`;
 //! the scale subresource's status shows the runners that really run.
 //!
-//! The runners hold a coordination Lease besides (DESIGN §6), so even a
+//! The runners hold a coordination Lease besides (docs/design.md §6), so even a
 //! replica the Deployment controller starts before the operator takes the
 //! count back, or a pod left on a partitioned node, waits and never writes.
 

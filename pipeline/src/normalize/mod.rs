@@ -1,4 +1,4 @@
-//! Identifier normalization (DESIGN §2): the same person's identifiers, written
+//! Identifier normalization (docs/design.md §2): the same person's identifiers, written
 //! differently by different systems, must become the same value before they
 //! can link records.
 
@@ -105,7 +105,7 @@ fn lowercase(s: &str) -> String {
     }
 }
 
-/// Email: trimmed and lower-cased (DESIGN §2), with one `@` and text on both sides.
+/// Email: trimmed and lower-cased (docs/design.md §2), with one `@` and text on both sides.
 fn email(raw: &str) -> Result<String, NormalizeError> {
     let v = lowercase(raw.trim());
     if v.is_empty() {

@@ -1,4 +1,4 @@
-//! The canonical observation (DESIGN §2): its wire form, its validated form, and
+//! The canonical observation (docs/design.md §2): its wire form, its validated form, and
 //! the checks between them. Everything after this module works on validated,
 //! normalized observations only.
 

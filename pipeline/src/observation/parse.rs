@@ -4,7 +4,7 @@ use super::{
 use crate::config::Pipeline;
 use std::fmt;
 
-/// Lines longer than this are dead-lettered unread (DESIGN: bad input).
+/// Lines longer than this are dead-lettered unread (docs/design.md §4: bad input).
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// Why an input line was not applied. The message names the field and what

@@ -1,5 +1,5 @@
 //! RFC 3339 timestamps, parsed by hand: this runs once per observation on the
-//! hot path, and the subset DESIGN §2 uses is small.
+//! hot path, and the subset docs/design.md §2 uses is small.
 
 use std::fmt;
 

@@ -35,7 +35,7 @@ use std::fmt;
 use std::sync::mpsc::{Receiver, SyncSender};
 use tokio::sync::oneshot;
 
-/// What a profile lookup answers: the profiles (as export JSON, DESIGN §4)
+/// What a profile lookup answers: the profiles (as export JSON, docs/design.md §4)
 /// holding the identifier, possibly none.
 pub type LookupReply = Result<Vec<serde_json::Value>, LookupFailure>;
 

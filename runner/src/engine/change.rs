@@ -1,4 +1,4 @@
-//! Change events: what the change feed says about profiles (DESIGN §3.6).
+//! Change events: what the change feed says about profiles (docs/design.md §3.6).
 
 use super::keys::{ProfileSlot, RecordId};
 use super::profiles::ProfileId;

@@ -15,7 +15,7 @@
 //! record on the other beyond `maxDisagreement` (a tax record without a date
 //! of birth matching both a father and his son must not make them one
 //! person). The order is a function of the records alone, so the result is
-//! too (sequence neutrality, DESIGN §3.2).
+//! too (sequence neutrality, docs/design.md §3.2).
 
 use super::identifiers::{ExclusiveSet, Idents, TypeRules};
 use super::keys::Names;

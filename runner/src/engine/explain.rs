@@ -1,4 +1,4 @@
-//! `explain`: why two identifiers are, or are not, in one profile (DESIGN
+//! `explain`: why two identifiers are, or are not, in one profile (docs/design.md
 //! §3.3). The answer is built from the kept evidence: the chain of records and
 //! shared identifiers that links them, or, for each identifier the two sides
 //! share, the rule that stopped it from counting.

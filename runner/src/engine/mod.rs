@@ -1,5 +1,5 @@
 //! The engine: applies validated observations to the record table and keeps
-//! the profiles, the partition of live records, up to date (DESIGN §3).
+//! the profiles, the partition of live records, up to date (docs/design.md §3).
 //!
 //! Every change goes through one of two paths that give the same profiles:
 //! - the *fast path*, for a record that only adds links inside components free
@@ -953,7 +953,7 @@ impl Engine {
 }
 
 /// Whether `incoming` replaces `stored` as the current version of a record
-/// (DESIGN §2): the rule the engine applies, for tools that keep versions
+/// (docs/design.md §2): the rule the engine applies, for tools that keep versions
 /// outside an engine.
 pub fn supersedes(stored: &Observation, incoming: &Observation, pipeline: &Pipeline) -> bool {
     resolve(

@@ -2,7 +2,7 @@
 //!
 //! A profile's id is a hash of its kind and its smallest member key (source,
 //! id, relationship), so any runner that holds the same records computes the
-//! same id (DESIGN §3.6), and a profile that only grows keeps its id unless a
+//! same id (docs/design.md §3.6), and a profile that only grows keeps its id unless a
 //! record with a smaller key joins.
 
 use super::identifiers::ExclusiveSet;

@@ -1,5 +1,5 @@
 //! Reconciliation: the golden value of each attribute of a profile, chosen by
-//! the attribute's survivorship policy, with its provenance (DESIGN §3.5).
+//! the attribute's survivorship policy, with its provenance (docs/design.md §3.5).
 //!
 //! Every tie is broken by the data alone (then the value, then the record
 //! key), so the golden record is a function of the members, never of arrival.

@@ -1,7 +1,7 @@
 //! The record table: the current version of every `(source, id)` key, live or
 //! retracted (a tombstone), and the records derived from relationships.
 //!
-//! Version resolution lives here and only here (DESIGN §2): a later `ts` wins;
+//! Version resolution lives here and only here (docs/design.md §2): a later `ts` wins;
 //! on equal `ts` a retraction wins, then the version whose canonical JSON sorts
 //! last. Because the winner depends only on the two versions, the final table
 //! depends only on the set of observations, never on their order.

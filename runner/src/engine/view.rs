@@ -1,4 +1,4 @@
-//! The exported shape of a profile (DESIGN §4): a pure function of the live
+//! The exported shape of a profile (docs/design.md §4): a pure function of the live
 //! records, with no processing times or run-specific values, so that two runs
 //! over the same set compare byte for byte.
 

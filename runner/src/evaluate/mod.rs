@@ -1,4 +1,4 @@
-//! Scoring an export (DESIGN §4) against the truth of a generated workload
+//! Scoring an export (docs/design.md §4) against the truth of a generated workload
 //! (see `generate`): pairwise precision, recall and F1 of the partition of
 //! person records into profiles, plus an over-merge alarm (profiles holding
 //! more than one account). It only reads; it never needs the engine.

@@ -1,5 +1,5 @@
 //! The adversarial synthetic workload behind `kith-runner generate`: canonical
-//! observations (DESIGN §2) about a known population, plus a truth file that
+//! observations (docs/design.md §2) about a known population, plus a truth file that
 //! says which entity every live record belongs to, so that `evaluate` can
 //! score an engine's export. It exists to make over-merging and
 //! order-dependence visible; it must never depend on anything but
@@ -60,7 +60,7 @@
 //!
 //! Timestamps lie between 2026-01-01 and about 2026-04-30 (UTC, whole seconds);
 //! a record's versions and its retraction have strictly increasing ts, so the
-//! tie rules of DESIGN §2 never decide the truth. All lines are shuffled at the
+//! tie rules of docs/design.md §2 never decide the truth. All lines are shuffled at the
 //! end, which puts many updates and retractions before the versions they
 //! replace. On average a person yields about 5 observations.
 //!

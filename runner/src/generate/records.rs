@@ -133,7 +133,7 @@ impl Record {
 
 /// Timestamps of `count` versions, the first within the span, each later one
 /// 1 h to 15 days after the previous one: never equal, so the tie rules of
-/// DESIGN §2 never decide which version is live.
+/// docs/design.md §2 never decide which version is live.
 fn version_times<R: RngCore>(rng: &mut R, count: u64) -> Vec<i64> {
     let mut ts = EPOCH + rng.below(SPAN as u64) as i64;
     let mut out = Vec::with_capacity(count as usize);

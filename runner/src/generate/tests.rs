@@ -45,7 +45,7 @@ fn key(v: &Value) -> Key {
     (text(v, "source").to_string(), text(v, "id").to_string())
 }
 
-/// What the canonical pipeline would make of a raw value (DESIGN §2), written
+/// What the canonical pipeline would make of a raw value (docs/design.md §2), written
 /// independently of the engine's normalizers.
 fn normalize(ty: &str, raw: &str) -> String {
     match ty {

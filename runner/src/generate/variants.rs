@@ -1,5 +1,5 @@
 //! How an identifier is spelled on one record version: the canonical value
-//! most of the time, otherwise a variant that normalizes back to it (DESIGN
+//! most of the time, otherwise a variant that normalizes back to it (docs/design.md
 //! §2). An engine that compares raw values splits people here.
 
 use super::dice::Dice;

@@ -1,4 +1,4 @@
-//! The runner's side of DESIGN §6: a runner started by the operator (it finds
+//! The runner's side of docs/design.md §6: a runner started by the operator (it finds
 //! `KITH_NAMESPACE`, `KITH_PIPELINE` and `KITH_POD_NAME` in its environment)
 //! talks to the Kubernetes API itself, so the operator never needs a network
 //! path to runner pods:

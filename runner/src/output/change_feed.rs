@@ -1,5 +1,5 @@
 //! The change feed: one JSON line per profile change, with old and new ids
-//! (DESIGN §3.6), in the order the changes were applied:
+//! (docs/design.md §3.6), in the order the changes were applied:
 //!
 //! ```json
 //! {"event":"merged","kind":"person","profile_id":"person-…","previous_ids":["person-…","person-…"],"record":{"source":"crm","id":"c-17"}}

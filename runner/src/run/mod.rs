@@ -9,7 +9,7 @@
 //! probes, scrapes, lookups and savepoint requests (`crate::admin`).
 //!
 //! A bounded input (a file, standard input, or Kafka with `--exit-at-end`)
-//! is read to its end; the summary line of DESIGN §4 is returned for the
+//! is read to its end; the summary line of docs/design.md §4 is returned for the
 //! caller to print.
 
 mod decode;
@@ -118,7 +118,7 @@ pub struct RunOptions {
     pub kubernetes: Option<crate::kubernetes::Identity>,
 }
 
-/// The last stdout line of `run` (DESIGN §4), plus counters.
+/// The last stdout line of `run` (docs/design.md §4), plus counters.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
     pub observations: u64,

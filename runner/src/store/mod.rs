@@ -3,7 +3,7 @@
 //! as a snapshot plus a write-ahead log of accepted versions.
 //!
 //! Profiles, identifier postings and links are derived state: they are a pure
-//! function of the records (DESIGN §3.2), so they are rebuilt on open rather
+//! function of the records (docs/design.md §3.2), so they are rebuilt on open rather
 //! than stored, and no format change is needed when they evolve. The records
 //! themselves form a join-semilattice (a key keeps its greatest version), so
 //! re-applying versions the state already holds changes nothing: that is what

@@ -1,4 +1,4 @@
-//! The test services of DESIGN §5 (`tests/services/`), from Rust tests.
+//! The test services of docs/design.md §5 (`tests/services/`), from Rust tests.
 //!
 //! [`require`] makes sure the named services run and returns the environment
 //! they wrote to `target/services.env`. It may be called from any test, in
