@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 RUNNER := target/release/kith-runner
 
-.PHONY: all build build-deps test e2e quickstart bench services services-down crds fmt lint clean
+.PHONY: all build build-deps test e2e quickstart bench services services-down crds images fmt lint clean
 
 all: build
 
@@ -25,8 +25,8 @@ build: build-deps
 	$(CARGO) build --release --locked
 
 # The whole suite: unit, property and integration tests (cargo), the
-# fault proxy's own tests, the GitOps health check and the Helm chart
-# (pytest), the pipeline statuses read by kstatus
+# fault proxy's own tests, the GitOps health check, the Helm chart and the
+# Dockerfiles (pytest), the pipeline statuses read by kstatus
 # itself (tests/kstatus, Go) and the lifecycle scenarios (make e2e),
 # with the runners' summary lines and one total. Integration tests run
 # against the real services of docs/design.md §5, started here and stopped
@@ -36,7 +36,7 @@ test: build-deps
 	bash tests/services/up.sh kafka moto kube gremlin || exit 1; \
 	$(CARGO) test --locked --workspace --exclude kith-e2e --no-fail-fast 2>&1 | tee target/test.log; \
 	status=$${PIPESTATUS[0]}; \
-	python3 -m pytest -q -p no:cacheprovider tests/faults tests/gitops tests/helm 2>&1 | tee target/test-faults.log; \
+	python3 -m pytest -q -p no:cacheprovider tests/faults tests/gitops tests/helm tests/images 2>&1 | tee target/test-faults.log; \
 	pystatus=$${PIPESTATUS[0]}; \
 	bash tests/kstatus/run.sh 2>&1 | tee target/test-kstatus.log; \
 	kstatusstatus=$${PIPESTATUS[0]}; \
@@ -77,6 +77,20 @@ bench: build
 	bash runner/benches/sinks.sh
 	bash operator/benches/reconcile.sh
 	bash tests/e2e/bench.sh
+
+# The runner and operator images (images/*.Dockerfile), tagged
+# IMAGE_REGISTRY/kith-runner:VERSION and .../kith-operator:VERSION (the
+# workspace's version, as the chart and the examples name them), built with
+# whichever of docker, podman or buildah this machine has.
+IMAGE_REGISTRY ?= ghcr.io/kith-dev
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+images:
+	@tool=$$(for t in docker podman buildah; do command -v $$t >/dev/null && { echo $$t; break; }; done); \
+	if [ -z "$$tool" ]; then echo "make images: none of docker, podman or buildah is installed" >&2; exit 1; fi; \
+	case $$tool in buildah) build="buildah bud";; *) build="$$tool build";; esac; \
+	for image in runner operator; do \
+	  $$build -f images/$$image.Dockerfile -t $(IMAGE_REGISTRY)/kith-$$image:$(IMAGE_TAG) . || exit 1; \
+	done
 
 # Test services on loopback (docs/design.md §5): Kafka in KRaft mode, moto
 # (DynamoDB and S3), a TinkerPop Gremlin Server (Neptune's Gremlin HTTP
