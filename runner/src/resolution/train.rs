@@ -916,10 +916,6 @@ resolution:
         assert!(report.contains("weight"), "{report}");
     }
 
-    /// 300 people seen twice (one in ten with a date of birth one digit
-    /// off), and 60 fathers with a namesake son at the same street, each
-    /// seen twice: a session blocked on both names finds every father and
-    /// son pair beside the matches.
     /// 300 people seen twice (a tenth with a slip in the day of birth) and 60
     /// fathers with a namesake son at the same home, each seen twice. Street,
     /// zip and phone are one per home.
