@@ -88,6 +88,18 @@ pub struct Households {
     pub max_probability: f64,
 }
 
+impl Households {
+    /// Whether comparison `i` is a household comparison.
+    pub fn is_member(&self, i: usize) -> bool {
+        self.member.get(i).copied().unwrap_or(false)
+    }
+
+    /// Whether comparison `i` is one of the address comparisons.
+    pub fn is_address(&self, i: usize) -> bool {
+        self.address.get(i).copied().unwrap_or(false)
+    }
+}
+
 /// What entity resolution compares and how it blocks (no probabilities).
 pub struct ResolutionConfig {
     pub kind: Kind,

@@ -112,13 +112,17 @@ impl HouseholdEvidence {
         }
     }
 
-    /// The agreement, at most `cap`, and the disagreement.
-    pub(crate) fn combined(&self, cap: Option<f64>) -> f64 {
-        let agreeing = match cap {
+    /// The agreement, at most `cap`.
+    fn capped_agreement(&self, cap: Option<f64>) -> f64 {
+        match cap {
             Some(cap) => self.agreeing.min(cap),
             None => self.agreeing,
-        };
-        agreeing + self.other_disagreement + self.strongest_address_disagreement
+        }
+    }
+
+    /// The agreement, at most `cap`, and the disagreement.
+    pub(crate) fn combined(&self, cap: Option<f64>) -> f64 {
+        self.capped_agreement(cap) + self.other_disagreement + self.strongest_address_disagreement
     }
 
     /// The sum of the weights as if each were independent evidence.
@@ -153,17 +157,11 @@ pub fn disagreement(
 }
 
 fn is_address(config: &ResolutionConfig, i: usize) -> bool {
-    config
-        .households
-        .as_ref()
-        .is_some_and(|h| h.address.get(i).copied().unwrap_or(false))
+    config.households.as_ref().is_some_and(|h| h.is_address(i))
 }
 
 fn is_household(config: &ResolutionConfig, i: usize) -> bool {
-    config
-        .households
-        .as_ref()
-        .is_some_and(|h| h.member.get(i).copied().unwrap_or(false))
+    config.households.as_ref().is_some_and(|h| h.is_member(i))
 }
 
 /// Every comparison's level and weight, then the total.
@@ -213,8 +211,7 @@ pub fn waterfall(
     let combined = household.combined(weights.household_cap);
     let change = combined - summed;
     if change.abs() > 1e-9 {
-        let capped =
-            combined - household.other_disagreement - household.strongest_address_disagreement;
+        let capped = household.capped_agreement(weights.household_cap);
         let mut parts = Vec::new();
         if capped < household.agreeing {
             parts.push(format!(

@@ -358,8 +358,7 @@ fn unusable_session(
         // A rule on household fields alone (surname and street) finds
         // households; one that also reads a personal field (given name and
         // surname) finds people.
-        let household = |c: &usize| h.member.get(*c).copied().unwrap_or(false);
-        if !read.is_empty() && read.iter().all(household) {
+        if !read.is_empty() && read.iter().all(|c| h.is_member(*c)) {
             let names: Vec<&str> = read
                 .iter()
                 .map(|c| config.comparisons[*c].name.as_str())
@@ -643,9 +642,8 @@ fn expectation_maximisation(
     let mut m = m_start.to_vec();
     let mut prior: f64 = 0.1;
     let mut iterations = 0;
-    let household =
-        |c: usize| households.is_some_and(|h| h.member.get(c).copied().unwrap_or(false));
-    let address = |c: usize| households.is_some_and(|h| h.address.get(c).copied().unwrap_or(false));
+    let household = |c: usize| households.is_some_and(|h| h.is_member(c));
+    let address = |c: usize| households.is_some_and(|h| h.is_address(c));
     for _ in 0..max_iterations {
         iterations += 1;
         let mut m_counts: Vec<Vec<f64>> = m.iter().map(|l| vec![0.0; l.len()]).collect();

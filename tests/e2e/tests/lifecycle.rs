@@ -29,10 +29,16 @@ fn readyz(admin: &str) -> (u16, String) {
     http(admin, "GET", "/readyz").unwrap_or((0, String::new()))
 }
 
+/// Who holds the Lease of pipeline `name`'s runners.
 fn lease_holder(stack: &Stack, name: &str) -> String {
+    holder_of(stack, &format!("{name}-runner"))
+}
+
+/// Who holds the Lease `lease`.
+fn holder_of(stack: &Stack, lease: &str) -> String {
     stack
         .cluster
-        .get("lease", &format!("{name}-runner"))
+        .get("lease", lease)
         .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
         .unwrap_or_default()
 }
@@ -868,11 +874,7 @@ fn the_chart_installs_an_operator_that_brings_a_pipeline_to_ready() {
         .map(|p| p.name)
         .collect();
     eventually(START, "one of them holds the chart's leader Lease", || {
-        let holder = stack
-            .cluster
-            .get("lease", RELEASE)
-            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
-            .unwrap_or_default();
+        let holder = holder_of(&stack, RELEASE);
         if operators.contains(&holder) {
             Ok(())
         } else {
