@@ -182,3 +182,12 @@ def test_install_upgrade_and_uninstall_leave_only_the_crds(helm, cluster):
     assert left == []
     # Kept on purpose: deleting a CRD deletes every pipeline.
     assert get("crd", "profilepipelines.kith.dev", ns="default")
+
+
+def test_the_plain_install_manifest_grants_what_the_chart_grants(helm):
+    # examples/k8s/install/operator.yaml is the install without Helm: its
+    # ClusterRole must not drift from the chart's (both are written by hand).
+    manifest = objects((ROOT / "examples" / "k8s" / "install" / "operator.yaml").read_text())
+    theirs = next(o for o in manifest if o["kind"] == "ClusterRole")["rules"]
+    ours = next(o for o in objects(template(helm)) if o["kind"] == "ClusterRole")["rules"]
+    assert ours == theirs
