@@ -25,23 +25,26 @@ build: build-deps
 	$(CARGO) build --release --locked
 
 # The whole suite: unit, property and integration tests (cargo), the
-# fault proxy's own tests, the GitOps health check, the Helm chart and the
-# Dockerfiles (pytest), the pipeline statuses read by kstatus
-# itself (tests/kstatus, Go) and the lifecycle scenarios (make e2e),
-# with the runners' summary lines and one total. Integration tests run
+# lifecycle scenarios (make e2e), the fault proxy's own tests, the GitOps
+# health check, the Helm chart, its alerts (promtool) and the Dockerfiles
+# (pytest), and the pipeline statuses read by kstatus itself
+# (tests/kstatus, Go), with the runners' summary lines and one total. The
+# statuses the cargo and e2e tests read are recorded
+# (KITH_STATUS_SAMPLES) for the kstatus and Argo CD checks. Integration tests run
 # against the real services of docs/design.md §5, started here and stopped
 # afterwards (KITH_KEEP_SERVICES=1 keeps them running for the next run).
 test: build-deps
-	mkdir -p target; \
+	mkdir -p target; rm -rf target/status-samples; \
+	export KITH_STATUS_SAMPLES=$(CURDIR)/target/status-samples; \
 	bash tests/services/up.sh kafka moto kube gremlin || exit 1; \
 	$(CARGO) test --locked --workspace --exclude kith-e2e --no-fail-fast 2>&1 | tee target/test.log; \
 	status=$${PIPESTATUS[0]}; \
+	CARGO=$(CARGO) KITH_E2E_PREBUILT=1 bash tests/e2e/run.sh; \
+	e2estatus=$$?; \
 	python3 -m pytest -q -p no:cacheprovider tests/faults tests/gitops tests/helm tests/images 2>&1 | tee target/test-faults.log; \
 	pystatus=$${PIPESTATUS[0]}; \
 	bash tests/kstatus/run.sh 2>&1 | tee target/test-kstatus.log; \
 	kstatusstatus=$${PIPESTATUS[0]}; \
-	CARGO=$(CARGO) KITH_E2E_PREBUILT=1 bash tests/e2e/run.sh; \
-	e2estatus=$$?; \
 	[ "$${KITH_KEEP_SERVICES:-0}" = 1 ] || bash tests/services/down.sh; \
 	{ grep -E '^test result:' target/test.log target/e2e.log | cut -d: -f2- | awk '{print $$4, $$6, $$8}'; \
 	  grep -h '^kstatus:' target/test-kstatus.log | awk '{print $$2, $$4, 0}'; \
@@ -104,10 +107,11 @@ services:
 services-down:
 	bash tests/services/down.sh
 
-# The CRD manifests of crds/, generated from the types in api/src/crd (a
-# test fails when they are stale).
+# The CRD manifests of crds/ and the configuration reference of
+# docs/reference/, generated from the types in api/src (a test fails when
+# either is stale).
 crds: build-deps
-	$(CARGO) run --locked -q -p kith-operator -- crdgen --out crds
+	$(CARGO) run --locked -q -p kith-operator -- crdgen --out crds --reference docs/reference
 
 fmt:
 	$(CARGO) fmt --all

@@ -8,5 +8,6 @@
 
 pub mod crd;
 pub mod pipeline;
+pub mod reference;
 
 pub use pipeline::PipelineSpec;

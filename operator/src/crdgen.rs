@@ -1,6 +1,8 @@
-//! The CRD manifests of `crds/`, generated from the types in `kith-api`.
+//! The CRD manifests of `crds/` and the configuration reference of
+//! `docs/reference/`, generated from the types in `kith-api`.
 
 use kith_api::crd::{ProfilePipeline, ProfileSnapshot};
+use kith_api::reference;
 use kube::CustomResourceExt;
 
 const HEADER: &str =
@@ -16,4 +18,87 @@ pub fn manifests() -> Vec<(String, String)> {
             (format!("{name}.yaml"), format!("{HEADER}{yaml}"))
         })
         .collect()
+}
+
+const PIPELINE_INTRO: &str = "\
+The pipeline file `kith-runner run` reads, and what a `ProfilePipeline`'s \
+`spec.pipeline` holds. `${NAME}` anywhere in the file is replaced by the \
+environment variable `NAME` before it is read (`$${NAME}` for a literal). \
+Unknown fields are refused, naming the field. Beyond its schema, the runner \
+(and the operator, with the same code) checks what a schema cannot say: \
+identifier types that exist, regular expressions that compile, durations, \
+one source per pipeline; its messages name the field. \
+[`pipeline.schema.json`](pipeline.schema.json) is the same schema for an \
+editor (for example `# yaml-language-server: $schema=...` at the top of a \
+pipeline file).";
+
+/// `(file name, text)` of every page of `docs/reference/`: the pipeline
+/// file's reference and JSON schema, and one page per CRD rendered from the
+/// `openAPIV3Schema` the API server enforces.
+pub fn references() -> Vec<(String, String)> {
+    let pipeline = reference::pipeline_schema();
+    let mut pages = vec![
+        (
+            "pipeline.md".to_string(),
+            reference::markdown("Pipeline file reference", PIPELINE_INTRO, &pipeline),
+        ),
+        (
+            "pipeline.schema.json".to_string(),
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&pipeline).expect("a JSON value serializes")
+            ),
+        ),
+    ];
+    for crd in [ProfilePipeline::crd(), ProfileSnapshot::crd()] {
+        let kind = crd.spec.names.kind.clone();
+        for version in &crd.spec.versions {
+            let Some(schema) = version
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref())
+            else {
+                continue;
+            };
+            let schema = serde_json::to_value(schema).expect("a CRD schema serializes");
+            let intro = format!(
+                "`{kind}` (`{}/{}`, {}, short name{} {}): the custom resource as the API \
+                 server validates it (`crds/{}.yaml`). Rules in italics are checked by the \
+                 API server itself.{}",
+                crd.spec.group,
+                version.name,
+                if crd.spec.scope == "Namespaced" {
+                    "namespaced"
+                } else {
+                    "cluster-wide"
+                },
+                if crd.spec.names.short_names.as_ref().map_or(0, Vec::len) > 1 {
+                    "s"
+                } else {
+                    ""
+                },
+                crd.spec
+                    .names
+                    .short_names
+                    .clone()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                crd.metadata.name.clone().unwrap_or_default(),
+                if kind == "ProfilePipeline" {
+                    " `spec.pipeline` is checked by the operator as the runner would check \
+                     the file (see [pipeline.md](pipeline.md))."
+                } else {
+                    ""
+                },
+            );
+            pages.push((
+                format!("{}.md", kind.to_lowercase()),
+                reference::markdown(&format!("{kind} reference"), &intro, &schema),
+            ));
+        }
+    }
+    pages
 }

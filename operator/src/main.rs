@@ -50,10 +50,14 @@ enum Command {
         #[arg(long, env = "POD_NAME")]
         identity: Option<String>,
     },
-    /// Write the CRD manifests into DIR (one file per CRD).
+    /// Write the CRD manifests into DIR (one file per CRD) and, with
+    /// `--reference`, the configuration reference generated from the same
+    /// schemas (the pipeline file's and both CRDs').
     Crdgen {
         #[arg(long, default_value = "crds")]
         out: PathBuf,
+        #[arg(long)]
+        reference: Option<PathBuf>,
     },
 }
 
@@ -70,13 +74,20 @@ fn main() -> anyhow::Result<()> {
         .init();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match Cli::parse().command {
-        Command::Crdgen { out } => {
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            for (file, yaml) in crdgen::manifests() {
-                let path = out.join(file);
-                std::fs::write(&path, yaml)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                println!("{}", path.display());
+        Command::Crdgen { out, reference } => {
+            let mut files = vec![(out, crdgen::manifests())];
+            if let Some(dir) = reference {
+                files.push((dir, crdgen::references()));
+            }
+            for (dir, contents) in files {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                for (file, text) in contents {
+                    let path = dir.join(file);
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    println!("{}", path.display());
+                }
             }
             Ok(())
         }

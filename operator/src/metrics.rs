@@ -1,5 +1,6 @@
 //! The operator's Prometheus metrics (`kith_operator_*`).
 
+use kith_api::crd::{condition, ProfilePipelineStatus};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,9 +11,34 @@ pub struct Metrics {
     pub reconcile_seconds: Histogram,
     pub errors: IntCounterVec,
     pub pipelines: IntGaugeVec,
+    /// Pipelines whose `Degraded` condition is True, by its reason: the
+    /// only sign of a pipeline that stays Ready but cannot do everything
+    /// its spec asks (a failed savepoint, a blocked upgrade).
+    pub degraded: IntGaugeVec,
     pub leader: IntGauge,
-    /// Phase of every pipeline seen, for `pipelines`.
-    phases: Mutex<HashMap<String, String>>,
+    /// What `pipelines` and `degraded` count, for every pipeline seen.
+    seen: Mutex<HashMap<String, Seen>>,
+}
+
+/// One pipeline's phase and, when its `Degraded` condition is True, the
+/// condition's reason.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Seen {
+    pub phase: Option<String>,
+    pub degraded: Option<String>,
+}
+
+impl Seen {
+    pub fn of(status: &ProfilePipelineStatus) -> Seen {
+        Seen {
+            phase: status.phase.clone(),
+            degraded: status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == condition::DEGRADED && c.status == "True")
+                .map(|c| c.reason.clone()),
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -55,6 +81,14 @@ impl Metrics {
             &["phase"],
         )
         .expect("valid metric");
+        let degraded = IntGaugeVec::new(
+            Opts::new(
+                "kith_operator_pipelines_degraded",
+                "ProfilePipelines whose Degraded condition is True, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         let leader = IntGauge::new(
             "kith_operator_leader",
             "1 while this replica holds the leader Lease and reconciles",
@@ -65,6 +99,7 @@ impl Metrics {
             Box::new(reconcile_seconds.clone()),
             Box::new(errors.clone()),
             Box::new(pipelines.clone()),
+            Box::new(degraded.clone()),
             Box::new(leader.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
@@ -75,25 +110,41 @@ impl Metrics {
             reconcile_seconds,
             errors,
             pipelines,
+            degraded,
             leader,
-            phases: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Records `key`'s phase (`None`: the pipeline is gone).
-    pub fn set_phase(&self, key: &str, phase: Option<&str>) {
-        let mut phases = self.phases.lock().expect("phases lock");
-        match phase {
-            Some(p) => phases.insert(key.to_string(), p.to_string()),
-            None => phases.remove(key),
+    /// Records what `key`'s status says (`None`: the pipeline is gone) and
+    /// recounts both gauges, so a pipeline moves between label values
+    /// instead of being counted twice.
+    pub fn set_status(&self, key: &str, seen: Option<Seen>) {
+        let mut all = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match seen {
+            Some(s) => all.insert(key.to_string(), s),
+            None => all.remove(key),
         };
-        let mut counts: HashMap<&str, i64> = HashMap::new();
-        for p in phases.values() {
-            *counts.entry(p.as_str()).or_default() += 1;
+        let mut phases: HashMap<&str, i64> = HashMap::new();
+        let mut reasons: HashMap<&str, i64> = HashMap::new();
+        for s in all.values() {
+            if let Some(p) = s.phase.as_deref() {
+                *phases.entry(p).or_default() += 1;
+            }
+            if let Some(r) = s.degraded.as_deref() {
+                *reasons.entry(r).or_default() += 1;
+            }
         }
         self.pipelines.reset();
-        for (p, n) in counts {
+        for (p, n) in phases {
             self.pipelines.with_label_values(&[p]).set(n);
+        }
+        self.degraded.reset();
+        for (r, n) in reasons {
+            self.degraded.with_label_values(&[r]).set(n);
         }
     }
 
@@ -104,5 +155,87 @@ impl Metrics {
             .encode_utf8(&self.registry.gather(), &mut out)
             .expect("text encoding of gathered metrics");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(phase: &str, degraded: Option<&str>) -> Option<Seen> {
+        Some(Seen {
+            phase: Some(phase.to_string()),
+            degraded: degraded.map(str::to_string),
+        })
+    }
+
+    fn sample(out: &str, series: &str) -> Option<String> {
+        out.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')
+                .map(str::to_string)
+        })
+    }
+
+    #[test]
+    fn a_pipeline_is_counted_once_and_moves_between_label_values() {
+        let m = Metrics::new();
+        m.set_status("ns/a", seen("Running", Some("SavepointFailed")));
+        m.set_status("ns/b", seen("Running", None));
+        let out = m.render();
+        assert_eq!(
+            sample(&out, "kith_operator_pipelines{phase=\"Running\"}").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            sample(
+                &out,
+                "kith_operator_pipelines_degraded{reason=\"SavepointFailed\"}"
+            )
+            .as_deref(),
+            Some("1")
+        );
+
+        // a recovers, b fails: nothing lingers under the old values
+        m.set_status("ns/a", seen("Running", None));
+        m.set_status("ns/b", seen("Failed", Some("InvalidSpec")));
+        let out = m.render();
+        assert_eq!(
+            sample(&out, "kith_operator_pipelines{phase=\"Running\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            sample(&out, "kith_operator_pipelines{phase=\"Failed\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            sample(
+                &out,
+                "kith_operator_pipelines_degraded{reason=\"SavepointFailed\"}"
+            ),
+            None
+        );
+        assert_eq!(
+            sample(
+                &out,
+                "kith_operator_pipelines_degraded{reason=\"InvalidSpec\"}"
+            )
+            .as_deref(),
+            Some("1")
+        );
+
+        m.set_status("ns/b", None);
+        let out = m.render();
+        assert_eq!(
+            sample(&out, "kith_operator_pipelines{phase=\"Failed\"}"),
+            None
+        );
+        assert_eq!(
+            sample(
+                &out,
+                "kith_operator_pipelines_degraded{reason=\"InvalidSpec\"}"
+            ),
+            None
+        );
     }
 }

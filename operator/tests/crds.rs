@@ -27,3 +27,57 @@ fn checked_in_crds_match_the_types() {
         );
     }
 }
+
+/// `docs/reference/` is what the schemas render to: a field added to the
+/// pipeline types or the CRDs without `make crds` fails here.
+#[test]
+fn checked_in_reference_matches_the_schemas() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/reference");
+    for (file, text) in kith_operator::crdgen::references() {
+        let checked_in = std::fs::read_to_string(dir.join(&file)).unwrap_or_default();
+        assert!(
+            checked_in == text,
+            "docs/reference/{file} is stale: run `make crds` and commit the result"
+        );
+    }
+}
+
+/// The reference reaches what users write most: a field of each section of
+/// the pipeline and of the CRD's spec, so a renderer that stopped at the
+/// top level would not pass.
+#[test]
+fn the_reference_reaches_nested_fields() {
+    let pages: std::collections::BTreeMap<String, String> =
+        kith_operator::crdgen::references().into_iter().collect();
+    let pipeline = &pages["pipeline.md"];
+    for field in [
+        "bootstrapServers",
+        "normalize",
+        "matchThreshold",
+        "profilesTable",
+        "interval",
+    ] {
+        assert!(
+            pipeline.contains(&format!("| `{field}` |")),
+            "pipeline.md lacks `{field}`"
+        );
+    }
+    let crd = &pages["profilepipeline.md"];
+    for field in [
+        "maxParallelism",
+        "stateStorage",
+        "upgradeMode",
+        "savepointNonce",
+        "conditions",
+    ] {
+        assert!(
+            crd.contains(&format!("| `{field}` |")),
+            "profilepipeline.md lacks `{field}`"
+        );
+    }
+    assert!(
+        crd.contains("spec.maxParallelism is immutable"),
+        "the API server's rules are on the page"
+    );
+    assert!(pages.contains_key("profilesnapshot.md"));
+}

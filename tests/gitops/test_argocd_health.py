@@ -1,9 +1,12 @@
 """The Argo CD health check (gitops/argocd/health.lua) run by a Lua 5.1
 interpreter (the dialect of Argo CD's) on the statuses the operator computes
-(tests/kstatus/cases.json, kept current by the operator's status tests), and
-the argocd-cm entry that ships it kept identical to it."""
+(tests/kstatus/cases.json, kept current by the operator's status tests) and,
+when KITH_STATUS_SAMPLES names a directory, on the statuses the integration
+and e2e tests recorded there; and the argocd-cm entry that ships it kept
+identical to it."""
 
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -14,11 +17,22 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "gitops" / "argocd" / "health.lua"
 CASES = json.loads((ROOT / "tests" / "kstatus" / "cases.json").read_text())
+SAMPLES_DIR = os.environ.get("KITH_STATUS_SAMPLES")
+SAMPLES = (
+    [json.loads(p.read_text()) for p in sorted(pathlib.Path(SAMPLES_DIR).glob("*.json"))]
+    if SAMPLES_DIR
+    else []
+)
 LUA = shutil.which("lua5.1")
 
 # kstatus' reading -> Argo CD's, except where Argo CD has a word of its own.
 ARGO = {"Current": "Healthy", "InProgress": "Progressing", "Failed": "Degraded"}
-OWN_WORD = {"suspended": "Suspended"}
+
+
+def argo_word(case):
+    if case["want"] == "Current" and case["object"]["status"].get("phase") == "Suspended":
+        return "Suspended"
+    return ARGO[case["want"]]
 
 
 def lua_literal(value):
@@ -53,10 +67,10 @@ needs_lua = pytest.mark.skipif(LUA is None, reason="lua5.1 not installed (make b
 
 
 @needs_lua
-@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+@pytest.mark.parametrize("case", CASES + SAMPLES, ids=[c["name"] for c in CASES + SAMPLES])
 def test_each_status_reads_as_argo_cd_should(case):
     status, message = health(case["object"])
-    assert status == OWN_WORD.get(case["name"], ARGO[case["want"]])
+    assert status == argo_word(case), message
     if status == "Degraded":
         stalled = next(c for c in case["object"]["status"]["conditions"] if c["type"] == "Stalled")
         assert stalled["reason"] in message
@@ -87,3 +101,12 @@ def test_the_argocd_cm_entry_is_the_script():
     block = text.split(key, 1)[1]
     lines = [re.sub(r"^    ", "", l) for l in block.splitlines(True)]
     assert "".join(lines) == SCRIPT.read_text()
+
+
+@pytest.mark.skipif(not SAMPLES_DIR, reason="KITH_STATUS_SAMPLES not set (make test sets it)")
+def test_the_scenarios_recorded_every_phase_they_reach():
+    # The lifecycle scenarios reach at least these: an empty directory means
+    # the recording broke, not that everything passed.
+    phases = {c["object"]["status"]["phase"] for c in SAMPLES}
+    for phase in ["Deploying", "Running", "Upgrading", "Suspended", "Failed", "RolledBack"]:
+        assert phase in phases, f"no recorded status in phase {phase}; recorded: {sorted(phases)}"

@@ -56,7 +56,9 @@ pub struct ProfilePipelineSpec {
     #[schemars(regex(pattern = "^(Always|IfNotPresent|Never)$"))]
     pub image_pull_policy: Option<String>,
 
-    /// Number of runner replicas (the scale subresource; an autoscaler may own it).
+    /// Number of runner replicas (the scale subresource). One runner owns
+    /// all of a pipeline's state: more than one is refused (Degraded,
+    /// ParallelismUnsupported) while one keeps running.
     #[serde(default = "one")]
     #[schemars(range(min = 1))]
     pub parallelism: i32,
@@ -211,7 +213,8 @@ fn yes() -> bool {
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct DeletionPolicy {
-    /// Take a final savepoint (a `ProfileSnapshot` named `NAME-final`, kept
+    /// Take a final savepoint (a `ProfileSnapshot` named `NAME-final-UID8`,
+    /// UID8 the first 8 characters of the pipeline's UID, kept
     /// after the pipeline is gone) before the runners are deleted.
     #[serde(default)]
     pub savepoint: bool,
@@ -329,7 +332,7 @@ pub struct ProfilePipelineStatus {
     /// Ready, Progressing and Degraded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// Deploying, Upgrading, Running, Suspended or Failed.
+    /// Deploying, Upgrading, Running, Suspended, RolledBack or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Runner replicas (the scale subresource's status).

@@ -1,7 +1,8 @@
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One identifier type: how its values are normalized and how it links records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdentifierTypeSpec {
     /// The type name as it appears in observations (`email`, `phone`, ...).
@@ -38,7 +39,7 @@ fn yes() -> bool {
 }
 
 /// Built-in normalizations (docs/design.md §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum NormalizePreset {
     /// Trimmed and lower-cased.
@@ -55,7 +56,7 @@ pub enum NormalizePreset {
 }
 
 /// An extra normalization step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum NormalizeRule {
     Trim,
@@ -69,10 +70,12 @@ pub enum NormalizeRule {
     RegexReplace(RegexReplace),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegexReplace {
+    /// A regular expression (Rust `regex` syntax: no look-around or back-references).
     pub pattern: String,
+    /// What each match becomes; `$1` or `${name}` insert a group (default: nothing).
     #[serde(default)]
     pub replacement: String,
 }
@@ -80,9 +83,11 @@ pub struct RegexReplace {
 /// Generic-identifier detection (docs/design.md §3.4): a value shared across more
 /// distinct exclusive identifiers than the type's limit allows (a family tablet,
 /// `test@test.com`) stops counting as evidence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenericDetectionSpec {
+    /// Whether values shared by too many distinct people (a call-centre
+    /// phone number, a shared family email) stop linking (default true).
     #[serde(default = "yes")]
     pub enabled: bool,
 }

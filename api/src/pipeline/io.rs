@@ -1,11 +1,13 @@
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Where observations come from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum SourceSpec {
     /// A file of JSON lines; `--input` on the command line takes precedence.
     File {
+        /// The file to read.
         path: String,
         #[serde(default)]
         format: InputFormat,
@@ -22,7 +24,7 @@ pub enum SourceSpec {
 /// A Kafka source. Offsets are part of the runner's checkpoints and never
 /// auto-committed: they are committed to the consumer group only after a
 /// checkpoint completes, so that lag tools see progress.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KafkaSourceSpec {
     /// `host:port[,host:port...]`.
@@ -48,7 +50,7 @@ pub struct KafkaSourceSpec {
 }
 
 /// The position a Kafka partition is read from when no checkpoint has one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum StartFrom {
     #[default]
@@ -57,7 +59,7 @@ pub enum StartFrom {
 }
 
 /// Periodic, consistent checkpoints of the state and the source positions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckpointSpec {
     /// Where checkpoints are kept: `file:///path`, a local path, or
@@ -105,7 +107,7 @@ impl SourceSpec {
 }
 
 /// What each input line is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum InputFormat {
     /// Canonical observations (docs/design.md §2).
@@ -116,7 +118,7 @@ pub enum InputFormat {
 }
 
 /// Where the runner writes what is not profile state.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutputsSpec {
     /// Dead-letter file (JSON lines). Default: `dead-letter.jsonl` in the state directory.

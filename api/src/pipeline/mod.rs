@@ -29,6 +29,7 @@ pub use template::{
     ValueSpec,
 };
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The number of key groups when a pipeline does not say: the fixed maximum
@@ -38,7 +39,7 @@ pub const DEFAULT_KEY_GROUPS: u32 = 128;
 
 /// A whole pipeline: where observations come from, how raw events become
 /// observations, how identifiers link records, and how golden records are built.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PipelineSpec {
     /// A short name used in logs, metrics and file names.

@@ -7,9 +7,10 @@
 //! level carries a match weight `log2(m / u)`. The weights add up with the
 //! prior to a match probability, which is compared with two thresholds.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResolutionSpec {
     /// The kind of entity resolved (default `person`).
@@ -17,7 +18,10 @@ pub struct ResolutionSpec {
     pub kind: String,
     /// Keys derived from attributes, used by blocking rules.
     pub keys: Vec<BlockingKeySpec>,
+    /// Which pairs of records are compared at all: those that share the
+    /// keys of one rule.
     pub blocking: BlockingSpec,
+    /// The attribute comparisons whose agreement levels are weighed.
     pub comparisons: Vec<ComparisonSpec>,
     /// How `kith-runner train` estimates the model (default: EM sessions on
     /// the blocking rules).
@@ -75,7 +79,7 @@ fn max_value_chars() -> u32 {
 }
 
 /// A key derived from one attribute, for blocking.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BlockingKeySpec {
     pub name: String,
@@ -91,7 +95,7 @@ pub struct BlockingKeySpec {
     pub transform: KeyTransform,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum KeyTransform {
     /// The cleaned value itself.
@@ -112,7 +116,7 @@ pub enum KeyTransform {
     Digits,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BlockingSpec {
     /// Each rule is a list of key names that must all be equal (AND); a pair
@@ -130,7 +134,7 @@ fn max_block_size() -> u32 {
 }
 
 /// One comparison of an attribute between two records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ComparisonSpec {
     /// The comparison's name in models and explanations (default: the attribute).
@@ -170,7 +174,7 @@ pub struct ComparisonSpec {
 
 /// How two values are compared, and the levels that result (best first; a
 /// missing value on either side is no evidence either way).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(
     rename_all = "camelCase",
     rename_all_fields = "camelCase",
@@ -216,7 +220,7 @@ pub enum ComparisonMethod {
 }
 
 /// Equivalent names for a comparison's "nickname" level.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NicknameSpec {
     /// Use the table shipped with the runner: common English given names and
@@ -236,7 +240,7 @@ fn yes() -> bool {
 
 /// Training sessions: like Splink, the blocking rules that find pairs for
 /// EM can differ from the rules that find pairs to score.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrainingSpec {
     /// One EM session per rule (a list of key names, all equal). A rule
@@ -249,7 +253,7 @@ pub struct TrainingSpec {
 }
 
 /// The comparisons that describe a household rather than a person.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HouseholdSpec {
     /// Names of comparisons (surname, address parts, home phone).

@@ -3,10 +3,11 @@
 //! sink up to date with its state and completes a checkpoint only once every
 //! sink has durably written what precedes it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One sink, tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum SinkSpec {
     /// Amazon DynamoDB: a profiles table and an identifier index table.
@@ -43,7 +44,7 @@ impl SinkSpec {
 }
 
 /// Delivery settings every sink has.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeliverySpec {
     /// Longest time a change waits before it is sent, such as `250ms`
@@ -63,7 +64,7 @@ pub struct DeliverySpec {
 }
 
 /// How DynamoDB items are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum DynamoDbWriteMode {
     /// Each item is a conditional write that refuses an older version, and a
@@ -76,9 +77,11 @@ pub enum DynamoDbWriteMode {
     Batch,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DynamoDbSinkSpec {
+    /// The sink's name in metrics, logs and its progress records: letters,
+    /// digits, `-` and `_`, unique in the pipeline (default: its `type`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The profiles table (partition key `profile_id`, a string).
@@ -107,13 +110,18 @@ pub struct DynamoDbSinkSpec {
     pub delivery: DeliverySpec,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NeptuneSinkSpec {
+    /// The sink's name in metrics, logs and its progress records: letters,
+    /// digits, `-` and `_`, unique in the pipeline (default: its `type`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The cluster's endpoint, such as `https://my-cluster.cluster-xyz.eu-west-1.neptune.amazonaws.com:8182`.
     pub endpoint: String,
+    /// Region the requests are signed for with SigV4, such as `eu-west-1`
+    /// (default: the AWS configuration chain's); credentials come from that
+    /// chain, never from the pipeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Upserts per request (default 200, Neptune's recommended batch size).
@@ -127,11 +135,14 @@ pub struct NeptuneSinkSpec {
     pub delivery: DeliverySpec,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KafkaSinkSpec {
+    /// The sink's name in metrics, logs and its progress records: letters,
+    /// digits, `-` and `_`, unique in the pipeline (default: its `type`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// `host:port[,host:port...]` of the brokers.
     pub bootstrap_servers: String,
     /// The change-feed topic.
     pub topic: String,
@@ -148,9 +159,11 @@ pub struct KafkaSinkSpec {
     pub delivery: DeliverySpec,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileSinkSpec {
+    /// The sink's name in metrics, logs and its progress records: letters,
+    /// digits, `-` and `_`, unique in the pipeline (default: its `type`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The file change events are appended to.

@@ -5,13 +5,14 @@
 //! concatenation, fallbacks and conditions. Nothing in an event is ever
 //! evaluated as code.
 
+use schemars::JsonSchema;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TemplateSpec {
     /// Where the event type is read, for example `$.type`.
@@ -24,7 +25,7 @@ pub struct TemplateSpec {
 }
 
 /// How one event type becomes an observation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventMappingSpec {
     /// Only events matching this condition are mapped; others are skipped (counted).
@@ -38,20 +39,24 @@ pub struct EventMappingSpec {
     /// When true for an event, the observation retracts the record `(source, id)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retract: Option<ConditionSpec>,
+    /// The identifiers of the observed entity; one whose value is absent in
+    /// the event is left out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identifiers: Vec<IdentifierMappingSpec>,
     /// Attribute name to value; a value that is absent in the event is left out.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, ValueSpec>,
+    /// Links from the observed entity to others (a person `uses` a device).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relationships: Vec<RelationshipMappingSpec>,
 }
 
 /// One identifier of the observation; left out when its value is absent or
 /// `when` is false.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdentifierMappingSpec {
+    /// An identifier type of the pipeline's `identifiers`.
     #[serde(rename = "type")]
     pub type_name: String,
     pub value: ValueSpec,
@@ -61,12 +66,15 @@ pub struct IdentifierMappingSpec {
 
 /// A relationship from the observed entity to another one; left out when none
 /// of its identifiers is present.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RelationshipMappingSpec {
+    /// The relationship's name, such as `uses` or `member_of`.
     #[serde(rename = "type")]
     pub type_name: String,
+    /// The kind of the other entity: person, organization, device or account.
     pub kind: String,
+    /// The other entity's identifiers, which find (or create) its profile.
     pub identifiers: Vec<IdentifierMappingSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<ConditionSpec>,
@@ -96,19 +104,25 @@ pub enum ValueSpec {
 /// The map forms of [`ValueSpec`], as written in YAML: exactly one of
 /// `const`, `path`, `concat` and `firstOf`, with `default` beside `path` and
 /// `separator` beside `concat`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ValueExpr {
+    /// A constant (any JSON value, also a string starting with `$`).
     #[serde(default, rename = "const", skip_serializing_if = "Option::is_none")]
     constant: Option<Value>,
+    /// A JSON path into the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     path: Option<String>,
+    /// The value when `path` finds nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     default: Option<Value>,
+    /// Values joined as strings (a missing part leaves the whole missing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     concat: Option<Vec<ValueSpec>>,
+    /// What `concat` puts between parts (default none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     separator: Option<String>,
+    /// The first of these values that is present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     first_of: Option<Vec<ValueSpec>>,
 }
@@ -188,6 +202,25 @@ impl Serialize for ValueSpec {
     }
 }
 
+/// The schema of what [`ValueSpec`]'s `Deserialize` accepts: a plain
+/// scalar (a string is a path when it starts with `$`) or one map form.
+impl JsonSchema for ValueSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Value".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let forms = generator.subschema_for::<ValueExpr>();
+        schemars::json_schema!({
+            "description": "A value taken from the event: a string starting with `$` is a JSON path (`$.user.email`, `$.items[0].sku`), any other string, number or boolean a constant; or exactly one of the map forms `{const}`, `{path, default}`, `{concat, separator}`, `{firstOf}`.",
+            "anyOf": [
+                {"type": ["string", "number", "boolean"]},
+                forms
+            ]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for ValueSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -225,7 +258,7 @@ impl<'de> Deserialize<'de> for ValueSpec {
 }
 
 /// A condition on the event. Exactly one key per map.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum ConditionSpec {
     /// The value is present and not null.

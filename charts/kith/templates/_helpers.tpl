@@ -71,7 +71,8 @@ can grant only what it holds). */}}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, delete]
-# Read only: a runner Deployment an autoscaler targets keeps its replicas.
+# Read only: an autoscaler that targets a runner Deployment with more than
+# one replica is refused (Degraded ParallelismUnsupported).
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [get, list, watch]

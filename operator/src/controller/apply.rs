@@ -1,7 +1,9 @@
 //! Server-side apply of the desired objects. The operator's field manager owns
 //! exactly the fields it sets; `force` takes them back from whoever changed
-//! them (that is drift), while fields others set alone (an autoscaler's
-//! replicas, another controller's annotations) stay theirs.
+//! them (that is drift), while fields others set alone (another
+//! controller's annotations) stay theirs. The runner Deployment's replicas
+//! are always the operator's: one runner owns a pipeline's state, so an
+//! autoscaler's change is taken back (see `scaling`).
 
 use super::FIELD_MANAGER;
 use crate::build::Desired;

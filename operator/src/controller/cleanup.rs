@@ -10,7 +10,7 @@
 //! storage are kept: deleting a pipeline never deletes its data.
 //!
 //! With `spec.deletion.savepoint: true`, a final savepoint comes first: a
-//! `ProfileSnapshot` named `NAME-final-UID` that the pipeline does not own
+//! `ProfileSnapshot` named `NAME-final-UID8` (the UID's first 8 characters) that the pipeline does not own
 //! (so it stays when the pipeline goes, saying where the savepoint is). The
 //! runners take it while they still run; the deletion waits for it. When no
 //! runner is ready to take it (a suspended pipeline, a crash loop), its
@@ -67,7 +67,7 @@ pub async fn cleanup(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Action
         note.push_str(&format!("; {abandoned} pending snapshot(s) marked Failed"));
     }
     events::publish(ctx, pipeline, EventType::Normal, "Deleted", note).await;
-    ctx.metrics.set_phase(&key(pipeline), None);
+    ctx.metrics.set_status(&key(pipeline), None);
     Ok(Action::await_change())
 }
 

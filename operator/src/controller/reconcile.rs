@@ -6,6 +6,7 @@ use super::{apply, cleanup, events, Context, FIELD_MANAGER, FINALIZER};
 use super::{models, release, rollback, scaling, snapshots};
 use crate::build::{self, selector_string, Names};
 use crate::error::Error;
+use crate::metrics;
 use crate::status::{self, Outcome};
 use crate::validate::{validate_with_model, ValidPipeline};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -358,7 +359,7 @@ async fn finish(
     events::transitions(ctx, pipeline, &status).await;
     write_status(ctx, pipeline, &status).await?;
     ctx.metrics
-        .set_phase(&key(pipeline), status.phase.as_deref());
+        .set_status(&key(pipeline), Some(metrics::Seen::of(&status)));
     Ok(Action::requeue(next))
 }
 

@@ -9,7 +9,8 @@
 //! `UpgradeBlocked`, unless `spec.upgrade.fallbackToCheckpoint` lets the
 //! upgrade start from the latest checkpoint. A running spec that never
 //! became stable has no state worth a savepoint beyond its latest
-//! checkpoint: replacing it (a fix for a bad upgrade) never waits.
+//! checkpoint: replacing it (a fix for a bad upgrade) is never blocked (a
+//! savepoint is still taken when a ready runner can take one).
 //!
 //! `upgradeMode: last-state`: the new spec starts from the latest checkpoint
 //! unless the runner reported one older than `spec.upgrade.lastStateMaxAge`;

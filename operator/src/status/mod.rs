@@ -46,6 +46,7 @@ pub mod phase {
 }
 
 /// One condition's new value.
+#[derive(Clone)]
 struct Verdict {
     kind: &'static str,
     status: bool,
@@ -190,9 +191,13 @@ pub fn compute(pipeline: &ProfilePipeline, outcome: &Outcome, now: Time) -> Prof
         }
     };
     status.phase = Some(phase.to_string());
+    let degraded = verdicts
+        .iter()
+        .find(|v| v.kind == DEGRADED && v.status)
+        .cloned();
     let kstatus = verdicts
         .iter()
-        .filter_map(kstatus_verdict)
+        .filter_map(|v| kstatus_verdict(v, degraded.as_ref()))
         .collect::<Vec<_>>();
     status.conditions = verdicts
         .into_iter()
@@ -207,18 +212,29 @@ pub fn compute(pipeline: &ProfilePipeline, outcome: &Outcome, now: Time) -> Prof
 /// `Ready` and `Progressing` on custom resources, so without these a
 /// pipeline with an invalid spec would read InProgress until a rollout's
 /// timeout, and one whose upgrade was rolled back Current.
-fn kstatus_verdict(v: &Verdict) -> Option<Verdict> {
-    let kind = match v.kind {
-        PROGRESSING => RECONCILING,
-        DEGRADED => STALLED,
-        _ => return None,
-    };
-    Some(Verdict {
-        kind,
-        status: v.status,
-        reason: v.reason,
-        message: v.message.clone(),
-    })
+///
+/// While `degraded`, `Reconciling` is False whatever `Progressing` says:
+/// kstatus reads Reconciling before Stalled, and a pipeline rolling back to
+/// its last stable spec is rolling out, but the spec that was applied has
+/// failed, and a GitOps rollout of it must say so rather than wait.
+fn kstatus_verdict(v: &Verdict, degraded: Option<&Verdict>) -> Option<Verdict> {
+    match (v.kind, degraded) {
+        (PROGRESSING, Some(d)) if v.status => Some(Verdict {
+            kind: RECONCILING,
+            status: false,
+            reason: d.reason,
+            message: format!("not reconciling the spec as applied: {}", d.message),
+        }),
+        (PROGRESSING, _) => Some(Verdict {
+            kind: RECONCILING,
+            ..v.clone()
+        }),
+        (DEGRADED, _) => Some(Verdict {
+            kind: STALLED,
+            ..v.clone()
+        }),
+        _ => None,
+    }
 }
 
 /// Runners of the Deployment passing their readiness probe, as its status

@@ -90,13 +90,32 @@ fn kstatus(p: &ProfilePipeline, s: &ProfilePipelineStatus) -> &'static str {
 }
 
 /// Reconciling and Stalled say what Progressing and Degraded say.
+/// `Stalled` mirrors `Degraded`; `Reconciling` mirrors `Progressing`,
+/// except that it is False while Degraded (kstatus reads it first).
 fn assert_kstatus_mirrors(s: &ProfilePipelineStatus) {
-    for (theirs, ours) in [(RECONCILING, PROGRESSING), (STALLED, DEGRADED)] {
-        let (a, b) = (get(s, theirs), get(s, ours));
+    let (stalled, degraded) = (get(s, STALLED), get(s, DEGRADED));
+    assert_eq!(
+        (&stalled.status, &stalled.reason, &stalled.message),
+        (&degraded.status, &degraded.reason, &degraded.message),
+        "Stalled against Degraded"
+    );
+    let (reconciling, progressing) = (get(s, RECONCILING), get(s, PROGRESSING));
+    if degraded.status == "True" && progressing.status == "True" {
+        assert_eq!(reconciling.status, "False", "Reconciling while Degraded");
+        assert_eq!(reconciling.reason, degraded.reason);
+    } else {
         assert_eq!(
-            (&a.status, &a.reason, &a.message),
-            (&b.status, &b.reason, &b.message),
-            "{theirs} against {ours}"
+            (
+                &reconciling.status,
+                &reconciling.reason,
+                &reconciling.message
+            ),
+            (
+                &progressing.status,
+                &progressing.reason,
+                &progressing.message
+            ),
+            "Reconciling against Progressing"
         );
     }
 }
@@ -366,6 +385,21 @@ fn each_phase_reads_in_kstatus_as_a_gitops_tool_expects() {
             running.clone(),
             degraded("RolledBack"),
             phase::ROLLED_BACK,
+            "Failed",
+        ),
+        (
+            // Rolling out the last stable spec after a rollback: rolling
+            // out, but the applied spec failed.
+            "rolling back",
+            running.clone(),
+            Outcome::Applied {
+                deployment: Box::new(deployment(2, 1, rolled_out(1, 1))),
+                spec_hash: "h1".into(),
+                selector: "s".into(),
+                lineage: None,
+                degraded: Some(("RolledBack", "m".into())),
+            },
+            phase::DEPLOYING,
             "Failed",
         ),
         (

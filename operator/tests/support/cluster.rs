@@ -96,7 +96,11 @@ impl Cluster {
     pub fn get(&self, kind: &str, name: &str) -> Option<Value> {
         let out = self.run(&["get", kind, name, "-o", "json"]);
         if out.status.success() {
-            Some(serde_json::from_slice(&out.stdout).expect("kubectl prints JSON"))
+            let object: Value = serde_json::from_slice(&out.stdout).expect("kubectl prints JSON");
+            if kind.starts_with("profilepipeline") || kind == "pp" {
+                record_status_sample(&self.namespace, &object);
+            }
+            Some(object)
         } else {
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(err.contains("NotFound"), "kubectl get {kind} {name}: {err}");
@@ -201,4 +205,98 @@ pub fn snapshot_manifest(name: &str, pipeline: &str) -> String {
 pub fn example(name: &str) -> String {
     let path = workspace_root().join("examples/k8s").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// With `KITH_STATUS_SAMPLES=DIR`, every distinct status a test reads from
+/// the API server (phase, conditions and whether the operator has seen the
+/// spec) is written into DIR as a case for the kstatus and Argo CD health
+/// checks (`tests/kstatus`, `tests/gitops`), with the reading the status
+/// contract promises: Failed when Degraded, InProgress while the operator
+/// has not seen the spec or a rollout or upgrade is under way, Current when
+/// Running or Suspended. So those checks cover every phase the scenarios
+/// produce, not only the ones the unit tests thought of.
+fn record_status_sample(namespace: &str, object: &Value) {
+    let Some(dir) = std::env::var_os("KITH_STATUS_SAMPLES") else {
+        return;
+    };
+    let status = &object["status"];
+    let Some(phase) = status["phase"].as_str() else {
+        return;
+    };
+    let conditions: Vec<&Value> = status["conditions"]
+        .as_array()
+        .map(|c| c.iter().collect())
+        .unwrap_or_default();
+    let is_true = |kind: &str| {
+        conditions
+            .iter()
+            .find(|c| c["type"] == kind)
+            .filter(|c| c["status"] == "True")
+    };
+    let unseen = match (
+        object["metadata"]["generation"].as_i64(),
+        status["observedGeneration"].as_i64(),
+    ) {
+        (Some(generation), Some(observed)) => observed < generation,
+        _ => true,
+    };
+    let want = if unseen {
+        "InProgress"
+    } else if is_true("Degraded").is_some() || matches!(phase, "Failed" | "RolledBack") {
+        "Failed"
+    } else {
+        match phase {
+            "Deploying" | "Upgrading" => "InProgress",
+            "Running" | "Suspended" => "Current",
+            // a phase the contract does not name: the checks fail on it
+            _ => "unknown phase",
+        }
+    };
+    let shape: Vec<String> = conditions
+        .iter()
+        .map(|c| format!("{}={}/{}", c["type"], c["status"], c["reason"]))
+        .collect();
+    let key = format!("{phase} unseen={unseen} {}", shape.join(" "));
+    let degraded = is_true("Degraded")
+        .and_then(|c| c["reason"].as_str())
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    // The test's name, without the process id that keeps namespaces apart.
+    let test = namespace.rsplit_once('-').map_or(namespace, |(t, _)| t);
+    let case = serde_json::json!({
+        "name": format!("{phase}{degraded}{} in {test}", if unseen { ", spec unseen" } else { "" }),
+        "want": want,
+        "object": {
+            "apiVersion": object["apiVersion"],
+            "kind": object["kind"],
+            "metadata": {
+                "name": object["metadata"]["name"],
+                "generation": object["metadata"]["generation"],
+            },
+            "status": {
+                "observedGeneration": status["observedGeneration"],
+                "phase": phase,
+                "conditions": conditions,
+            },
+        },
+    });
+    let dir = std::path::PathBuf::from(dir);
+    let file = dir.join(format!(
+        "{:016x}.json",
+        xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+    ));
+    if file.exists() {
+        return;
+    }
+    let _ = std::fs::create_dir_all(&dir);
+    // Written whole under another name and renamed: tests run in parallel,
+    // and a reader must never see half a case.
+    let tmp = dir.join(format!(
+        ".{}.{:?}.tmp",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    if std::fs::write(&tmp, serde_json::to_vec_pretty(&case).unwrap_or_default()).is_ok() {
+        let _ = std::fs::rename(&tmp, &file);
+    }
 }

@@ -143,7 +143,7 @@ fn required_keys(service: &str) -> &'static [&'static str] {
             "AWS_REGION",
             "MOTO_PYTHON",
         ],
-        "kube" => &["KUBECONFIG", "KUBECTL", "KUBE_APISERVER"],
+        "kube" => &["KUBECONFIG", "KUBECTL", "KUBE_APISERVER", "KUBE_ETCD"],
         "gremlin" => &["NEPTUNE_ENDPOINT"],
         _ => &[],
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use support::producer::Load;
 use support::runner::http;
 use support::stack::{workload, Stack, RELEASE};
-use support::{eventually, kafka::produce};
+use support::{dashboard, eventually, kafka::produce};
 
 const START: Duration = Duration::from_secs(120);
 const STABLE: Duration = Duration::from_secs(90);
@@ -882,7 +882,14 @@ fn the_chart_installs_an_operator_that_brings_a_pipeline_to_ready() {
         }
     });
 
-    stack.apply(&stack.manifest("people"));
+    // With a change feed, so that the sink series the dashboard reads exist.
+    let mut manifest = stack.manifest("people");
+    manifest["spec"]["pipeline"]["sinks"] = json!([{
+        "type": "kafka",
+        "bootstrapServers": "${KAFKA_BOOTSTRAP}",
+        "topic": format!("{}-changes", stack.kafka.topic),
+    }]);
+    stack.apply(&manifest);
     let runner = stack.wait_running("people", START);
     produce(&stack.kafka.bootstrap, &stack.kafka.topic, &lines, 1);
     let admin = runner.admin.clone().unwrap();
@@ -893,6 +900,57 @@ fn the_chart_installs_an_operator_that_brings_a_pipeline_to_ready() {
             Some(n) if n >= lines.len() as f64 => Ok(()),
             other => Err(format!("{other:?}")),
         },
+    );
+
+    // A pipeline the operator refuses, so that the Degraded series exist
+    // (none does while every pipeline is healthy).
+    let mut broken = stack.manifest("broken");
+    broken["spec"]["pipeline"]["identifiers"] = json!([{"type": "email", "normalize": "nonsense"}]);
+    stack.apply(&broken);
+    eventually(START, "the broken pipeline Degraded", || {
+        match stack.cluster.condition("broken", "Degraded") {
+            Some(c) if c["status"] == "True" && c["reason"] == "InvalidSpec" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let leader = holder_of(&stack, RELEASE);
+    let leader_http = stack
+        .kubelet
+        .pods_of(RELEASE)
+        .into_iter()
+        .find(|p| p.name == leader)
+        .and_then(|p| p.ports.get("http").cloned())
+        .expect("the leader's metrics port");
+    eventually(Duration::from_secs(30), "the leader counts it", || {
+        let body = scrape(&leader_http);
+        match body.lines().find_map(|l| {
+            l.strip_prefix("kith_operator_pipelines_degraded{reason=\"InvalidSpec\"} ")
+        }) {
+            Some("1") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+
+    // Every metric the chart's dashboard and alerts read is one the
+    // runner or the operator serves.
+    let mut served = dashboard::exported(&scrape(&admin));
+    for pod in stack.kubelet.pods_of(RELEASE) {
+        let http = pod
+            .ports
+            .get("http")
+            .expect("the chart names its metrics port http");
+        served.extend(dashboard::exported(&scrape(http)));
+    }
+    // Counted by reason, so no series exists until the first failed
+    // reconcile; the chart tests check it is registered.
+    let only_after_an_error = ["kith_operator_reconcile_errors_total"];
+    let unserved: Vec<String> = dashboard::referenced()
+        .into_iter()
+        .filter(|m| !served.contains(m) && !only_after_an_error.contains(&m.as_str()))
+        .collect();
+    assert!(
+        unserved.is_empty(),
+        "the dashboard or alerts read metrics no binary serves: {unserved:?}"
     );
     // Suspending takes a final savepoint: the chart's RBAC lets the
     // operator request it and stop the runner.
@@ -908,4 +966,27 @@ fn the_chart_installs_an_operator_that_brings_a_pipeline_to_ready() {
     });
     assert!(stack.cluster.get("profilepipeline", "people").is_some());
     assert!(stack.cluster.get("role", RELEASE).is_none());
+}
+
+/// The body of `GET /metrics` at `address`.
+fn scrape(address: &str) -> String {
+    match http(address, "GET", "/metrics") {
+        Some((200, body)) => body,
+        other => panic!("GET http://{address}/metrics: {other:?}"),
+    }
+}
+
+#[test]
+fn metric_names_are_found_in_promql_and_histograms_count_their_series() {
+    assert_eq!(
+        dashboard::names_in(
+            "sum(rate(kith_a_total[5m])) / max(kith_b{x=\"kith_not\"}) > my_kith_c"
+        ),
+        ["kith_a_total", "kith_b"]
+    );
+    let body =
+        "# TYPE kith_h histogram\nkith_h_bucket{le=\"1\"} 0\n# TYPE kith_g gauge\nkith_g 1\n";
+    let names = dashboard::exported(body);
+    assert!(names.contains("kith_h_bucket") && names.contains("kith_h_count"));
+    assert!(names.contains("kith_g"));
 }

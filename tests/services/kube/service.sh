@@ -266,6 +266,8 @@ kube_up() {
   env_set KUBECONFIG "$PWD/$KUBE_DIR/kubeconfig"
   env_set KUBECTL "$KUBE_BIN/kubectl"
   env_set KUBE_APISERVER "$KUBE_URL"
+  # For a second, empty API server over the same etcd (another prefix).
+  env_set KUBE_ETCD "http://127.0.0.1:$ETCD_PORT"
   log "kube: ready, $(elapsed "$t0") s after start or check"
 }
 

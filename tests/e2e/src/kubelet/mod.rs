@@ -135,6 +135,8 @@ pub struct PodView {
     pub waiting: Option<Waiting>,
     /// `127.0.0.1:PORT` of its `admin` port.
     pub admin: Option<String>,
+    /// `127.0.0.1:PORT` of each of its named ports.
+    pub ports: BTreeMap<String, String>,
     pub root: PathBuf,
     pub log: PathBuf,
 }
@@ -350,6 +352,7 @@ fn view(p: &Pod) -> PodView {
         restarts: p.restarts,
         waiting: p.waiting.clone(),
         admin: p.launch.as_ref().and_then(|l| l.address_of("admin")),
+        ports: p.launch.as_ref().map(Launch::addresses).unwrap_or_default(),
         root: p.root.clone(),
         log: p.log_path(),
     }

@@ -14,13 +14,27 @@ pub struct Counted {
 /// The `status` of a Deployment at `generation` with `desired` replicas and
 /// these pods (terminating ones are counted in `replicas`, as a Recreate
 /// rollout has them until they are gone). Available means ready, as with
-/// `minReadySeconds: 0`.
+/// `minReadySeconds: 0`. With the `Available` and `Progressing` conditions
+/// the Deployment controller writes, which kstatus (and so `helm --wait`
+/// and Flux) reads: a Deployment is Current only once its new ReplicaSet is
+/// available. No timestamps, so an unchanged status is an unchanged patch.
 pub fn status(generation: Option<i64>, desired: i32, pods: &[Counted]) -> Value {
     let count = |f: &dyn Fn(&Counted) -> bool| pods.iter().filter(|p| f(p)).count() as i32;
     let replicas = count(&|_| true);
     let updated = count(&|p| p.updated && !p.terminating);
     let ready = count(&|p| p.ready && !p.terminating);
     let available = count(&|p| p.ready && p.updated && !p.terminating);
+    let (available_status, available_reason) = if available >= desired {
+        ("True", "MinimumReplicasAvailable")
+    } else {
+        ("False", "MinimumReplicasUnavailable")
+    };
+    let complete = replicas == desired && updated == desired && available == desired;
+    let progressing_reason = if complete {
+        "NewReplicaSetAvailable"
+    } else {
+        "ReplicaSetUpdated"
+    };
     json!({
         "observedGeneration": generation,
         "replicas": replicas,
@@ -28,6 +42,10 @@ pub fn status(generation: Option<i64>, desired: i32, pods: &[Counted]) -> Value 
         "readyReplicas": ready,
         "availableReplicas": available,
         "unavailableReplicas": (desired - available).max(0),
+        "conditions": [
+            {"type": "Available", "status": available_status, "reason": available_reason},
+            {"type": "Progressing", "status": "True", "reason": progressing_reason},
+        ],
     })
 }
 
@@ -56,5 +74,19 @@ mod tests {
         assert_eq!(s["availableReplicas"], 0);
         assert_eq!(s["unavailableReplicas"], 1);
         assert_eq!(s["observedGeneration"], 4);
+        assert_eq!(s["conditions"][0]["status"], "False");
+        assert_eq!(s["conditions"][1]["reason"], "ReplicaSetUpdated");
+    }
+
+    #[test]
+    fn a_complete_rollout_reads_as_the_controller_writes_it() {
+        let pods = [Counted {
+            updated: true,
+            ready: true,
+            terminating: false,
+        }];
+        let s = status(Some(2), 1, &pods);
+        assert_eq!(s["conditions"][0]["reason"], "MinimumReplicasAvailable");
+        assert_eq!(s["conditions"][1]["reason"], "NewReplicaSetAvailable");
     }
 }

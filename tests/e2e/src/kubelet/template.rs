@@ -115,6 +115,14 @@ impl Launch {
             .get(number)
             .map(|local| format!("127.0.0.1:{local}"))
     }
+
+    /// `127.0.0.1:PORT` of every named container port, by name.
+    pub fn addresses(&self) -> BTreeMap<String, String> {
+        self.port_names
+            .keys()
+            .filter_map(|name| Some((name.clone(), self.address_of(name)?)))
+            .collect()
+    }
 }
 
 /// Translates `template` for pod `pod`; `local_port` picks a free loopback

@@ -5,6 +5,8 @@
 
 #[path = "../../../../operator/tests/support/cluster.rs"]
 pub mod cluster;
+pub mod dashboard;
+pub mod fresh;
 #[path = "../../../../runner/tests/support/kafka.rs"]
 pub mod kafka;
 #[path = "../../../../runner/tests/support/moto.rs"]

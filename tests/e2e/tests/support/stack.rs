@@ -411,7 +411,7 @@ fn chart() -> String {
 }
 
 /// The helm CLI of tests/helm/helm.sh (built from its Go module once).
-fn helm() -> String {
+pub fn helm() -> String {
     static HELM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HELM.get_or_init(|| {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../helm/helm.sh");
