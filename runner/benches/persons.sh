@@ -13,6 +13,8 @@
 #
 #   persons.jsonl, persons-nossn.jsonl, persons-truth.jsonl   the workload
 #   kith-<variant>/pipeline.yaml, model.json, state, export.jsonl, scores.json
+#   (and, printed, the ceiling of ceiling.py: how many true pairs any
+#   resolver can reach without linking on names alone)
 #   splink-<variant>.json                                      Splink's scores
 #
 #   PERSONS_PEOPLE   people simulated (default 20000)
@@ -68,10 +70,13 @@ kith() { # variant observations -> sets $summary, $scores, $train_s
 }
 
 rows=()
+ceilings=()
 for variant in nossn ssn; do
   if [ "$variant" = nossn ]; then obs=$out/persons-nossn.jsonl; else obs=$out/persons.jsonl; fi
-  kith "$variant" "$obs"
+  ceiling=$(python3 "$here/ceiling.py" --input "$obs" --truth "$out/persons-truth.jsonl")
   ssn=$([ "$variant" = ssn ] && echo with || echo without)
+  ceilings+=("$ssn SSNs: $(field "$ceiling" reachable) of $(field "$ceiling" pairs) true pairs reachable without name-only links; for a resolver that makes none, recall at most $(field "$ceiling" recall 4), F1 at most $(field "$ceiling" f1 4)")
+  kith "$variant" "$obs"
   rows+=("| Kith | $ssn | $(field "$scores" precision 4) | $(field "$scores" recall 4) | $(field "$scores" f1 4) | $(field "$summary" observations_per_s 0) records/s, one core |")
   if [ "$with_splink" = 1 ]; then
     "$venv/bin/python" "$here/splink_baseline.py" --input "$obs" --truth "$out/persons-truth.jsonl" \
@@ -100,6 +105,8 @@ echo "persons: $people people, $records records (seed $seed)"
 echo "| tool | SSN | precision | recall | F1 | speed |"
 echo "|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
+echo
+printf 'ceiling, %s\n' "${ceilings[@]}"
 echo
 echo "another arrival order (seed $other_seed): export $neutral"
 [ "$neutral" = identical ]
