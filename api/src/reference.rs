@@ -101,29 +101,34 @@ impl<'a> Renderer<'a> {
             self.fields(out, &section.heading, &schema);
             return;
         }
+        let alternatives: Vec<(String, Value)> = alternatives
+            .iter()
+            .enumerate()
+            .map(|(i, alt)| {
+                let alt = self.merged(alt);
+                let label = alternative_label(&alt).unwrap_or_else(|| format!("form {}", i + 1));
+                (label, alt)
+            })
+            .collect();
         out.push_str("One of:\n\n");
-        for (i, alt) in alternatives.iter().enumerate() {
-            let alt = self.merged(alt);
-            let label = alternative_label(&alt).unwrap_or_else(|| format!("form {}", i + 1));
+        for (label, alt) in &alternatives {
             let _ = write!(out, "- {label}");
-            if let Some(d) = description(&alt) {
+            if let Some(d) = description(alt) {
                 let _ = write!(out, ": {}", one_line(&d));
             }
             out.push('\n');
         }
-        for (i, alt) in alternatives.iter().enumerate() {
-            let alt = self.merged(alt);
-            if properties(&alt).is_none() {
+        for (label, alt) in &alternatives {
+            if properties(alt).is_none() {
                 continue;
             }
-            let label = alternative_label(&alt).unwrap_or_else(|| format!("form {}", i + 1));
             let _ = write!(out, "\n### {label}\n\n");
             // An externally tagged variant (`{jaroWinkler: {...}}`): its one
             // key's row says what the variant is.
-            let fallback = properties(&alt)
+            let fallback = properties(alt)
                 .filter(|p| p.len() == 1)
-                .and(description(&alt));
-            self.fields_with(out, &section.heading, &alt, fallback);
+                .and(description(alt));
+            self.fields_with(out, &section.heading, alt, fallback);
         }
     }
 

@@ -52,6 +52,7 @@ pub fn references() -> Vec<(String, String)> {
     ];
     for crd in [ProfilePipeline::crd(), ProfileSnapshot::crd()] {
         let kind = crd.spec.names.kind.clone();
+        let short_names = crd.spec.names.short_names.clone().unwrap_or_default();
         for version in &crd.spec.versions {
             let Some(schema) = version
                 .schema
@@ -72,16 +73,8 @@ pub fn references() -> Vec<(String, String)> {
                 } else {
                     "cluster-wide"
                 },
-                if crd.spec.names.short_names.as_ref().map_or(0, Vec::len) > 1 {
-                    "s"
-                } else {
-                    ""
-                },
-                crd.spec
-                    .names
-                    .short_names
-                    .clone()
-                    .unwrap_or_default()
+                if short_names.len() > 1 { "s" } else { "" },
+                short_names
                     .iter()
                     .map(|n| format!("`{n}`"))
                     .collect::<Vec<_>>()

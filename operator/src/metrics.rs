@@ -128,24 +128,14 @@ impl Metrics {
             Some(s) => all.insert(key.to_string(), s),
             None => all.remove(key),
         };
-        let mut phases: HashMap<&str, i64> = HashMap::new();
-        let mut reasons: HashMap<&str, i64> = HashMap::new();
-        for s in all.values() {
-            if let Some(p) = s.phase.as_deref() {
-                *phases.entry(p).or_default() += 1;
-            }
-            if let Some(r) = s.degraded.as_deref() {
-                *reasons.entry(r).or_default() += 1;
-            }
-        }
-        self.pipelines.reset();
-        for (p, n) in phases {
-            self.pipelines.with_label_values(&[p]).set(n);
-        }
-        self.degraded.reset();
-        for (r, n) in reasons {
-            self.degraded.with_label_values(&[r]).set(n);
-        }
+        set_counts(
+            &self.pipelines,
+            all.values().filter_map(|s| s.phase.as_deref()),
+        );
+        set_counts(
+            &self.degraded,
+            all.values().filter_map(|s| s.degraded.as_deref()),
+        );
     }
 
     /// The text exposition format.
@@ -155,6 +145,19 @@ impl Metrics {
             .encode_utf8(&self.registry.gather(), &mut out)
             .expect("text encoding of gathered metrics");
         out
+    }
+}
+
+/// `gauge` holding how often each label value occurs in `values`, and
+/// nothing for the values that no longer do.
+fn set_counts<'a>(gauge: &IntGaugeVec, values: impl Iterator<Item = &'a str>) {
+    let mut counts: HashMap<&str, i64> = HashMap::new();
+    for v in values {
+        *counts.entry(v).or_default() += 1;
+    }
+    gauge.reset();
+    for (v, n) in counts {
+        gauge.with_label_values(&[v]).set(n);
     }
 }
 

@@ -3,43 +3,49 @@
 
 use std::path::Path;
 
-#[test]
-fn checked_in_crds_match_the_types() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-    let manifests = kith_operator::crdgen::manifests();
-    let mut expected: Vec<String> = manifests.iter().map(|(f, _)| f.clone()).collect();
+/// `dir` (from the workspace root) holds exactly the `generated` files
+/// among those `counted`, each as generated.
+fn assert_checked_in(dir: &str, counted: fn(&str) -> bool, generated: Vec<(String, String)>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    let mut expected: Vec<String> = generated.iter().map(|(f, _)| f.clone()).collect();
     expected.sort();
-    let mut present: Vec<String> = std::fs::read_dir(&dir)
-        .expect("crds/ exists")
+    let mut present: Vec<String> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{dir}/: {e}; run `make crds`"))
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|f| f.ends_with(".yaml"))
+        .filter(|f| counted(f))
         .collect();
     present.sort();
     assert_eq!(
         present, expected,
-        "crds/ holds other files than the generated ones; run `make crds`"
+        "{dir}/ holds other files than the generated ones; run `make crds`"
     );
-    for (file, yaml) in manifests {
-        let checked_in = std::fs::read_to_string(dir.join(&file)).unwrap();
+    for (file, text) in generated {
+        let checked_in = std::fs::read_to_string(root.join(&file)).unwrap();
         assert!(
-            checked_in == yaml,
-            "crds/{file} is stale: run `make crds` and commit the result"
+            checked_in == text,
+            "{dir}/{file} is stale: run `make crds` and commit the result"
         );
     }
+}
+
+#[test]
+fn checked_in_crds_match_the_types() {
+    assert_checked_in(
+        "crds",
+        |f| f.ends_with(".yaml"),
+        kith_operator::crdgen::manifests(),
+    );
 }
 
 /// `docs/reference/` is what the schemas render to: a field added to the
 /// pipeline types or the CRDs without `make crds` fails here.
 #[test]
 fn checked_in_reference_matches_the_schemas() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/reference");
-    for (file, text) in kith_operator::crdgen::references() {
-        let checked_in = std::fs::read_to_string(dir.join(&file)).unwrap_or_default();
-        assert!(
-            checked_in == text,
-            "docs/reference/{file} is stale: run `make crds` and commit the result"
-        );
-    }
+    assert_checked_in(
+        "docs/reference",
+        |_| true,
+        kith_operator::crdgen::references(),
+    );
 }
 
 /// The reference reaches what users write most: a field of each section of

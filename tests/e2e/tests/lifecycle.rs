@@ -921,15 +921,17 @@ fn the_chart_installs_an_operator_that_brings_a_pipeline_to_ready() {
         .find(|p| p.name == leader)
         .and_then(|p| p.ports.get("http").cloned())
         .expect("the leader's metrics port");
-    eventually(Duration::from_secs(30), "the leader counts it", || {
-        let body = scrape(&leader_http);
-        match body.lines().find_map(|l| {
-            l.strip_prefix("kith_operator_pipelines_degraded{reason=\"InvalidSpec\"} ")
-        }) {
-            Some("1") => Ok(()),
+    eventually(
+        Duration::from_secs(30),
+        "the leader counts it",
+        || match stack.metric(
+            &leader_http,
+            "kith_operator_pipelines_degraded{reason=\"InvalidSpec\"}",
+        ) {
+            Some(1.0) => Ok(()),
             other => Err(format!("{other:?}")),
-        }
-    });
+        },
+    );
 
     // Every metric the chart's dashboard and alerts read is one the
     // runner or the operator serves.

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 use support::fresh::FreshCluster;
 use support::kafka::KafkaCase;
-use support::runner::{binary, http};
+use support::runner::binary;
 use support::services::{require, workspace_root};
 use support::{eventually, operator, stack};
 
@@ -210,17 +210,12 @@ fn the_readme_kubernetes_section_works_as_written() {
         .first()
         .and_then(|p| p.admin.clone())
         .expect("the quickstart runner has an admin port");
-    eventually(Duration::from_secs(60), "the observations applied", || {
-        let body = http(&admin, "GET", "/metrics")
-            .map(|(_, b)| b)
-            .unwrap_or_default();
-        let applied = body
-            .lines()
-            .find_map(|l| l.strip_prefix("kith_observations_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok());
-        match applied {
+    eventually(
+        Duration::from_secs(60),
+        "the observations applied",
+        || match stack::metric(&admin, "kith_observations_total") {
             Some(n) if n >= 3.0 => Ok(()),
             other => Err(format!("{other:?}")),
-        }
-    });
+        },
+    );
 }

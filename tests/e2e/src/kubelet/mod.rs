@@ -342,6 +342,7 @@ impl Drop for Stray {
 }
 
 fn view(p: &Pod) -> PodView {
+    let ports = p.launch.as_ref().map(Launch::addresses).unwrap_or_default();
     PodView {
         name: p.name.clone(),
         deployment: p.deployment.clone(),
@@ -351,8 +352,8 @@ fn view(p: &Pod) -> PodView {
         terminating: p.terminating(),
         restarts: p.restarts,
         waiting: p.waiting.clone(),
-        admin: p.launch.as_ref().and_then(|l| l.address_of("admin")),
-        ports: p.launch.as_ref().map(Launch::addresses).unwrap_or_default(),
+        admin: ports.get("admin").cloned(),
+        ports,
         root: p.root.clone(),
         log: p.log_path(),
     }

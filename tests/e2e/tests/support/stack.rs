@@ -255,10 +255,7 @@ impl Stack {
 
     /// A value of the runner's metrics at `admin`.
     pub fn metric(&self, admin: &str, name: &str) -> Option<f64> {
-        let (_, body) = http(admin, "GET", "/metrics")?;
-        body.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
+        metric(admin, name)
     }
 
     /// Suspends the pipeline (its runner stops with a final checkpoint),
@@ -408,6 +405,15 @@ fn chart() -> String {
         .join("../../charts/kith")
         .to_string_lossy()
         .into_owned()
+}
+
+/// The value of series `name` (with its labels, as exposed) in the
+/// `/metrics` of the runner or operator at `address`.
+pub fn metric(address: &str, name: &str) -> Option<f64> {
+    let (_, body) = http(address, "GET", "/metrics")?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// The helm CLI of tests/helm/helm.sh (built from its Go module once).
