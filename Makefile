@@ -33,9 +33,18 @@ build: build-deps
 # (KITH_STATUS_SAMPLES) for the kstatus and Argo CD checks. Integration tests run
 # against the real services of docs/design.md §5, started here and stopped
 # afterwards (KITH_KEEP_SERVICES=1 keeps them running for the next run).
+# Everything is compiled first, before the services take their memory; a
+# build that fails stops the run there, with the disk's free space printed
+# (a full disk is the usual cause on a build machine).
 test: build-deps
 	mkdir -p target; rm -rf target/status-samples; \
 	export KITH_STATUS_SAMPLES=$(CURDIR)/target/status-samples; \
+	{ $(CARGO) test --locked --workspace --exclude kith-e2e --no-run && \
+	  $(CARGO) test --locked -p kith-e2e --no-run; } 2>&1 | tee target/build.log; \
+	if [ $${PIPESTATUS[0]} != 0 ]; then \
+	  tail -n 60 target/build.log; df -h . | sed 's/^/disk: /'; \
+	  echo "the tests did not build; nothing ran"; echo "0 passed, 1 failed, 0 skipped"; exit 1; \
+	fi; \
 	bash tests/services/up.sh kafka moto kube gremlin || exit 1; \
 	$(CARGO) test --locked --workspace --exclude kith-e2e --no-fail-fast 2>&1 | tee target/test.log; \
 	status=$${PIPESTATUS[0]}; \

@@ -2,6 +2,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use kith_runner::admin::auth::AuthChoice;
+use kith_runner::admin::tls::TlsSettings;
 use kith_runner::config::Pipeline;
 use kith_runner::engine::Engine;
 use kith_runner::run::{run, InputArg, RunOptions};
@@ -62,6 +64,23 @@ enum Command {
         /// for example 0.0.0.0:9249.
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
+        /// `kubernetes`: profiles and savepoints on the admin port need a
+        /// Kubernetes bearer token allowed `get` on `profilepipelines/profiles`
+        /// (lookups) or `create` on `profilesnapshots` (savepoints), checked
+        /// with TokenReview and SubjectAccessReview. The operator sets it.
+        #[arg(long, value_parser = ["kubernetes"], conflicts_with = "admin_token_file")]
+        admin_auth: Option<String>,
+        /// Profiles and savepoints on the admin port need `Authorization:
+        /// Bearer TOKEN` with the token this file holds. Without this or
+        /// --admin-auth, the admin port may only listen on loopback.
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
+        /// Serve the admin port over HTTPS with this certificate chain (PEM).
+        #[arg(long, requires = "admin_tls_key")]
+        admin_tls_cert: Option<PathBuf>,
+        /// The private key (PEM) of --admin-tls-cert.
+        #[arg(long, requires = "admin_tls_cert")]
+        admin_tls_key: Option<PathBuf>,
     },
     /// Delete the files of the pipeline's pruned ProfileSnapshots and release
     /// them (what a runner does as it runs; the operator starts this as a Job
@@ -84,6 +103,11 @@ enum Command {
         /// The runner's admin address, HOST:PORT.
         #[arg(long)]
         admin: String,
+        /// A file holding the bearer token the runner asks for (its
+        /// --admin-token-file, or a Kubernetes token allowed to create
+        /// profilesnapshots).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// Print every profile, one JSON object per line, sorted by profile id.
     Export {
@@ -151,9 +175,36 @@ fn main() {
         .init();
     exit_on_any_panic();
     if let Err(e) = dispatch(Cli::parse()) {
+        // `kith-runner lookup ... | head -1`: the reader has what it wanted.
+        if reader_went_away(&e) {
+            std::process::exit(0);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Whether writing to standard output failed because its reader closed it.
+fn reader_went_away(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let kind = cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| {
+                cause
+                    .downcast_ref::<serde_json::Error>()
+                    .and_then(serde_json::Error::io_error_kind)
+            });
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// One line on standard output; an error, not a panic, when nobody reads it.
+fn say(line: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
 }
 
 /// A panic in any thread (restore, decode, checkpoint, sinks, admin) ends
@@ -182,6 +233,10 @@ fn dispatch(cli: Cli) -> Result<()> {
             restore,
             initial_savepoint,
             admin,
+            admin_auth,
+            admin_token_file,
+            admin_tls_cert,
+            admin_tls_key,
         } => {
             let input = input.map(|p| {
                 if p.as_os_str() == "-" {
@@ -205,10 +260,18 @@ fn dispatch(cli: Cli) -> Result<()> {
                 restore,
                 initial_savepoint,
                 admin,
+                admin_auth: match (admin_auth, admin_token_file) {
+                    (Some(_), _) => AuthChoice::Kubernetes,
+                    (None, Some(file)) => AuthChoice::TokenFile(file),
+                    (None, None) => AuthChoice::None,
+                },
+                admin_tls: admin_tls_cert
+                    .zip(admin_tls_key)
+                    .map(|(certificate, key)| TlsSettings { certificate, key }),
                 stop: Some(stop),
                 kubernetes: kith_runner::kubernetes::Identity::from_env(),
             })?;
-            println!("{}", serde_json::to_string(&summary)?);
+            say(&serde_json::to_string(&summary)?)?;
         }
         Command::ReleaseSnapshots {
             pipeline,
@@ -222,10 +285,10 @@ fn dispatch(cli: Cli) -> Result<()> {
                 &savepoints,
                 std::time::Duration::from_secs(wait),
             )?;
-            println!(
-                "{}",
-                serde_json::json!({"released": outcome.released, "left": outcome.left})
-            );
+            say(
+                &serde_json::json!({"released": outcome.released, "left": outcome.left})
+                    .to_string(),
+            )?;
             if outcome.left > 0 {
                 bail!(
                     "{} pruned snapshot(s) are still held; the runner's log says why",
@@ -233,9 +296,16 @@ fn dispatch(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Savepoint { admin } => {
-            let body = post(&admin, "/v1/savepoints")?;
-            println!("{body}");
+        Command::Savepoint { admin, token_file } => {
+            let token = token_file
+                .map(|path| {
+                    std::fs::read_to_string(&path)
+                        .map(|t| t.trim().to_string())
+                        .with_context(|| format!("cannot read the token file {}", path.display()))
+                })
+                .transpose()?;
+            let body = post(&admin, "/v1/savepoints", token.as_deref())?;
+            say(&body)?;
         }
         Command::Export { state } => {
             let engine = load(&state)?;
@@ -264,7 +334,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 } else {
                     serde_json::to_string(&view)?
                 };
-                println!("{text}");
+                say(&text)?;
             }
         }
         Command::Explain {
@@ -276,7 +346,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let explanation =
                 engine.explain(split_identifier(&first)?, split_identifier(&second)?)?;
             for line in explanation.lines {
-                println!("{line}");
+                say(&line)?;
             }
         }
         Command::Generate {
@@ -343,7 +413,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 ))
             };
             let scores = kith_runner::evaluate::pairwise(&mut open(&export)?, &mut open(&truth)?)?;
-            println!("{}", serde_json::to_string(&scores)?);
+            say(&serde_json::to_string(&scores)?)?;
         }
     }
     Ok(())
@@ -351,13 +421,16 @@ fn dispatch(cli: Cli) -> Result<()> {
 
 /// A minimal HTTP/1.1 POST over loopback or the pod network: the admin API
 /// is plain HTTP and the command needs nothing more.
-fn post(address: &str, path: &str) -> Result<String> {
+fn post(address: &str, path: &str, token: Option<&str>) -> Result<String> {
     use std::io::Read;
     let mut stream = std::net::TcpStream::connect(address)
         .with_context(|| format!("cannot reach the runner's admin port at {address}"))?;
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;

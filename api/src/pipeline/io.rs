@@ -45,7 +45,11 @@ pub struct KafkaSourceSpec {
     pub dead_letter_topic: Option<String>,
     /// Extra librdkafka settings (`security.protocol`, `sasl.mechanism`, ...);
     /// pass secrets through `${VAR}` so they stay out of the file.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "std::collections::BTreeMap::is_empty",
+        deserialize_with = "client_properties"
+    )]
     pub properties: std::collections::BTreeMap<String, String>,
 }
 
@@ -131,4 +135,32 @@ pub struct OutputsSpec {
     /// checkpoint-consistent feed of after-images instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_feed: Option<String>,
+}
+
+/// Client settings as librdkafka takes them, text: `linger.ms: 5` and
+/// `enable.idempotence: true` read as `"5"` and `"true"`. A value that is not
+/// a scalar is refused without being shown (these carry passwords).
+pub(crate) fn client_properties<'de, D>(
+    deserializer: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let raw = std::collections::BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
+    raw.into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                _ => {
+                    return Err(D::Error::custom(format!(
+                        "property `{key}` must be a string, a number or a boolean"
+                    )))
+                }
+            };
+            Ok((key, text))
+        })
+        .collect()
 }

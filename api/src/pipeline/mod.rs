@@ -95,9 +95,34 @@ impl PipelineSpec {
     pub fn from_value(value: serde_json::Value) -> Result<Self, SpecError> {
         serde_path_to_error::deserialize(value).map_err(|e| SpecError {
             path: e.path().to_string(),
-            message: e.into_inner().to_string(),
+            message: without_values(&e.into_inner().to_string()),
         })
     }
+}
+
+/// serde's "invalid type: integer `12345678`, expected a string" shows the
+/// value, and the value may be a password expanded from `${VAR}`: the
+/// message keeps the kind of value and what was expected, never the value.
+fn without_values(message: &str) -> String {
+    let head = ["invalid type: ", "invalid value: "]
+        .iter()
+        .find(|prefix| message.starts_with(*prefix));
+    let (Some(prefix), Some(expected_at)) = (head, message.rfind(", expected ")) else {
+        return message.to_string();
+    };
+    let found = &message[prefix.len()..expected_at.max(prefix.len())];
+    let kind = match found.split([' ', '`', '"']).next().unwrap_or("") {
+        "integer" => "an integer",
+        "floating" => "a number",
+        "boolean" => "a boolean",
+        "string" => "a string",
+        "character" => "a character",
+        "sequence" => "a list",
+        "map" => "a mapping",
+        "unit" | "null" => "null",
+        _ => "a value of another type",
+    };
+    format!("{}{kind}{}", prefix, &message[expected_at..])
 }
 
 fn default_region() -> String {

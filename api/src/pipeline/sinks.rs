@@ -153,7 +153,11 @@ pub struct KafkaSinkSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transactional_id: Option<String>,
     /// Extra librdkafka producer settings (security, compression...).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "std::collections::BTreeMap::is_empty",
+        deserialize_with = "super::io::client_properties"
+    )]
     pub properties: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub delivery: DeliverySpec,

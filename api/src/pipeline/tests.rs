@@ -88,3 +88,44 @@ fn bad_value_expression_says_what_is_accepted() {
         .to_string();
     assert!(err.contains("pth"), "{err}");
 }
+
+#[test]
+fn a_mistyped_value_is_described_never_shown() {
+    // A digits-only password expanded from `${VAR}` reads as an integer.
+    let err = parse(
+        "name: x\nidentifiers: [{type: email}]\nsinks: [{name: s, type: dynamodb, profilesTable: 12345678, identifiersTable: t}]\n",
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(!text.contains("12345678"), "{text}");
+    assert!(
+        text.contains("an integer") && text.contains("expected"),
+        "{text}"
+    );
+    assert!(text.contains("sinks"), "{text}");
+    let err = parse("name: x\nidentifiers: []\nkeyGroups: \"s3cret, expected x\"\n").unwrap_err();
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+}
+
+#[test]
+fn client_properties_take_any_scalar_as_text() {
+    let spec = parse(
+        "name: x\nidentifiers: [{type: email}]\nsources: [{type: kafka, bootstrapServers: 'h:1', topics: [t], properties: {linger.ms: 5, enable.idempotence: true, sasl.password: '007'}}]\n",
+    )
+    .unwrap();
+    let SourceSpec::Kafka(kafka) = &spec.sources[0] else {
+        panic!("a kafka source: {:?}", spec.sources[0]);
+    };
+    assert_eq!(kafka.properties["linger.ms"], "5");
+    assert_eq!(kafka.properties["enable.idempotence"], "true");
+    assert_eq!(kafka.properties["sasl.password"], "007");
+    let err = parse(
+        "name: x\nidentifiers: [{type: email}]\nsources: [{type: kafka, bootstrapServers: 'h:1', topics: [t], properties: {sasl.password: [hunter2]}}]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("sasl.password") && !err.contains("hunter2"),
+        "{err}"
+    );
+}

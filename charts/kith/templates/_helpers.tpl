@@ -66,6 +66,10 @@ can grant only what it holds). */}}
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, patch, update, delete]
+# Runners take ingress on their admin port only.
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, update, delete]
 # The Job that deletes a suspended pipeline's pruned snapshot files with the
 # runners' credentials (the operator has none).
 - apiGroups: [batch]

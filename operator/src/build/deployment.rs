@@ -87,6 +87,9 @@ pub(super) fn pod_spec(
         format!("{STATE_DIR}/state"),
         "--admin".into(),
         format!("0.0.0.0:{ADMIN_PORT}"),
+        // Profiles and savepoints answer to the caller's RBAC.
+        "--admin-auth".into(),
+        "kubernetes".into(),
     ];
     if let Some(savepoint) = &valid.initial_savepoint {
         args.extend(["--initial-savepoint".to_string(), savepoint.clone()]);

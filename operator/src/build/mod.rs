@@ -5,6 +5,7 @@
 mod config_map;
 mod deployment;
 mod disruption_budget;
+mod network_policy;
 mod rbac;
 mod release_job;
 mod service;
@@ -17,6 +18,7 @@ pub use snapshot::{build as snapshot, REASON_LABEL as SNAPSHOT_REASON_LABEL};
 use crate::validate::ValidPipeline;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -41,6 +43,7 @@ pub struct Desired {
     pub service: Service,
     pub deployment: Deployment,
     pub disruption_budget: PodDisruptionBudget,
+    pub network_policy: NetworkPolicy,
 }
 
 /// Builds the objects for `pipeline` with `replicas` runners.
@@ -54,6 +57,7 @@ pub fn desired(pipeline: &ProfilePipeline, valid: &ValidPipeline, replicas: i32)
         service: service::build(pipeline, &names),
         deployment: deployment::build(pipeline, &names, valid, replicas),
         disruption_budget: disruption_budget::build(pipeline, &names),
+        network_policy: network_policy::build(pipeline, &names),
     }
 }
 
@@ -62,7 +66,8 @@ pub fn desired(pipeline: &ProfilePipeline, valid: &ValidPipeline, replicas: i32)
 pub struct Names {
     pub pipeline: String,
     pub namespace: String,
-    /// Deployment, Service, ServiceAccount, Role, RoleBinding and PDB.
+    /// Deployment, Service, ServiceAccount, Role, RoleBinding, PDB and
+    /// NetworkPolicy.
     pub runner: String,
     /// The ConfigMap holding the pipeline file.
     pub config: String,

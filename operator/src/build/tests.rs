@@ -35,6 +35,7 @@ fn every_object_is_owned_labelled_and_in_the_pipelines_namespace() {
         &d.service.metadata,
         &d.deployment.metadata,
         &d.disruption_budget.metadata,
+        &d.network_policy.metadata,
     ];
     for m in metas {
         assert_eq!(m.namespace.as_deref(), Some("team"));
@@ -94,6 +95,31 @@ fn the_runner_pod_is_restricted_and_probed() {
     let env = c.env.as_ref().unwrap();
     let token = env.iter().find(|e| e.name == "TOKEN").unwrap();
     assert!(token.value.is_none() && token.value_from.is_some());
+}
+
+#[test]
+fn the_admin_port_is_the_only_ingress_and_answers_to_rbac() {
+    let d = build(&pipeline(), 1);
+    let args = d.deployment.spec.template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    let auth = args.iter().position(|a| a == "--admin-auth").unwrap();
+    assert_eq!(args[auth + 1], "kubernetes");
+    let policy = d.network_policy.spec.unwrap();
+    assert_eq!(policy.policy_types, Some(vec!["Ingress".to_string()]));
+    assert_eq!(
+        policy.pod_selector.unwrap().match_labels,
+        Some(super::selector_labels(&super::Names::of(&pipeline())))
+    );
+    let ingress = policy.ingress.unwrap();
+    assert_eq!(ingress.len(), 1);
+    let ports = ingress[0].ports.as_ref().unwrap();
+    assert_eq!(ports.len(), 1);
+    assert_eq!(
+        ports[0].port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(ADMIN_PORT))
+    );
 }
 
 #[test]

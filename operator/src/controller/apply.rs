@@ -26,6 +26,7 @@ pub async fn apply_all(client: &Client, desired: &Desired) -> Result<Deployment,
     apply(client, &desired.role_binding).await?;
     apply(client, &desired.service).await?;
     apply(client, &desired.disruption_budget).await?;
+    apply(client, &desired.network_policy).await?;
     apply(client, &desired.deployment).await
 }
 

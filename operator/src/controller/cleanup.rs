@@ -24,6 +24,7 @@ use crate::build::{self, Names};
 use crate::error::Error;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::NamespaceResourceScope;
@@ -44,6 +45,7 @@ pub async fn cleanup(pipeline: &ProfilePipeline, ctx: &Context) -> Result<Action
     }
     delete_owned::<Deployment>(c, &names, &names.runner, &uid).await?;
     delete_owned::<PodDisruptionBudget>(c, &names, &names.runner, &uid).await?;
+    delete_owned::<NetworkPolicy>(c, &names, &names.runner, &uid).await?;
     delete_owned::<Service>(c, &names, &names.runner, &uid).await?;
     delete_owned::<RoleBinding>(c, &names, &names.runner, &uid).await?;
     delete_owned::<Role>(c, &names, &names.runner, &uid).await?;

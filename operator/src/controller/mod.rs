@@ -27,6 +27,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kith_api::crd::{ProfilePipeline, ProfileSnapshot};
@@ -138,6 +139,7 @@ async fn run_scope(
         .owns(api::<Role>(&client, &scope), owned.clone())
         .owns(api::<RoleBinding>(&client, &scope), owned.clone())
         .owns(api::<PodDisruptionBudget>(&client, &scope), owned.clone())
+        .owns(api::<NetworkPolicy>(&client, &scope), owned.clone())
         .owns(api::<ProfileSnapshot>(&client, &scope), owned.clone())
         .owns(api::<Job>(&client, &scope), owned)
         .graceful_shutdown_on(shutdown)

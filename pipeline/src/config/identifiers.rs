@@ -103,10 +103,19 @@ impl IdentifierTypes {
             let blocklist = if spec.blocklist.is_empty() {
                 None
             } else {
+                // Each entry alone first, so that the error names the one at fault.
+                for (j, pattern) in spec.blocklist.iter().enumerate() {
+                    regex::Regex::new(pattern).map_err(|e| {
+                        ConfigError::invalid(
+                            format!("{}[{j}]", field("blocklist")),
+                            format!("not a valid regular expression: {e}"),
+                        )
+                    })?;
+                }
                 Some(RegexSet::new(&spec.blocklist).map_err(|e| {
                     ConfigError::invalid(
                         field("blocklist"),
-                        format!("not a valid regular expression: {e}"),
+                        format!("the expressions together are too large: {e}"),
                     )
                 })?)
             };

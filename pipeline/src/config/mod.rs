@@ -6,11 +6,13 @@
 mod checkpoints;
 mod identifiers;
 mod survivorship;
+mod variables;
 
 pub use checkpoints::{parse_duration, Checkpoints};
 
 pub use identifiers::{IdentifierType, IdentifierTypes, TypeId};
 pub use survivorship::{AttributePolicy, Survivorship};
+pub use variables::parse_with_variables;
 
 use crate::normalize::Region;
 use crate::resolution::{Model, Resolution, ResolutionConfig};
@@ -104,12 +106,7 @@ impl Pipeline {
         shown_path: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<PipelineSpec, ConfigError> {
-        let expanded = expand_variables(text, env)?;
-        let value: serde_json::Value =
-            serde_yaml::from_str(&expanded).map_err(|source| ConfigError::Yaml {
-                path: shown_path.to_string(),
-                source,
-            })?;
+        let value = parse_with_variables(text, shown_path, env)?;
         Ok(PipelineSpec::from_value(value)?)
     }
 
@@ -299,54 +296,6 @@ fn validate_kafka(i: usize, k: &kith_api::pipeline::KafkaSourceSpec) -> Result<(
         }
     }
     Ok(())
-}
-
-/// Expands `${NAME}` from the process environment.
-pub fn expand_env(text: &str) -> Result<String, ConfigError> {
-    expand_variables(text, &|name| std::env::var(name).ok())
-}
-
-/// Replaces `${NAME}` with the environment variable (`${NAME:-default}`
-/// when it may be unset); `$${` stays a literal `${`.
-fn expand_variables(
-    text: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos..];
-        if let Some(literal) = after.strip_prefix("$${") {
-            out.push_str("${");
-            rest = literal;
-        } else if let Some(body) = after.strip_prefix("${") {
-            let end = body
-                .find('}')
-                .ok_or_else(|| ConfigError::invalid("(file)", "`${` without a closing `}`"))?;
-            // `${NAME:-default}` falls back when NAME is unset or empty.
-            let (name, default) = match body[..end].split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (&body[..end], None),
-            };
-            let value = match (env(name).filter(|v| !v.is_empty()), default) {
-                (Some(v), _) => v,
-                (None, Some(d)) => d.to_string(),
-                (None, None) => {
-                    return Err(ConfigError::MissingVariable {
-                        name: name.to_string(),
-                    })
-                }
-            };
-            out.push_str(&value);
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = &after[1..];
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]

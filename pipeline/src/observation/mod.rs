@@ -7,7 +7,7 @@ mod timestamp;
 mod wire;
 
 pub use parse::{parse_line, Rejection, MAX_LINE_BYTES};
-pub use timestamp::Timestamp;
+pub use timestamp::{Timestamp, TimestampError};
 pub use wire::{WireIdentifier, WireObservation, WireRelationship};
 
 use crate::config::TypeId;

@@ -24,6 +24,12 @@ pub enum Rejection {
     #[error("field `ts`: not an RFC 3339 timestamp such as 2026-01-05T10:00:00Z")]
     BadTimestamp,
     #[error(
+        "field `ts`: outside the times Kith holds, {} to {}",
+        super::timestamp::EARLIEST,
+        super::timestamp::LATEST
+    )]
+    TimestampOutOfRange,
+    #[error(
         "field `{field}`: unknown kind `{kind}`; accepted: person, organization, device, account"
     )]
     UnknownKind { field: String, kind: String },
@@ -57,7 +63,7 @@ impl Rejection {
             Rejection::Malformed(_) => "malformed",
             Rejection::Missing(_) => "missing_field",
             Rejection::Empty(_) => "empty_field",
-            Rejection::BadTimestamp => "bad_timestamp",
+            Rejection::BadTimestamp | Rejection::TimestampOutOfRange => "bad_timestamp",
             Rejection::UnknownKind { .. } => "unknown_kind",
             Rejection::UnknownIdentifierType { .. } => "unknown_identifier_type",
             Rejection::BadIdentifier { .. } => "bad_identifier",
@@ -101,7 +107,10 @@ impl WireObservation<'_> {
         let source = required(self.source, "source")?;
         let id = required(self.id, "id")?;
         let ts = required(self.ts, "ts")?;
-        let ts = Timestamp::parse_rfc3339(ts.trim()).ok_or(Rejection::BadTimestamp)?;
+        let ts = Timestamp::parse(ts.trim()).map_err(|e| match e {
+            super::timestamp::TimestampError::NotRfc3339 => Rejection::BadTimestamp,
+            super::timestamp::TimestampError::OutOfRange => Rejection::TimestampOutOfRange,
+        })?;
         if self.retract {
             return Ok(Observation {
                 source,

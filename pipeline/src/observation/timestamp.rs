@@ -13,78 +13,103 @@ impl Timestamp {
     /// Parses `2026-01-05T10:00:00Z`, `2026-01-05T10:00:00.123+02:00` and the
     /// like (`T`, `t` or a space between date and time; `Z`, `z` or an offset).
     pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-        let b = s.as_bytes();
-        if b.len() < 20 {
-            return None;
-        }
-        let num = |r: std::ops::Range<usize>| -> Option<i64> {
-            let mut v = 0i64;
-            for &c in &b[r] {
-                if !c.is_ascii_digit() {
-                    return None;
-                }
-                v = v * 10 + (c - b'0') as i64;
-            }
-            Some(v)
-        };
-        if b[4] != b'-'
-            || b[7] != b'-'
-            || !matches!(b[10], b'T' | b't' | b' ')
-            || b[13] != b':'
-            || b[16] != b':'
-        {
-            return None;
-        }
-        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-            return None;
-        }
-        if hour > 23 || minute > 59 || second > 59 {
-            return None;
-        }
-        let mut i = 19;
-        let mut nanos = 0i64;
-        if b[i] == b'.' {
-            i += 1;
-            let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                if i - start < 9 {
-                    nanos = nanos * 10 + (b[i] - b'0') as i64;
-                }
-                i += 1;
-            }
-            let digits = i - start;
-            if digits == 0 {
+        Self::parse(s).ok()
+    }
+
+    /// As [`Timestamp::parse_rfc3339`], saying why not.
+    pub fn parse(s: &str) -> Result<Timestamp, TimestampError> {
+        let (seconds, nanos) = seconds_and_nanos(s).ok_or(TimestampError::NotRfc3339)?;
+        seconds
+            .checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(nanos))
+            .map(Timestamp)
+            .ok_or(TimestampError::OutOfRange)
+    }
+}
+
+/// Why a text is not a [`Timestamp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampError {
+    NotRfc3339,
+    /// A valid RFC 3339 time outside what nanoseconds in 64 bits hold.
+    OutOfRange,
+}
+
+/// The earliest and latest times a [`Timestamp`] holds, as said in errors.
+pub const EARLIEST: &str = "1677-09-21T00:12:44Z";
+pub const LATEST: &str = "2262-04-11T23:47:16Z";
+
+/// Seconds since the epoch (UTC) and the fraction's nanoseconds of an
+/// RFC 3339 text; no overflow for any four-digit year.
+fn seconds_and_nanos(s: &str) -> Option<(i64, i64)> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let mut v = 0i64;
+        for &c in &b[r] {
+            if !c.is_ascii_digit() {
                 return None;
             }
-            for _ in digits..9 {
-                nanos *= 10;
+            v = v * 10 + (c - b'0') as i64;
+        }
+        Some(v)
+    };
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos = 0i64;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 9 {
+                nanos = nanos * 10 + (b[i] - b'0') as i64;
+            }
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 {
+            return None;
+        }
+        for _ in digits..9 {
+            nanos *= 10;
+        }
+    }
+    let offset_seconds = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+            let (h, m) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let o = h * 3600 + m * 60;
+            if *sign == b'+' {
+                o
+            } else {
+                -o
             }
         }
-        let offset_seconds = match b.get(i)? {
-            b'Z' | b'z' if i + 1 == b.len() => 0,
-            sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
-                let (h, m) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
-                if h > 23 || m > 59 {
-                    return None;
-                }
-                let o = h * 3600 + m * 60;
-                if *sign == b'+' {
-                    o
-                } else {
-                    -o
-                }
-            }
-            _ => return None,
-        };
-        let days = days_from_civil(year, month, day);
-        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
-        seconds
-            .checked_mul(1_000_000_000)?
-            .checked_add(nanos)
-            .map(Timestamp)
-    }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
+    Some((seconds, nanos))
 }
 
 impl fmt::Display for Timestamp {
@@ -192,5 +217,29 @@ mod tests {
             assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
         }
         assert!(Timestamp::parse_rfc3339("2024-02-29t00:00:00z").is_some());
+    }
+
+    #[test]
+    fn the_range_ends_where_the_error_says() {
+        for inside in [EARLIEST, LATEST] {
+            let t = Timestamp::parse(inside).unwrap();
+            assert_eq!(t.to_string(), inside);
+        }
+        for outside in [
+            "1677-09-21T00:12:43Z",
+            "2262-04-11T23:47:17Z",
+            "9999-12-31T23:59:59Z",
+            "0000-01-01T00:00:00Z",
+        ] {
+            assert_eq!(
+                Timestamp::parse(outside),
+                Err(TimestampError::OutOfRange),
+                "{outside}"
+            );
+        }
+        assert_eq!(
+            Timestamp::parse("2026-13-01T00:00:00Z"),
+            Err(TimestampError::NotRfc3339)
+        );
     }
 }

@@ -45,6 +45,7 @@ pub struct Metrics {
     state_stalled: IntGauge,
     merges: IntCounter,
     splits: IntCounter,
+    admin_denied: IntCounterVec,
 }
 
 impl Metrics {
@@ -129,6 +130,19 @@ impl Metrics {
             ),
             merges: counter(&registry, "kith_merges_total", "Profile merges."),
             splits: counter(&registry, "kith_splits_total", "Profile splits."),
+            admin_denied: {
+                let denied = IntCounterVec::new(
+                    Opts::new(
+                        "kith_admin_requests_denied_total",
+                        "Admin requests for profiles or savepoints refused, by HTTP status \
+                         (401 no or bad token, 403 not allowed, 503 the API server could not say).",
+                    ),
+                    &["code"],
+                )
+                .expect("valid metric definition");
+                register(&registry, denied.clone());
+                denied
+            },
             registry,
         }
     }
@@ -164,6 +178,13 @@ impl Metrics {
     pub fn last_checkpoint_unix(&self) -> Option<f64> {
         let at = self.checkpoint_last_success.get();
         (at > 0.0).then_some(at)
+    }
+
+    /// Counts one admin request refused with HTTP `status`.
+    pub fn add_admin_denied(&self, status: u16) {
+        self.admin_denied
+            .with_label_values(&[status.to_string().as_str()])
+            .inc();
     }
 
     /// Counts `n` observations applied.

@@ -18,11 +18,17 @@
 //! The server runs on a tokio runtime on its own OS thread, so it answers
 //! probes and scrapes even while the engine is busy with a long batch.
 //!
+//! Profiles and savepoints need an authenticated caller ([`auth`]); the
+//! port serves HTTPS when given a certificate ([`tls`]); every connection
+//! has a header-read timeout and their number is bounded.
+//!
 //! Identifiers are personal data: nothing here logs an identifier value above
 //! debug level, and [`AdminRequest`]'s `Debug` redacts it.
 
+pub mod auth;
 mod metrics;
 mod server;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;

@@ -7,10 +7,13 @@
 //! conflict is an error the caller sees (not a log line from a background
 //! thread) and port 0 yields the real port.
 
+use super::auth::{Action, AdminAuth};
+use super::tls::TlsSettings;
 use super::{AdminRequest, LookupFailure, LookupReply, Metrics, SavepointReply};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -39,6 +42,10 @@ pub enum AdminError {
     Serve { addr: SocketAddr, source: io::Error },
     #[error("the admin server thread on {addr} panicked")]
     Panicked { addr: SocketAddr },
+    #[error(transparent)]
+    Auth(#[from] super::auth::AuthError),
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
 }
 
 /// How long the server waits for the engine, and for itself on shutdown.
@@ -53,6 +60,12 @@ pub struct AdminConfig {
     /// them; bounds how long `shutdown` (and `Drop`) can block, even with a
     /// savepoint request pending.
     pub shutdown_grace: Duration,
+    /// Longest wait for a request's headers, counted from the connection's
+    /// start or the end of its previous request: a slow or idle client
+    /// does not hold a connection longer (TLS handshakes included).
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more are closed as they arrive.
+    pub max_connections: usize,
 }
 
 impl Default for AdminConfig {
@@ -61,6 +74,8 @@ impl Default for AdminConfig {
             lookup_timeout: Duration::from_secs(5),
             savepoint_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(1),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 64,
         }
     }
 }
@@ -122,6 +137,10 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub requests: SyncSender<AdminRequest>,
+    /// Who may read profiles and take savepoints.
+    pub auth: AdminAuth,
+    /// The certificate to serve HTTPS with; plain HTTP without.
+    pub tls: Option<TlsSettings>,
 }
 
 /// A running admin server; `shutdown` or dropping it stops it.
@@ -143,6 +162,10 @@ impl AdminServer {
         state: AdminState,
         config: AdminConfig,
     ) -> Result<AdminServer, AdminError> {
+        // Before anything listens: profiles must not be served openly to
+        // the network by mistake.
+        state.auth.check_address(addr)?;
+        let tls = state.tls.as_ref().map(TlsSettings::acceptor).transpose()?;
         let bind_error = |source| AdminError::Bind { addr, source };
         let std_listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
         // tokio requires a non-blocking socket.
@@ -160,13 +183,21 @@ impl AdminServer {
         };
 
         let (stop, stopped) = watch::channel(false);
-        let grace = config.shutdown_grace;
-        let app = router(Arc::new(Shared { state, config }));
+        let limits = Limits {
+            grace: config.shutdown_grace,
+            header_read_timeout: config.header_read_timeout,
+            max_connections: config.max_connections,
+        };
+        let app = router(Arc::new(Shared {
+            state,
+            config,
+            savepoint_running: AtomicBool::new(false),
+        }));
         let thread = std::thread::Builder::new()
             .name("kith-admin".to_owned())
             // Dropping the runtime when `block_on` returns cancels whatever
             // the grace period left running.
-            .spawn(move || runtime.block_on(serve(listener, app, stopped, grace)))
+            .spawn(move || runtime.block_on(serve(listener, app, stopped, limits, tls)))
             .map_err(AdminError::Runtime)?;
 
         tracing::info!(%local_addr, "admin server listening");
@@ -211,25 +242,93 @@ impl Drop for AdminServer {
     }
 }
 
-/// Serves until told to stop, then at most `grace` longer.
+/// What bounds the server's connections.
+struct Limits {
+    grace: Duration,
+    header_read_timeout: Duration,
+    max_connections: usize,
+}
+
+/// Accepts connections until told to stop, serving each with HTTP/1 and a
+/// header-read timeout, over TLS when configured; then lets open requests
+/// finish for at most `grace`.
 async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     stopped: watch::Receiver<bool>,
-    grace: Duration,
+    limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> io::Result<()> {
-    let graceful = axum::serve(listener, app).with_graceful_shutdown(stop_signal(stopped.clone()));
-    let deadline = async {
-        stop_signal(stopped).await;
-        tokio::time::sleep(grace).await;
-    };
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(64 * 1024);
+    let stop = stop_signal(stopped);
+    tokio::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait instead of spinning.
+                    tracing::warn!(error = %e, "admin port cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(
+                limit = limits.max_connections,
+                "admin port at its connection limit; closing a new one"
+            );
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
+        let handshake_limit = limits.header_read_timeout;
+        tokio::spawn(async move {
+            let _slot = slot;
+            let served =
+                match tls {
+                    None => {
+                        watcher
+                            .watch(http.serve_connection(TokioIo::new(stream), service))
+                            .await
+                    }
+                    Some(acceptor) => {
+                        let stream =
+                            match tokio::time::timeout(handshake_limit, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "admin TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
+                        watcher
+                            .watch(http.serve_connection(TokioIo::new(stream), service))
+                            .await
+                    }
+                };
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "admin connection ended with an error");
+            }
+        });
+    }
     tokio::select! {
-        result = graceful => result,
-        () = deadline => {
-            tracing::warn!(?grace, "admin requests still in flight after the grace period; abandoning them");
-            Ok(())
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.grace) => {
+            tracing::warn!(grace = ?limits.grace, "admin requests still in flight after the grace period; abandoning them");
         }
     }
+    Ok(())
 }
 
 /// Resolves once stop is requested, or once the `AdminServer` is gone.
@@ -241,20 +340,59 @@ async fn stop_signal(mut stopped: watch::Receiver<bool>) {
 struct Shared {
     state: AdminState,
     config: AdminConfig,
+    /// A savepoint request is being served: the next waits its turn (429).
+    savepoint_running: AtomicBool,
 }
 
 fn router(shared: Arc<Shared>) -> Router {
+    // Personal data and control need a caller the runner trusts; probes
+    // and metrics stay open (auth.rs).
+    let profiles = get(profiles).route_layer(axum::middleware::from_fn_with_state(
+        (shared.clone(), Action::ReadProfiles),
+        authorize,
+    ));
+    let savepoints = post(savepoint).route_layer(axum::middleware::from_fn_with_state(
+        (shared.clone(), Action::TakeSavepoint),
+        authorize,
+    ));
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/v1/profiles", get(profiles))
-        .route("/v1/savepoints", post(savepoint))
+        .route("/v1/profiles", profiles)
+        .route("/v1/savepoints", savepoints)
         // A wrong method on a known path is "anything else" too: one answer,
         // listing what exists, is more useful to a human with curl.
         .method_not_allowed_fallback(not_found)
         .fallback(not_found)
         .with_state(shared)
+}
+
+/// Lets the request through when its bearer token may do the action.
+async fn authorize(
+    State((shared, action)): State<(Arc<Shared>, Action)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match shared.state.auth.authorize(authorization, action).await {
+        Ok(()) => next.run(request).await,
+        Err(denied) => {
+            let status = StatusCode::from_u16(denied.status).unwrap_or(StatusCode::FORBIDDEN);
+            shared.state.metrics.add_admin_denied(status.as_u16());
+            let mut response = json_error(status, denied.message);
+            if status == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+            }
+            response
+        }
+    }
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
@@ -363,7 +501,32 @@ fn lookup_failure(identifier_type: &str, failure: LookupFailure) -> Response {
     }
 }
 
+/// Clears the savepoint-in-progress flag however the request ends.
+struct SavepointTurn<'a>(&'a AtomicBool);
+
+impl Drop for SavepointTurn<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 async fn savepoint(State(shared): State<Arc<Shared>>) -> Response {
+    // One at a time: each writes a full copy of the state.
+    if shared
+        .savepoint_running
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        let mut response = json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "a savepoint is being written; ask again when it is done",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        return response;
+    }
+    let _turn = SavepointTurn(&shared.savepoint_running);
     let (reply, answer) = oneshot::channel::<SavepointReply>();
     let request = AdminRequest::Savepoint { reply };
     match ask(&shared, request, answer, shared.config.savepoint_timeout).await {

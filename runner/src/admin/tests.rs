@@ -35,13 +35,18 @@ impl HttpResponse {
 /// One request on a fresh connection (`Connection: close`, so the body ends
 /// where the stream does).
 fn request(addr: SocketAddr, method: &str, target: &str) -> HttpResponse {
+    request_with(addr, method, target, "")
+}
+
+/// As [`request`], with extra header lines (each ending in CRLF).
+fn request_with(addr: SocketAddr, method: &str, target: &str, headers: &str) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .expect("read timeout");
     write!(
         stream,
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .expect("write request");
     let mut raw = Vec::new();
@@ -136,6 +141,7 @@ fn short_timeouts() -> AdminConfig {
         lookup_timeout: Duration::from_millis(200),
         savepoint_timeout: Duration::from_millis(200),
         shutdown_grace: Duration::from_millis(100),
+        ..AdminConfig::default()
     }
 }
 
@@ -152,6 +158,15 @@ fn start_with_config(
     config: AdminConfig,
     engine: impl FnOnce(Receiver<AdminRequest>) + Send + 'static,
 ) -> Fixture {
+    start_with_auth(capacity, config, auth::AdminAuth::Open, engine)
+}
+
+fn start_with_auth(
+    capacity: usize,
+    config: AdminConfig,
+    auth: auth::AdminAuth,
+    engine: impl FnOnce(Receiver<AdminRequest>) + Send + 'static,
+) -> Fixture {
     let (requests, receiver) = request_channel(capacity);
     thread::spawn(move || engine(receiver));
     let metrics = Arc::new(Metrics::new());
@@ -160,6 +175,8 @@ fn start_with_config(
         metrics: metrics.clone(),
         health: health.clone(),
         requests,
+        auth,
+        tls: None,
     };
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let server = AdminServer::start_with_config(addr, state, config).expect("start");
@@ -594,6 +611,8 @@ fn binding_a_taken_port_names_the_address() {
         metrics: Arc::new(Metrics::new()),
         health: Arc::new(Health::new()),
         requests,
+        auth: auth::AdminAuth::Open,
+        tls: None,
     };
 
     let err = AdminServer::start(addr, state)
@@ -663,4 +682,152 @@ fn request_channel_never_has_zero_capacity() {
     let (reply, _answer) = tokio::sync::oneshot::channel();
 
     assert!(requests.try_send(AdminRequest::Savepoint { reply }).is_ok());
+}
+
+// ---------------------------------------------------------------- security
+
+fn token_auth(token: &str) -> auth::AdminAuth {
+    auth::AdminAuth::Token(Arc::new(token.as_bytes().to_vec()))
+}
+
+#[test]
+fn profiles_and_savepoints_need_the_token_probes_and_metrics_do_not() {
+    let fx = start_with_auth(8, short_timeouts(), token_auth("s3cret"), fake_engine);
+    let lookup = format!("/v1/profiles?identifier=email:{ADA}");
+    for (method, target) in [("GET", lookup.as_str()), ("POST", "/v1/savepoints")] {
+        let none = request(fx.addr(), method, target);
+        assert_eq!(none.status, 401, "{method} {target}: {}", none.body);
+        assert_eq!(none.header("www-authenticate"), Some("Bearer"));
+        assert!(!none.body.contains(ADA), "{}", none.body);
+        let wrong = request_with(fx.addr(), method, target, "Authorization: Bearer guess\r\n");
+        assert_eq!(wrong.status, 401, "{method} {target}: {}", wrong.body);
+        assert!(!wrong.body.contains("s3cret"), "{}", wrong.body);
+        let right = request_with(
+            fx.addr(),
+            method,
+            target,
+            "Authorization: Bearer s3cret\r\n",
+        );
+        assert!(
+            matches!(right.status, 200 | 201),
+            "{method} {target}: {}",
+            right.body
+        );
+    }
+    for open in ["/metrics", "/healthz"] {
+        assert_eq!(get(fx.addr(), open).status, 200, "{open}");
+    }
+    let metrics = get(fx.addr(), "/metrics").body;
+    assert_eq!(
+        sample(&metrics, "kith_admin_requests_denied_total{code=\"401\"}"),
+        4.0
+    );
+}
+
+#[test]
+fn an_open_admin_port_refuses_to_listen_beyond_loopback() {
+    let (requests, _receiver) = request_channel(1);
+    let state = AdminState {
+        metrics: Arc::new(Metrics::new()),
+        health: Arc::new(Health::new()),
+        requests,
+        auth: auth::AdminAuth::Open,
+        tls: None,
+    };
+    let err = AdminServer::start("0.0.0.0:0".parse().unwrap(), state)
+        .err()
+        .expect("an open port on every address is refused");
+    assert!(err.to_string().contains("--admin-token-file"), "{err}");
+}
+
+#[test]
+fn one_savepoint_at_a_time_later_ones_are_told_to_wait() {
+    // The engine holds the first savepoint until told to answer.
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let engine = move |requests: Receiver<AdminRequest>| {
+        for request in requests {
+            if let AdminRequest::Savepoint { reply } = request {
+                let _ = wait.recv();
+                let _ = reply.send(Ok(SavepointDone {
+                    path: "/sp".to_owned(),
+                    records: 1,
+                    bytes: 1,
+                }));
+            }
+        }
+    };
+    let config = AdminConfig {
+        savepoint_timeout: Duration::from_secs(20),
+        ..short_timeouts()
+    };
+    let fx = start_with_config(8, config, engine);
+    let addr = fx.addr();
+    let first = thread::spawn(move || request(addr, "POST", "/v1/savepoints"));
+    thread::sleep(Duration::from_millis(300));
+    let second = request(addr, "POST", "/v1/savepoints");
+    assert_eq!(second.status, 429, "{}", second.body);
+    assert!(second.header("retry-after").is_some());
+    go.send(()).unwrap();
+    assert_eq!(first.join().unwrap().status, 201);
+    // The turn is free again.
+    go.send(()).unwrap();
+    assert_eq!(request(addr, "POST", "/v1/savepoints").status, 201);
+}
+
+#[test]
+fn a_client_slow_with_its_headers_is_disconnected() {
+    let config = AdminConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..short_timeouts()
+    };
+    let fx = start_with_config(8, config, fake_engine);
+    let mut slow = TcpStream::connect(fx.addr()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut raw = Vec::new();
+    let _ = slow.read_to_end(&mut raw);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // An idle connection is closed the same way.
+    let mut idle = TcpStream::connect(fx.addr()).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut raw = Vec::new();
+    let _ = idle.read_to_end(&mut raw);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn connections_beyond_the_limit_are_closed_and_the_port_keeps_serving() {
+    let config = AdminConfig {
+        max_connections: 4,
+        header_read_timeout: Duration::from_secs(30),
+        ..short_timeouts()
+    };
+    let fx = start_with_config(8, config, fake_engine);
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(fx.addr()).unwrap())
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(fx.addr()).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut raw = Vec::new();
+    let closed = matches!(extra.read_to_end(&mut raw), Ok(0)) || raw.is_empty();
+    assert!(closed, "{}", String::from_utf8_lossy(&raw));
+    drop(held);
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(get(fx.addr(), "/healthz").status, 200);
 }

@@ -107,6 +107,14 @@ pub enum EvaluateError {
         record_source: String,
         id: String,
     },
+    /// Scores over nothing would read as perfect (no pair wrong).
+    #[error("the truth lists no record; expected {}", Input::Truth.example())]
+    EmptyTruth,
+    #[error(
+        "no record of the export is in the truth ({truth_records} truth records); \
+         are they of the same data? expected {}", Input::Export.example()
+    )]
+    NothingScored { truth_records: usize },
 }
 
 /// What the truth says about one record.
@@ -154,6 +162,9 @@ pub fn pairwise(
         records.insert(key.clone(), entry);
     }
     drop(entity_ids);
+    if records.is_empty() {
+        return Err(EvaluateError::EmptyTruth);
+    }
 
     // Scored records per entity, for the true pairs.
     let mut per_entity: HashMap<u32, u64, ahash::RandomState> = HashMap::default();
@@ -201,6 +212,11 @@ pub fn pairwise(
         if accounts.len() > 1 {
             multi_account += 1;
         }
+    }
+    if records.values().all(|entry| entry.export_line == 0) {
+        return Err(EvaluateError::NothingScored {
+            truth_records: records.len(),
+        });
     }
     let true_pairs = per_entity.values().map(|&n| pairs(n)).sum();
     Ok(scores(

@@ -107,9 +107,19 @@ fn records_missing_on_either_side_are_not_scored() {
 }
 
 #[test]
-fn nothing_to_score_is_perfect() {
-    let s = score("", "").expect("scores");
-    assert_eq!((s.precision, s.recall, s.f1, s.records), (1.0, 1.0, 1.0, 0));
+fn an_empty_truth_or_an_export_of_other_records_is_refused() {
+    // Scores over nothing would read as perfect.
+    let err = score("", "").unwrap_err();
+    assert!(matches!(err, EvaluateError::EmptyTruth), "{err}");
+    let err = score("", TRUTH).unwrap_err();
+    assert!(matches!(err, EvaluateError::NothingScored { .. }), "{err}");
+    let strangers = profile(&[("crm", "x-8"), ("crm", "x-9")], &[]);
+    let err = score(&strangers, TRUTH).unwrap_err().to_string();
+    assert!(err.contains("no record of the export"), "{err}");
+}
+
+#[test]
+fn singletons_score_no_pair_wrong() {
     let singletons = profile(&[("crm", "c-1")], &[]) + &profile(&[("crm", "c-3")], &[]);
     let s = score(&singletons, TRUTH).expect("scores");
     assert_eq!(

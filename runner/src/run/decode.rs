@@ -10,11 +10,11 @@ use crate::config::Pipeline;
 use crate::observation::{parse_line, Observation, Rejection, WireObservation, MAX_LINE_BYTES};
 use crate::output::{DeadLetterTopic, DeadLetters, Origin};
 use crate::source::kafka::{KafkaSource, Received};
-use crate::source::{LineReader, Positions};
+use crate::source::{read_in_chunks, Positions};
 use kith_api::pipeline::InputFormat;
 use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
 /// Observations per batch: large enough to amortize the hand-over, small
@@ -127,8 +127,15 @@ impl Encoder {
     }
 }
 
-/// Reads, maps and validates every line of a bounded input; dead-letters the
-/// bad ones.
+/// How often the decode thread looks at the stop flag while no line comes.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Reads, maps and validates every line of a file or standard input;
+/// dead-letters the bad ones. Every chunk of lines the reader hands over
+/// (it ends one where the input pauses) goes to the engine as one batch, so
+/// a lone line is applied at once. Ends at the end of the input, or soon
+/// after `stop` is set even while a silent writer keeps a pipe open.
+#[allow(clippy::too_many_arguments)]
 pub fn decode_lines(
     reader: Box<dyn BufRead + Send>,
     input_name: &str,
@@ -137,39 +144,42 @@ pub fn decode_lines(
     batches: SyncSender<Batch>,
     encode_frames: bool,
     metrics: &Metrics,
+    stop: &AtomicBool,
 ) -> Result<DecodeTotals, RunError> {
     let format = pipeline.input_format();
     let encoder = Encoder { encode_frames };
-    let mut lines = LineReader::new(reader, MAX_LINE_BYTES);
-    let mut batch = Batch::default();
+    let input_error = |source| RunError::Input {
+        path: input_name.to_string(),
+        source,
+    };
+    let chunks = read_in_chunks(reader, MAX_LINE_BYTES).map_err(input_error)?;
     let mut skipped = 0u64;
     let mut busy = Duration::ZERO;
-    loop {
-        let line = lines.next_line().map_err(|source| RunError::Input {
-            path: input_name.to_string(),
-            source,
-        })?;
-        let Some(line) = line else { break };
-        let read_at = Instant::now();
-        match decode_line(&line, format, pipeline) {
-            Ok(Some(observation)) => {
-                batch.items.push(encoder.item(observation, read_at, None));
-                busy += read_at.elapsed();
-                if batch.items.len() == DECODE_BATCH
-                    && batches.send(std::mem::take(&mut batch)).is_err()
-                {
-                    break; // the engine stopped on an error of its own
+    while !stop.load(Ordering::Relaxed) {
+        let chunk = match chunks.recv_timeout(STOP_POLL) {
+            Ok(chunk) => chunk.map_err(input_error)?,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut batch = Batch::default();
+        batch.items.reserve(chunk.len());
+        for line in chunk.lines() {
+            let read_at = Instant::now();
+            match decode_line(&line, format, pipeline) {
+                Ok(Some(observation)) => {
+                    batch.items.push(encoder.item(observation, read_at, None));
+                    busy += read_at.elapsed();
+                }
+                Ok(None) => skipped += 1,
+                Err(why) => {
+                    dead.write(input_name, line.number, line.bytes, &why)?;
+                    metrics.add_dead_letters(1);
                 }
             }
-            Ok(None) => skipped += 1,
-            Err(why) => {
-                dead.write(input_name, line.number, line.bytes, &why)?;
-                metrics.add_dead_letters(1);
-            }
         }
-    }
-    if !batch.items.is_empty() {
-        let _ = batches.send(batch);
+        if !batch.items.is_empty() && batches.send(batch).is_err() {
+            break; // the engine stopped on an error of its own
+        }
     }
     dead.flush()?;
     Ok(DecodeTotals {

@@ -111,6 +111,10 @@ pub struct RunOptions {
     pub initial_savepoint: Option<String>,
     /// Where the admin HTTP port listens.
     pub admin: Option<SocketAddr>,
+    /// Who may read profiles and take savepoints there.
+    pub admin_auth: crate::admin::auth::AuthChoice,
+    /// HTTPS for the admin port.
+    pub admin_tls: Option<crate::admin::tls::TlsSettings>,
     /// Set from outside (SIGTERM) to stop reading, checkpoint, and return.
     pub stop: Option<Arc<AtomicBool>>,
     /// The pipeline this runner runs for in a cluster: report there and take
@@ -206,12 +210,20 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let admin = opts
         .admin
         .map(|addr| {
+            let identity = opts
+                .kubernetes
+                .as_ref()
+                .map(|k| (k.namespace.as_str(), k.pipeline.as_str()));
+            let auth = crate::admin::auth::AdminAuth::from_choice(&opts.admin_auth, identity)
+                .map_err(crate::admin::AdminError::from)?;
             AdminServer::start(
                 addr,
                 AdminState {
                     metrics: metrics.clone(),
                     health: health.clone(),
                     requests: admin_tx,
+                    auth,
+                    tls: opts.admin_tls.clone(),
                 },
             )
         })
@@ -368,7 +380,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                 },
             ];
             let (input_name, reader) = open_input(opts, &pipeline, &outputs)?;
-            let (pipeline, metrics) = (pipeline.clone(), metrics.clone());
+            let (pipeline, metrics, stop) = (pipeline.clone(), metrics.clone(), stop.clone());
             let handle = std::thread::Builder::new()
                 .name("kith-decode".into())
                 .spawn(move || {
@@ -381,6 +393,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
                         batches,
                         encode_frames,
                         &metrics,
+                        &stop,
                     )
                 })
                 .expect("the decode thread starts");
@@ -719,11 +732,9 @@ fn pipeline_json(path: &Path) -> Result<String, RunError> {
         path: path.display().to_string(),
         source,
     })?;
-    let expanded = crate::config::expand_env(&text)?;
-    let mut value: serde_json::Value =
-        serde_yaml::from_str(&expanded).map_err(|source| ConfigError::Yaml {
-            path: path.display().to_string(),
-            source,
+    let mut value =
+        crate::config::parse_with_variables(&text, &path.display().to_string(), &|name| {
+            std::env::var(name).ok()
         })?;
     // Client properties may carry credentials expanded from `${VAR}`: they
     // never reach the state directory or checkpoints.

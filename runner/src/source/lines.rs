@@ -8,6 +8,9 @@ pub struct LineReader<R: BufRead> {
     limit: usize,
     buf: Vec<u8>,
     number: u64,
+    /// The last line used up every byte the reader had buffered: the next
+    /// one needs a read, which on a pipe may wait for the writer.
+    drained: bool,
 }
 
 /// One input line without its line ending.
@@ -26,7 +29,14 @@ impl<R: BufRead> LineReader<R> {
             limit,
             buf: Vec::with_capacity(4096),
             number: 0,
+            drained: true,
         }
+    }
+
+    /// Whether the next line needs a read from the underlying input (which
+    /// may block): what was read so far should be handed on first.
+    pub fn drained(&self) -> bool {
+        self.drained
     }
 
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
@@ -36,6 +46,7 @@ impl<R: BufRead> LineReader<R> {
         loop {
             let chunk = self.inner.fill_buf()?;
             if chunk.is_empty() {
+                self.drained = true;
                 break;
             }
             saw_any = true;
@@ -48,7 +59,9 @@ impl<R: BufRead> LineReader<R> {
                 too_long = true;
             }
             self.buf.extend_from_slice(&chunk[..take.min(room)]);
-            self.inner.consume(if done { take + 1 } else { take });
+            let used = if done { take + 1 } else { take };
+            self.drained = used == chunk.len();
+            self.inner.consume(used);
             if done {
                 break;
             }
@@ -90,6 +103,19 @@ mod tests {
         assert_eq!((l.number, l.bytes.len(), l.too_long), (2, 10, true));
         let l = r.next_line().unwrap().unwrap();
         assert_eq!((l.number, l.bytes, l.too_long), (3, &b"last"[..], false));
+        assert!(r.next_line().unwrap().is_none());
+    }
+
+    #[test]
+    fn drained_says_when_the_buffer_is_used_up() {
+        let input = "a\nb\nc\n";
+        let mut r = LineReader::new(io::BufReader::with_capacity(4, input.as_bytes()), 10);
+        r.next_line().unwrap().unwrap(); // "a\nb\n" buffered, "a\n" used
+        assert!(!r.drained());
+        r.next_line().unwrap().unwrap();
+        assert!(r.drained());
+        r.next_line().unwrap().unwrap();
+        assert!(r.drained());
         assert!(r.next_line().unwrap().is_none());
     }
 

@@ -1,0 +1,394 @@
+//! Input a user controls never crashes, hangs or leaks: each case here is a
+//! finding of a probe of the binary, kept as a regression test through it.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn kith(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kith-runner"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("runner starts")
+}
+
+/// `run FILE --input INPUT --state STATE --exit-at-end`.
+fn run_to_end(file: &Path, input: &Path, state: &Path, env: &[(&str, &str)]) -> Output {
+    kith(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--exit-at-end",
+        ],
+        env,
+    )
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A pipeline file of `body` after a minimal header.
+fn pipeline(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("pipeline.yaml");
+    std::fs::write(&path, format!("name: probe\nkeyGroups: 4\n{body}")).unwrap();
+    path
+}
+
+const EMAIL: &str = "identifiers:\n  - type: email\n    normalize: email\n";
+
+fn observation(id: u32) -> String {
+    format!(
+        r#"{{"source":"crm","id":"c-{id}","ts":"2026-01-05T10:00:00Z","kind":"person","identifiers":[{{"type":"email","value":"p{id}@example.com"}}]}}"#
+    )
+}
+
+/// The pipeline loads, or fails with exit 1 (an error, never a panic's 101
+/// or 70) and this message.
+fn load(dir: &Path, file: &Path, env: &[(&str, &str)]) -> Result<serde_json::Value, String> {
+    let input = dir.join("empty.jsonl");
+    std::fs::write(&input, "").unwrap();
+    let state = dir.join(format!("state-{}", rand_suffix()));
+    let out = run_to_end(file, &input, &state, env);
+    if out.status.success() {
+        let saved = std::fs::read_to_string(state.join("pipeline.json")).unwrap();
+        return Ok(serde_json::from_str(&saved).unwrap());
+    }
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    Err(stderr(&out))
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+#[test]
+fn a_huge_checkpoint_interval_is_an_error_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    for interval in ["99999999999999999999999s", "${INTERVAL}"] {
+        let file = pipeline(
+            dir.path(),
+            &format!("{EMAIL}checkpoints:\n  interval: {interval}\n"),
+        );
+        let err = load(
+            dir.path(),
+            &file,
+            &[("INTERVAL", "99999999999999999999999s")],
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("checkpoints.interval") && err.contains("24h"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_variable_stays_one_value_whatever_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        &format!("{EMAIL}survivorship:\n  sourcePriority: [${{A}}, ${{B}}, ${{C}}]\n"),
+    );
+    let saved = load(
+        dir.path(),
+        &file,
+        &[
+            ("A", "crm\nkeyGroups: 7"),
+            ("B", "web # not a comment"),
+            ("C", "!!binary aGk="),
+        ],
+    )
+    .unwrap();
+    assert_eq!(saved["keyGroups"], 4, "{saved}");
+    assert_eq!(
+        saved["survivorship"]["sourcePriority"],
+        serde_json::json!(["crm\nkeyGroups: 7", "web # not a comment", "!!binary aGk="])
+    );
+}
+
+#[test]
+fn a_mistyped_secret_is_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        &format!("{EMAIL}sources:\n  - type: kafka\n    bootstrapServers: ${{SECRET}}\n    topics: [t]\n"),
+    );
+    let err = load(dir.path(), &file, &[("SECRET", "12345678")]).unwrap_err();
+    assert!(!err.contains("12345678"), "{err}");
+    assert!(
+        err.contains("sources") && err.contains("an integer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_key_written_twice_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(dir.path(), &format!("{EMAIL}keyGroups: 8\n"));
+    let err = load(dir.path(), &file, &[]).unwrap_err();
+    assert!(err.contains("twice") && err.contains("keyGroups"), "{err}");
+}
+
+#[test]
+fn a_bad_blocklist_entry_is_named_by_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "identifiers:\n  - type: email\n    blocklist: ['^ok$', '(unclosed']\n",
+    );
+    let err = load(dir.path(), &file, &[]).unwrap_err();
+    assert!(err.contains("identifiers[0].blocklist[1]"), "{err}");
+}
+
+#[test]
+fn a_timestamp_outside_the_range_is_dead_lettered_with_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(dir.path(), EMAIL);
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        observation(1).replace("2026-01-05T10:00:00Z", "2300-01-01T00:00:00Z") + "\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let out = run_to_end(&file, &input, &state, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dead = std::fs::read_to_string(state.join("dead-letter.jsonl")).unwrap();
+    assert!(
+        dead.contains("1677-09-21T00:12:44Z") && dead.contains("2262-04-11T23:47:16Z"),
+        "{dead}"
+    );
+}
+
+/// A state with a few profiles, for the read commands.
+fn state_with_profiles(dir: &Path) -> PathBuf {
+    let file = pipeline(dir, EMAIL);
+    let input = dir.join("in.jsonl");
+    let lines: String = (0..50).map(|i| observation(i) + "\n").collect();
+    std::fs::write(&input, lines).unwrap();
+    let state = dir.join("state");
+    let out = run_to_end(&file, &input, &state, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    state
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with_profiles(dir.path());
+    let state = state.to_str().unwrap();
+    for args in [
+        vec!["lookup", "--state", state, "email:p1@example.com"],
+        vec![
+            "explain",
+            "--state",
+            state,
+            "email:p1@example.com",
+            "email:p2@example.com",
+        ],
+        vec!["export", "--state", state],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kith-runner"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the command writes a byte.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn evaluate_refuses_an_empty_export_or_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let truth = dir.path().join("truth.jsonl");
+    std::fs::write(
+        &truth,
+        r#"{"source":"crm","id":"c-1","kind":"person","entity":"e-1"}"#.to_string() + "\n",
+    )
+    .unwrap();
+    for (export, truth) in [(&empty, &truth), (&empty, &empty)] {
+        let out = kith(
+            &[
+                "evaluate",
+                "--export",
+                export.to_str().unwrap(),
+                "--truth",
+                truth.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(stderr(&out).contains("no record"), "{}", stderr(&out));
+    }
+}
+
+/// The runner's `kith_observations_total` on its admin port.
+fn observations_applied(admin: &str) -> Option<u64> {
+    let mut stream = std::net::TcpStream::connect(admin).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    body.lines()
+        .find_map(|l| l.strip_prefix("kith_observations_total "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The child's output once it exits, which must be within `limit` (it is
+/// killed, and the test fails, otherwise).
+fn exit_within(mut child: Child, limit: Duration) -> Output {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("SIGTERM did not stop the runner within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn standard_input_applies_a_lone_line_at_once_and_sigterm_stops_with_the_pipe_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(dir.path(), EMAIL);
+    let state = dir.path().join("state");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kith-runner"))
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--input",
+            "-",
+            "--state",
+            state.to_str().unwrap(),
+            "--admin",
+            &admin,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    wait_for("the admin port answers", Duration::from_secs(30), || {
+        observations_applied(&admin).is_some()
+    });
+    // One line, then silence with the pipe open: it must be applied anyway
+    // (a batch of 64 used to wait for 63 more).
+    for applied in 1..=3u64 {
+        stdin
+            .write_all((observation(applied as u32) + "\n").as_bytes())
+            .unwrap();
+        stdin.flush().unwrap();
+        wait_for("a lone line is applied", Duration::from_secs(10), || {
+            observations_applied(&admin) == Some(applied)
+        });
+    }
+    terminate(&child);
+    let out = exit_within(child, Duration::from_secs(30));
+    drop(stdin);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["observations"], 3, "{summary}");
+    // The final checkpoint holds all three.
+    let export = kith(&["export", "--state", state.to_str().unwrap()], &[]);
+    assert_eq!(String::from_utf8_lossy(&export.stdout).lines().count(), 3);
+}
+
+#[test]
+fn sigterm_stops_a_file_source_before_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(dir.path(), EMAIL);
+    // A named pipe: a file source whose writer never finishes.
+    let fifo = dir.path().join("events.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let state = dir.path().join("state");
+    let child = Command::new(env!("CARGO_BIN_EXE_kith-runner"))
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--input",
+            fifo.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    writer
+        .write_all((observation(1) + "\n").as_bytes())
+        .unwrap();
+    writer.flush().unwrap();
+    // Until the runner's state holds its pipeline, it is still starting.
+    wait_for("the run starts", Duration::from_secs(30), || {
+        state.join("pipeline.json").exists()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    terminate(&child);
+    let out = exit_within(child, Duration::from_secs(30));
+    drop(writer);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["observations"], 1, "{summary}");
+}
