@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 RUNNER := target/release/kith-runner
 
-.PHONY: all build build-deps test e2e quickstart bench services services-down crds images fmt lint clean
+.PHONY: all build build-deps test e2e quickstart bench fuzz soak services services-down crds images fmt lint clean
 
 all: build
 
@@ -80,6 +80,12 @@ quickstart: build
 # entity resolution's accuracy and speed on FEBRL4 and on census-style person
 # records beside Splink 5, phone normalisation per call, Kafka, the sinks, the
 # operator and the end-to-end lifecycle (figures go to the README).
+# libFuzzer on the parsers (tests/fuzz/run.sh, nightly and cargo-fuzz,
+# installed on first use): FUZZ_SECONDS per target (default 60). make test
+# replays the checked-in corpus on stable.
+fuzz:
+	bash tests/fuzz/run.sh
+
 bench: build
 	bash runner/benches/engine.sh
 	bash runner/benches/febrl.sh

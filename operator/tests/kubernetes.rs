@@ -121,10 +121,16 @@ fn examples_become_runner_workloads_that_follow_spec_changes() {
             "--state",
             "/var/lib/kith/state",
             "--admin",
-            "0.0.0.0:9249"
+            "0.0.0.0:9249",
+            "--admin-auth",
+            "kubernetes"
         ])
     );
     assert_eq!(c["ports"][0]["containerPort"], 9249);
+    // Ingress to the admin port only.
+    let policy = cluster.must_get("networkpolicy", "customers-runner");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], 9249);
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["resources"]["requests"]["memory"], "2Gi");
@@ -716,6 +722,7 @@ fn deleting_a_pipeline_removes_its_runners_and_fails_its_pending_snapshots() {
         ("role", "quickstart-runner"),
         ("rolebinding", "quickstart-runner"),
         ("poddisruptionbudget", "quickstart-runner"),
+        ("networkpolicy", "quickstart-runner"),
         ("configmap", "quickstart-pipeline"),
     ] {
         assert!(

@@ -353,14 +353,15 @@ fn standard_input_applies_a_lone_line_at_once_and_sigterm_stops_with_the_pipe_op
 }
 
 #[test]
-fn sigterm_stops_a_file_source_before_its_end() {
+fn a_file_source_applies_a_lone_line_at_once_and_sigterm_stops_it_before_its_end() {
     let dir = tempfile::tempdir().unwrap();
     let file = pipeline(dir.path(), EMAIL);
-    // A named pipe: a file source whose writer never finishes.
+    // A named pipe: a file whose writer appends slowly and never finishes.
     let fifo = dir.path().join("events.fifo");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success());
     let state = dir.path().join("state");
+    let admin = format!("127.0.0.1:{}", free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_kith-runner"))
         .args([
             "run",
@@ -369,26 +370,122 @@ fn sigterm_stops_a_file_source_before_its_end() {
             fifo.to_str().unwrap(),
             "--state",
             state.to_str().unwrap(),
+            "--admin",
+            &admin,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    writer
-        .write_all((observation(1) + "\n").as_bytes())
-        .unwrap();
-    writer.flush().unwrap();
-    // Until the runner's state holds its pipeline, it is still starting.
-    wait_for("the run starts", Duration::from_secs(30), || {
-        state.join("pipeline.json").exists()
-    });
-    std::thread::sleep(Duration::from_millis(200));
+    for applied in 1..=2u64 {
+        writer
+            .write_all((observation(applied as u32) + "\n").as_bytes())
+            .unwrap();
+        writer.flush().unwrap();
+        wait_for("a lone line is applied", Duration::from_secs(30), || {
+            observations_applied(&admin) == Some(applied)
+        });
+    }
     terminate(&child);
     let out = exit_within(child, Duration::from_secs(30));
     drop(writer);
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
-    assert_eq!(summary["observations"], 1, "{summary}");
+    assert_eq!(summary["observations"], 2, "{summary}");
+}
+
+#[test]
+fn the_admin_port_serves_https_with_a_mounted_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args([
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let file = pipeline(dir.path(), EMAIL);
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kith-runner"))
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--input",
+            "-",
+            "--admin",
+            &admin,
+        ])
+        .arg("--admin-tls-cert")
+        .arg(&cert)
+        .arg("--admin-tls-key")
+        .arg(&key)
+        .arg("--admin-token-file")
+        .arg(&token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let curl = |args: &[&str]| -> (bool, String) {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "5", "--cacert"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let readyz = format!("https://{admin}/readyz");
+    wait_for("HTTPS answers ready", Duration::from_secs(30), || {
+        curl(&[&readyz]).1 == "ready"
+    });
+    assert_eq!(curl(&[&format!("https://{admin}/healthz")]).1, "ok");
+    // The certificate is checked by the client: HTTPS for real.
+    let lookup = format!("https://{admin}/v1/profiles?identifier=email:a@example.com");
+    let (_, body) = curl(&["-w", "%{http_code}", &lookup]);
+    assert!(body.ends_with("401"), "{body}");
+    let (_, body) = curl(&[
+        "-w",
+        "%{http_code}",
+        "-H",
+        "Authorization: Bearer s3cret",
+        &lookup,
+    ]);
+    assert!(body.ends_with("404"), "{body}");
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = Command::new("curl")
+        .args(["-s", "--max-time", "5", &format!("http://{admin}/healthz")])
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "ok");
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(!stderr(&out).contains("s3cret"));
 }

@@ -335,3 +335,54 @@ fn start_from_latest_skips_history_once_and_a_restart_skips_nothing_after() {
     );
     assert_eq!(export(&state), case.reference(fresh, "fresh"));
 }
+
+/// `kith_observations_total` on the admin port.
+fn applied(admin: &str) -> Option<u64> {
+    let (_, body) = http(admin, "GET", "/metrics")?;
+    body.lines()
+        .find_map(|l| l.strip_prefix("kith_observations_total "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn a_lone_message_on_a_quiet_topic_is_applied_at_once() {
+    let case = KafkaCase::new("kith-trickle", 2);
+    let admin = format!("127.0.0.1:{}", free_port());
+    let state = case.dir.path().join("state");
+    let pipeline = example("kafka/pipeline.yaml");
+    let args = [
+        "run",
+        pipeline.as_str(),
+        "--state",
+        state.to_str().unwrap(),
+        "--admin",
+        &admin,
+    ];
+    let envs = case.envs("10s");
+    let _child = spawn(&args, &envs, case.dir.path(), "trickle");
+    assert!(
+        wait_until(60, || http(&admin, "GET", "/readyz")
+            .is_some_and(|(s, _)| s == 200)),
+        "never ready (see {}/trickle.err)",
+        case.dir.path().display()
+    );
+    // One message at a time, each alone on the topic for a while: none
+    // waits for a batch to fill.
+    let lines: Vec<Vec<u8>> = (1..=3)
+        .map(|i| {
+            format!(
+                r#"{{"source":"crm","id":"t-{i}","ts":"2026-01-05T10:00:00Z","kind":"person","identifiers":[{{"type":"email","value":"t{i}@example.com"}}]}}"#
+            )
+            .into_bytes()
+        })
+        .collect();
+    for (i, line) in lines.iter().enumerate() {
+        case.produce(std::slice::from_ref(line));
+        let expected = i as u64 + 1;
+        assert!(
+            wait_until(10, || applied(&admin) == Some(expected)),
+            "message {expected} not applied while the topic is quiet: {:?}",
+            applied(&admin)
+        );
+    }
+}

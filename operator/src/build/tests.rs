@@ -229,3 +229,66 @@ fn the_release_job_runs_the_runner_pod_once_outside_the_runners_selector() {
     );
     assert_eq!(job.metadata.owner_references.unwrap()[0].uid, "uid-1");
 }
+
+/// Any JSON value, a few levels deep.
+fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(|f| serde_json::json!(f)),
+        "\\PC{0,12}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map("[a-zA-Z]{1,8}", inner, 0..4)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// The CRD-to-objects path on any spec the API server could hand over
+    /// (the example's, with one field at any depth replaced by any JSON):
+    /// refused with a reason, or objects that run the runner restricted,
+    /// with the admin port as the only ingress. Never a panic.
+    #[test]
+    fn any_spec_is_refused_or_built_into_restricted_objects(
+        path in proptest::collection::vec(proptest::prelude::prop_oneof!["pipeline", "identifiers", "sources", "0", "type", "name", "normalize", "keyGroups", "stateStorage", "url", "image", "env", "replicas", "resolution", "checkpoints", "interval"], 1..4),
+        value in any_json(),
+    ) {
+        let mut spec = serde_json::to_value(&pipeline().spec).unwrap();
+        // The field's parent, when the example has one at that path.
+        let parent = path[..path.len() - 1]
+            .iter()
+            .fold(String::new(), |pointer, key| format!("{pointer}/{key}"));
+        if let Some(serde_json::Value::Object(map)) = spec.pointer_mut(&parent) {
+            map.insert(path[path.len() - 1].clone(), value);
+        }
+        let Ok(spec) = serde_json::from_value::<ProfilePipelineSpec>(spec) else {
+            return Ok(());
+        };
+        let mut p = ProfilePipeline::new("people", spec);
+        p.metadata.namespace = Some("team".into());
+        p.metadata.uid = Some("uid-1".into());
+        match validate(&p.spec) {
+            Err(invalid) => proptest::prop_assert!(!invalid.to_string().is_empty()),
+            Ok(valid) => {
+                let d = desired(&p, &valid, 1);
+                let pod = d.deployment.spec.template.spec.as_ref().unwrap();
+                proptest::prop_assert_eq!(
+                    pod.security_context.as_ref().unwrap().run_as_non_root,
+                    Some(true)
+                );
+                proptest::prop_assert_eq!(
+                    d.network_policy.spec.as_ref().unwrap().ingress.as_ref().unwrap().len(),
+                    1
+                );
+            }
+        }
+    }
+}

@@ -34,7 +34,7 @@ pub mod tls;
 mod tests;
 
 pub use metrics::Metrics;
-pub use server::{AdminConfig, AdminError, AdminServer, AdminState, Health};
+pub use server::{identifier_of, AdminConfig, AdminError, AdminServer, AdminState, Health};
 
 use serde::Serialize;
 use std::fmt;

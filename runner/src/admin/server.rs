@@ -419,11 +419,8 @@ struct ProfilesQuery {
     identifier: Option<String>,
 }
 
-async fn profiles(
-    State(shared): State<Arc<Shared>>,
-    query: Result<Query<ProfilesQuery>, QueryRejection>,
-) -> Response {
-    let (identifier_type, value) = match parse_query(query) {
+async fn profiles(State(shared): State<Arc<Shared>>, uri: axum::http::Uri) -> Response {
+    let (identifier_type, value) = match identifier_of(&uri) {
         Ok(parsed) => parsed,
         Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
     };
@@ -452,6 +449,12 @@ async fn profiles(
 
 /// The `identifier` parameter split into type and value, or a message for a
 /// 400 naming the parameter and the accepted form.
+/// The `identifier` parameter of a request target, split into type and
+/// value, or a message for a 400 naming the parameter and the accepted form.
+pub fn identifier_of(uri: &axum::http::Uri) -> Result<(String, String), String> {
+    parse_query(Query::<ProfilesQuery>::try_from_uri(uri))
+}
+
 fn parse_query(
     query: Result<Query<ProfilesQuery>, QueryRejection>,
 ) -> Result<(String, String), String> {

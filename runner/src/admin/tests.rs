@@ -831,3 +831,26 @@ fn connections_beyond_the_limit_are_closed_and_the_port_keeps_serving() {
     thread::sleep(Duration::from_millis(200));
     assert_eq!(get(fx.addr(), "/healthz").status, 200);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Any request target the HTTP parser accepts gives an identifier or a
+    /// 400 message naming the parameter; never a panic.
+    #[test]
+    fn any_query_string_gives_an_identifier_or_a_message(query in "\\PC{0,40}", raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+        for target in [format!("/v1/profiles?{query}"), format!("/v1/profiles?identifier={query}")] {
+            if let Ok(uri) = target.parse::<axum::http::Uri>() {
+                match identifier_of(&uri) {
+                    Ok((kind, value)) => proptest::prop_assert!(!kind.is_empty() && !value.is_empty()),
+                    Err(message) => proptest::prop_assert!(message.contains("identifier"), "{}", message),
+                }
+            }
+        }
+        if let Ok(uri) = axum::http::Uri::try_from(raw.as_slice()) {
+            if let Err(message) = identifier_of(&uri) {
+                proptest::prop_assert!(message.contains("identifier"), "{}", message);
+            }
+        }
+    }
+}
