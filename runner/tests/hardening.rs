@@ -1,10 +1,13 @@
 //! Input a user controls never crashes, hangs or leaks: each case here is a
 //! finding of a probe of the binary, kept as a regression test through it.
 
-use std::io::{Read, Write};
+mod support;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::runner::{free_port, observations_applied, wait_until};
 
 fn kith(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kith-runner"))
@@ -249,36 +252,48 @@ fn evaluate_refuses_an_empty_export_or_truth() {
     }
 }
 
-/// The runner's `kith_observations_total` on its admin port.
-fn observations_applied(admin: &str) -> Option<u64> {
-    let mut stream = std::net::TcpStream::connect(admin).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).ok()?;
-    body.lines()
-        .find_map(|l| l.strip_prefix("kith_observations_total "))
-        .and_then(|v| v.trim().parse().ok())
+/// Fails the test with `what` unless `done` holds within `seconds`.
+fn assert_within(what: &str, seconds: u64, done: impl FnMut() -> bool) {
+    assert!(wait_until(seconds, done), "{what}: not within {seconds} s");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+/// `run FILE --input INPUT --state STATE --admin ADMIN`, its standard input
+/// piped, its output kept.
+fn run_with_admin(file: &Path, input: &str, state: &Path, admin: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_kith-runner"))
+        .args(["run", file.to_str().unwrap(), "--input", input, "--state"])
+        .arg(state)
+        .args(["--admin", admin])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
+/// Writes `lines` observations to `writer` one at a time, each applied
+/// while the source is otherwise silent, then stops the runner with
+/// SIGTERM (the writer still open) and returns its summary.
+fn trickle_then_terminate(
+    child: Child,
+    admin: &str,
+    writer: &mut impl Write,
+    lines: u64,
+    seconds_each: u64,
+) -> serde_json::Value {
+    for applied in 1..=lines {
+        writer
+            .write_all((observation(applied as u32) + "\n").as_bytes())
+            .unwrap();
+        writer.flush().unwrap();
+        assert_within("a lone line is applied", seconds_each, || {
+            observations_applied(admin) == Some(applied)
+        });
     }
+    terminate(&child);
+    let out = exit_within(child, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap()
 }
 
 fn terminate(child: &Child) {
@@ -309,43 +324,15 @@ fn standard_input_applies_a_lone_line_at_once_and_sigterm_stops_with_the_pipe_op
     let file = pipeline(dir.path(), EMAIL);
     let state = dir.path().join("state");
     let admin = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kith-runner"))
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--input",
-            "-",
-            "--state",
-            state.to_str().unwrap(),
-            "--admin",
-            &admin,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = run_with_admin(&file, "-", &state, &admin);
     let mut stdin = child.stdin.take().unwrap();
-    wait_for("the admin port answers", Duration::from_secs(30), || {
+    assert_within("the admin port answers", 30, || {
         observations_applied(&admin).is_some()
     });
     // One line, then silence with the pipe open: it must be applied anyway
     // (a batch of 64 used to wait for 63 more).
-    for applied in 1..=3u64 {
-        stdin
-            .write_all((observation(applied as u32) + "\n").as_bytes())
-            .unwrap();
-        stdin.flush().unwrap();
-        wait_for("a lone line is applied", Duration::from_secs(10), || {
-            observations_applied(&admin) == Some(applied)
-        });
-    }
-    terminate(&child);
-    let out = exit_within(child, Duration::from_secs(30));
+    let summary = trickle_then_terminate(child, &admin, &mut stdin, 3, 10);
     drop(stdin);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let summary: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(summary["observations"], 3, "{summary}");
     // The final checkpoint holds all three.
     let export = kith(&["export", "--state", state.to_str().unwrap()], &[]);
@@ -362,37 +349,10 @@ fn a_file_source_applies_a_lone_line_at_once_and_sigterm_stops_it_before_its_end
     assert!(made.success());
     let state = dir.path().join("state");
     let admin = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_kith-runner"))
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--input",
-            fifo.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-            "--admin",
-            &admin,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = run_with_admin(&file, fifo.to_str().unwrap(), &state, &admin);
     let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    for applied in 1..=2u64 {
-        writer
-            .write_all((observation(applied as u32) + "\n").as_bytes())
-            .unwrap();
-        writer.flush().unwrap();
-        wait_for("a lone line is applied", Duration::from_secs(30), || {
-            observations_applied(&admin) == Some(applied)
-        });
-    }
-    terminate(&child);
-    let out = exit_within(child, Duration::from_secs(30));
+    let summary = trickle_then_terminate(child, &admin, &mut writer, 2, 30);
     drop(writer);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let summary: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(summary["observations"], 2, "{summary}");
 }
 
@@ -463,9 +423,7 @@ fn the_admin_port_serves_https_with_a_mounted_certificate() {
         )
     };
     let readyz = format!("https://{admin}/readyz");
-    wait_for("HTTPS answers ready", Duration::from_secs(30), || {
-        curl(&[&readyz]).1 == "ready"
-    });
+    assert_within("HTTPS answers ready", 30, || curl(&[&readyz]).1 == "ready");
     assert_eq!(curl(&[&format!("https://{admin}/healthz")]).1, "ok");
     // The certificate is checked by the client: HTTPS for real.
     let lookup = format!("https://{admin}/v1/profiles?identifier=email:a@example.com");

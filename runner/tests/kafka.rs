@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 use support::kafka::{create_topic, read_all, KafkaCase};
 use support::runner::{
-    example, export, free_port, generate, http, run_ok, spawn, summary, wait_until,
+    example, export, free_port, generate, http, observations_applied, run_ok, spawn, summary,
+    wait_until,
 };
 
 /// Lines a pipeline cannot apply, each a different reason.
@@ -336,14 +337,6 @@ fn start_from_latest_skips_history_once_and_a_restart_skips_nothing_after() {
     assert_eq!(export(&state), case.reference(fresh, "fresh"));
 }
 
-/// `kith_observations_total` on the admin port.
-fn applied(admin: &str) -> Option<u64> {
-    let (_, body) = http(admin, "GET", "/metrics")?;
-    body.lines()
-        .find_map(|l| l.strip_prefix("kith_observations_total "))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 #[test]
 fn a_lone_message_on_a_quiet_topic_is_applied_at_once() {
     let case = KafkaCase::new("kith-trickle", 2);
@@ -380,9 +373,9 @@ fn a_lone_message_on_a_quiet_topic_is_applied_at_once() {
         case.produce(std::slice::from_ref(line));
         let expected = i as u64 + 1;
         assert!(
-            wait_until(10, || applied(&admin) == Some(expected)),
+            wait_until(10, || observations_applied(&admin) == Some(expected)),
             "message {expected} not applied while the topic is quiet: {:?}",
-            applied(&admin)
+            observations_applied(&admin)
         );
     }
 }

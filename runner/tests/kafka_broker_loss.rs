@@ -9,7 +9,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use support::kafka::KafkaCase;
-use support::runner::{example, export, free_port, generate, http, spawn, wait_until};
+use support::runner::{
+    example, export, free_port, generate, http, observations_applied, spawn, wait_until,
+};
 use support::services::workspace_root;
 
 fn kill_broker() {
@@ -37,13 +39,6 @@ fn start_broker() {
         "restarting the broker failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn applied(admin: &str) -> Option<u64> {
-    let (_, body) = http(admin, "GET", "/metrics")?;
-    body.lines()
-        .find_map(|l| l.strip_prefix("kith_observations_total "))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 fn ready(admin: &str) -> Option<bool> {
@@ -82,9 +77,9 @@ fn losing_the_broker_before_and_during_a_run_loses_nothing() {
 
     start_broker();
     assert!(
-        wait_until(60, || applied(&admin) == Some(half as u64)),
+        wait_until(60, || observations_applied(&admin) == Some(half as u64)),
         "the first half was not applied after the broker came back (applied {:?}; see {}/runner.err)",
-        applied(&admin),
+        observations_applied(&admin),
         dir.path().display()
     );
     assert!(wait_until(30, || ready(&admin) == Some(true)));
@@ -101,9 +96,10 @@ fn losing_the_broker_before_and_during_a_run_loses_nothing() {
     start_broker();
     case.produce(&lines[half..]);
     assert!(
-        wait_until(60, || applied(&admin) == Some(lines.len() as u64)),
+        wait_until(60, || observations_applied(&admin)
+            == Some(lines.len() as u64)),
         "not every observation was applied (applied {:?})",
-        applied(&admin)
+        observations_applied(&admin)
     );
     assert!(wait_until(30, || ready(&admin) == Some(true)));
     let status = Command::new("kill")

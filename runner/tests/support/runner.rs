@@ -158,6 +158,15 @@ pub fn http(addr: &str, method: &str, path: &str) -> Option<(u16, String)> {
     Some((status, body.to_string()))
 }
 
+/// `kith_observations_total` on a runner's admin port, or `None` when it
+/// does not answer.
+pub fn observations_applied(admin: &str) -> Option<u64> {
+    let (_, body) = http(admin, "GET", "/metrics")?;
+    body.lines()
+        .find_map(|l| l.strip_prefix("kith_observations_total "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Polls `check` every 50 ms for up to `seconds`.
 pub fn wait_until(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
