@@ -9,7 +9,7 @@
 //! single file, and a value set in both places is refused rather than guessed.
 
 use kith_api::crd::ProfilePipelineSpec;
-use kith_api::pipeline::{PipelineSpec, SourceSpec};
+use kith_api::pipeline::{credentials, PipelineSpec, SourceSpec};
 use serde_json::{json, Map, Value};
 
 /// A mistake in a pipeline's spec, phrased for its owner: the field and what
@@ -111,6 +111,14 @@ pub fn validate_with_model(
     }
     place_model(spec, &mut document)?;
     let document = Value::Object(document);
+    if let Some(path) =
+        credentials::inline_credential(&document, &credentials::is_environment_reference)
+    {
+        return Err(InvalidSpec(format!(
+            "spec.pipeline.{path}: {}",
+            credentials::inline_credential_message()
+        )));
+    }
     let typed = PipelineSpec::from_value(document.clone())
         .map_err(|e| InvalidSpec(format!("spec.pipeline.{}: {}", e.path, e.message)))?;
     // A runner pod has no standard input and no files but its own: it reads
@@ -252,6 +260,25 @@ mod tests {
         assert_eq!(moved.spec_hash, hash);
         let same = validate(&spec(people())).unwrap().with_lineage(None);
         assert_eq!(same.document["checkpoints"]["url"], "s3://bucket/people");
+    }
+
+    #[test]
+    fn a_kafka_password_must_come_from_the_environment() {
+        let mut p = people();
+        p["sources"][0]["properties"] =
+            json!({"sasl.username": "kith", "sasl.password": "hunter2"});
+        let e = validate(&spec(p.clone())).unwrap_err();
+        assert!(
+            e.0.contains("spec.pipeline.sources[0].properties.sasl.password")
+                && !e.0.contains("hunter2"),
+            "{e}"
+        );
+        p["sources"][0]["properties"]["sasl.password"] = json!("${KAFKA_PASSWORD}");
+        let valid = validate(&spec(p)).unwrap();
+        assert_eq!(
+            valid.document["sources"][0]["properties"]["sasl.password"], "${KAFKA_PASSWORD}",
+            "the runner fills it from its environment"
+        );
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub struct KafkaSourceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter_topic: Option<String>,
     /// Extra librdkafka settings (`security.protocol`, `sasl.mechanism`, ...);
-    /// pass secrets through `${VAR}` so they stay out of the file.
+    /// they also serve the dead-letter topic. Credentials (`sasl.password`,
+    /// `ssl.key.password`, `ssl.key.pem`, ...) must be a `${VAR}` reference:
+    /// written out, they are refused.
     #[serde(
         default,
         skip_serializing_if = "std::collections::BTreeMap::is_empty",

@@ -4,6 +4,7 @@
 //! structure is embedded in the `ProfilePipeline` resource. Every struct denies
 //! unknown fields so that a typo fails at start instead of being ignored.
 
+pub mod credentials;
 mod identifiers;
 mod io;
 mod resolution;

@@ -153,6 +153,7 @@ pub struct KafkaSinkSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transactional_id: Option<String>,
     /// Extra librdkafka producer settings (security, compression...).
+    /// Credentials must be a `${VAR}` reference, as for a source.
     #[serde(
         default,
         skip_serializing_if = "std::collections::BTreeMap::is_empty",

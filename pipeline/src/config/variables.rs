@@ -51,8 +51,29 @@ pub fn parse_with_variables(
             },
         }
     })?;
+    refuse_inline_credentials(&parsed, &marker, &references)?;
     let filled = fill(parsed, &marker, &references)?;
     to_json(filled, "")
+}
+
+/// Credentials must come from the environment (see
+/// `kith_api::pipeline::credentials`); checked before the references are
+/// filled in, the only time a written-out value can be told from one.
+fn refuse_inline_credentials(
+    parsed: &serde_yaml::Value,
+    marker: &str,
+    references: &[Reference],
+) -> Result<(), ConfigError> {
+    use kith_api::pipeline::credentials;
+    let written = to_json(parsed.clone(), "")?;
+    let is_reference = |s: &str| lone_reference(s, marker, references).is_some();
+    match credentials::inline_credential(&written, &is_reference) {
+        Some(path) => Err(ConfigError::invalid(
+            &path,
+            credentials::inline_credential_message(),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A placeholder prefix the file does not contain.
@@ -352,6 +373,38 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         parse_with_variables(text, "p.yaml", &|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn a_credential_is_taken_from_the_environment_only() {
+        let file = |password: &str| {
+            format!(
+                "sources:\n  - type: kafka\n    properties:\n      sasl.username: kith\n      sasl.password: {password}\n"
+            )
+        };
+        let refused = parse(&file("hunter2-secret"), &[]).unwrap_err().to_string();
+        assert!(
+            refused.contains("sources[0].properties.sasl.password") && refused.contains("${NAME}"),
+            "{refused}"
+        );
+        assert!(
+            !refused.contains("hunter2"),
+            "the value is never shown: {refused}"
+        );
+        // A digits-only password written out is refused the same way.
+        assert!(parse(&file("12345678"), &[]).is_err());
+        let doc = parse(
+            &file("${KAFKA_PASSWORD}"),
+            &[("KAFKA_PASSWORD", "12345678")],
+        )
+        .unwrap();
+        assert_eq!(
+            doc["sources"][0]["properties"]["sasl.password"],
+            serde_json::json!(12345678),
+            "filled from the environment"
+        );
+        // Part of a value is not a reference to the whole credential.
+        assert!(parse(&file("pre-${KAFKA_PASSWORD}"), &[("KAFKA_PASSWORD", "x")]).is_err());
     }
 
     #[test]

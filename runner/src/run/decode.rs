@@ -49,6 +49,26 @@ pub struct DecodeTotals {
     pub skipped: u64,
     /// Time spent decoding (not waiting for the engine).
     pub busy: Duration,
+    /// A Kafka source handed back when reading ends, so that the positions
+    /// of the final checkpoint (taken after it) still reach the consumer
+    /// group.
+    pub kafka: Option<KafkaCommits>,
+}
+
+/// The consumer and the checkpoints' positions for it to commit.
+pub struct KafkaCommits {
+    source: KafkaSource,
+    commits: Receiver<Positions>,
+}
+
+impl KafkaCommits {
+    /// Commits the newest positions a checkpoint sent, waiting for the
+    /// broker's answer (the consumer is dropped right after).
+    pub fn commit_last(self) {
+        if let Some(last) = self.commits.try_iter().last() {
+            self.source.commit_sync(&last);
+        }
+    }
 }
 
 /// Where dead letters go: the dead-letter file, or a Kafka topic.
@@ -186,6 +206,7 @@ pub fn decode_lines(
         dead_letters: dead.total(),
         skipped,
         busy,
+        kafka: None,
     })
 }
 
@@ -223,6 +244,7 @@ pub fn decode_kafka(
             dead_letters: 0,
             skipped: 0,
             busy,
+            kafka: None,
         });
     }
     loop {
@@ -293,6 +315,10 @@ pub fn decode_kafka(
         dead_letters: run.dead.total(),
         skipped,
         busy,
+        kafka: Some(KafkaCommits {
+            source: run.source,
+            commits: run.commits,
+        }),
     })
 }
 

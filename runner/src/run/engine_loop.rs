@@ -360,7 +360,7 @@ impl EngineLoop<'_> {
                 self.metrics.set_lag(&topic, partition, lag);
             }
             if !status.connected() {
-                self.health.set_not_ready("no Kafka broker reachable");
+                self.health.set_not_ready(status.not_ready_reason());
                 return;
             }
         }

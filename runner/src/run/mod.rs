@@ -340,8 +340,15 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     };
     let (decoder, kafka_status) = match kafka_spec {
         Some(spec) => {
-            let source =
-                KafkaSource::connect(&spec, &pipeline.name, &positions, opts.exit_at_end, &stop)?;
+            let waiting = |why: &str| health.set_not_ready(why.to_string());
+            let source = KafkaSource::connect(
+                &spec,
+                &pipeline.name,
+                &positions,
+                opts.exit_at_end,
+                &stop,
+                &waiting,
+            )?;
             let status = source.status();
             let dead = match &spec.dead_letter_topic {
                 Some(topic) => DeadLetterSink::Topic(
@@ -431,7 +438,11 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     })?;
     let counters = looped.finish()?;
     outcome?;
-    let decoded = decoded?;
+    let mut decoded = decoded?;
+    drop(looped);
+    if let Some(kafka) = decoded.kafka.take() {
+        kafka.commit_last();
+    }
     tracing::info!(
         decode_busy_seconds = decoded.busy.as_secs_f64(),
         "run finished"

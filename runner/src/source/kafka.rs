@@ -17,6 +17,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,9 @@ pub enum KafkaSourceError {
 pub struct KafkaStatus {
     /// Whether a broker is reachable (readiness).
     connected: AtomicBool,
+    /// Why the brokers turned this runner away (credentials, TLS), until a
+    /// broker is up again: retrying cannot help, a person must act.
+    refused: Mutex<Option<&'static str>>,
     /// The last high watermark seen per partition (consumer lag).
     high_watermarks: Mutex<HashMap<(String, i32), i64>>,
 }
@@ -44,6 +48,18 @@ pub struct KafkaStatus {
 impl KafkaStatus {
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Why the runner is not ready while no broker is reachable.
+    pub fn not_ready_reason(&self) -> &'static str {
+        self.refused
+            .lock()
+            .expect("refusal lock")
+            .unwrap_or("no Kafka broker reachable")
+    }
+
+    fn set_refused(&self, why: Option<&'static str>) {
+        *self.refused.lock().expect("refusal lock") = why;
     }
 
     /// `(topic, partition, lag)` of each partition against `applied`.
@@ -58,6 +74,23 @@ impl KafkaStatus {
             .collect();
         lag.sort();
         lag
+    }
+}
+
+/// The brokers' reason for turning the client away, when it is one that
+/// retrying will not fix: librdkafka keeps retrying on its own, so without
+/// this a wrong password would look like a broker that is merely down.
+pub fn refusal(code: Option<RDKafkaErrorCode>) -> Option<&'static str> {
+    match code? {
+        RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed => Some(
+            "the Kafka brokers refused the credentials (SASL authentication failed): \
+             check sasl.mechanism, sasl.username and sasl.password in the source's properties",
+        ),
+        RDKafkaErrorCode::SSL => Some(
+            "the TLS connection to the Kafka brokers failed: check security.protocol and \
+             ssl.ca.location (or ssl.ca.pem) in the source's properties",
+        ),
+        _ => None,
     }
 }
 
@@ -82,6 +115,9 @@ impl ClientContext for Context {
     fn stats(&self, stats: Statistics) {
         let up = stats.brokers.values().any(|b| b.state == "UP");
         self.status.connected.store(up, Ordering::Relaxed);
+        if up {
+            self.status.set_refused(None);
+        }
         let mut hw = self.status.high_watermarks.lock().expect("watermark lock");
         for (name, topic) in &stats.topics {
             for (p, part) in &topic.partitions {
@@ -93,11 +129,15 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(
-            error.rdkafka_error_code(),
-            Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
-        ) {
+        let code = error.rdkafka_error_code();
+        if matches!(code, Some(RDKafkaErrorCode::AllBrokersDown)) {
             self.status.connected.store(false, Ordering::Relaxed);
+        }
+        if let Some(why) = refusal(code) {
+            self.status.connected.store(false, Ordering::Relaxed);
+            self.status.set_refused(Some(why));
+            tracing::error!(%error, "{why}");
+            return;
         }
         tracing::warn!(%error, reason, "kafka client error");
     }
@@ -148,13 +188,14 @@ fn backoff(attempt: u32) -> Duration {
 impl KafkaSource {
     /// Creates the consumer, waits until the topics' partitions are known,
     /// and assigns all of them from `positions` (or `startFrom`). Retries
-    /// until `stop` is set.
+    /// until `stop` is set, telling `waiting` why it cannot go on yet.
     pub fn connect(
         spec: &KafkaSourceSpec,
         pipeline_name: &str,
         positions: &Positions,
         exit_at_end: bool,
         stop: &AtomicBool,
+        waiting: &dyn Fn(&str),
     ) -> Result<KafkaSource, KafkaSourceError> {
         let status = Arc::new(KafkaStatus::default());
         let consumer = client_config(spec, pipeline_name)
@@ -171,7 +212,8 @@ impl KafkaSource {
                     tracing::warn!(%why, retry_in_ms = backoff(attempt).as_millis() as u64, "kafka source not ready");
                 }
             }
-            wait(backoff(attempt), stop)?;
+            serve_events(&consumer, backoff(attempt), stop)?;
+            waiting(status.not_ready_reason());
             attempt += 1;
         };
         status.connected.store(true, Ordering::Relaxed);
@@ -271,6 +313,16 @@ impl KafkaSource {
     /// Commits checkpointed positions to the consumer group (for lag
     /// monitoring only; the runner never reads them back).
     pub fn commit(&self, positions: &Positions) {
+        self.commit_in(positions, CommitMode::Async);
+    }
+
+    /// [`commit`](Self::commit), waiting for the broker: for the last
+    /// positions before the consumer closes.
+    pub fn commit_sync(&self, positions: &Positions) {
+        self.commit_in(positions, CommitMode::Sync);
+    }
+
+    fn commit_in(&self, positions: &Positions, mode: CommitMode) {
         if positions.is_empty() {
             return;
         }
@@ -278,7 +330,7 @@ impl KafkaSource {
         for (topic, partition, offset) in positions.iter() {
             let _ = tpl.add_partition_offset(topic, partition, Offset::Offset(offset));
         }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+        if let Err(e) = self.consumer.commit(&tpl, mode) {
             tracing::warn!(error = %e, "committing offsets to the consumer group failed");
         }
     }
@@ -321,7 +373,12 @@ fn discover_partitions(
     for topic in topics {
         let metadata = consumer
             .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .map_err(|e| format!("metadata of topic `{topic}`: {e}"))?;
+            .map_err(|e| {
+                if let Some(why) = refusal(e.rdkafka_error_code()) {
+                    consumer.context().status.set_refused(Some(why));
+                }
+                format!("metadata of topic `{topic}`: {e}")
+            })?;
         let t = metadata
             .topics()
             .iter()
@@ -338,6 +395,29 @@ fn discover_partitions(
         all.extend(ids.into_iter().map(|p| (topic.clone(), p)));
     }
     Ok(all)
+}
+
+/// Waits for `d` while serving the client's queued events (errors, logs,
+/// statistics), so that an authentication or TLS failure is known while the
+/// source waits for its first metadata. Nothing is assigned yet, so no
+/// message can arrive. Returns early with an error when `stop` is set.
+fn serve_events(
+    consumer: &BaseConsumer<Context>,
+    d: Duration,
+    stop: &AtomicBool,
+) -> Result<(), KafkaSourceError> {
+    let deadline = std::time::Instant::now() + d;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(KafkaSourceError::Stopped);
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        // A poll returns after one event or its timeout.
+        let _ = consumer.poll(left.min(Duration::from_millis(20)));
+    }
 }
 
 /// Sleeps in small steps, returning early with an error when `stop` is set.

@@ -134,7 +134,13 @@ fn already_running(services: &[&str]) -> Option<Services> {
 /// The variables `up.sh` writes for `service`.
 fn required_keys(service: &str) -> &'static [&'static str] {
     match service {
-        "kafka" => &["KAFKA_BOOTSTRAP"],
+        "kafka" => &[
+            "KAFKA_BOOTSTRAP",
+            "KAFKA_SECURE_BOOTSTRAP",
+            "KAFKA_CA_FILE",
+            "KAFKA_SCRAM_USER",
+            "KAFKA_SCRAM_PASSWORD",
+        ],
         "moto" => &[
             "DYNAMODB_ENDPOINT",
             "S3_ENDPOINT",

@@ -4,6 +4,10 @@
 
 KAFKA_PORT="${KITH_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${KITH_KAFKA_CONTROLLER_PORT:-19093}"
+# The listener clients reach with TLS and SCRAM-SHA-512 credentials, the way
+# managed and Strimzi clusters are usually run.
+KAFKA_SECURE_PORT="${KITH_KAFKA_SECURE_PORT:-19094}"
+KAFKA_SCRAM_USER=kith
 KAFKA_POM=tests/services/kafka/pom.xml
 # Single source of the version: the pom's <kafka.version> property.
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM")
@@ -68,11 +72,17 @@ kafka_write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SECURE_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SECURE_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+# SASL_SSL: TLS with the certificate kafka_tls issues, SCRAM-SHA-512 users
+# (created when the storage is formatted).
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$PWD/$dir/tls/server.pem
 log.dirs=$PWD/$dir/data
 num.partitions=3
 auto.create.topics.enable=true
@@ -88,6 +98,27 @@ group.initial.rebalance.delay.ms=0
 PROPS
 }
 
+# A throwaway CA and a server certificate for 127.0.0.1/localhost, issued
+# once per data dir with the openssl command line. The keystore is one PEM
+# file: the (unencrypted PKCS#8) key and the certificate chain.
+kafka_tls() {
+  local tls=$1/tls
+  [[ -f $tls/server.pem && -f $tls/ca.crt ]] && return 0
+  command -v openssl >/dev/null || die "kafka: openssl not found (needed to issue the test broker's certificate)"
+  mkdir -p "$tls"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=kith test CA" \
+      -keyout "$tls/ca.key" -out "$tls/ca.crt" &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+      -keyout "$tls/server.key.pem" -out "$tls/server.csr" &&
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$tls/san.ext" &&
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+      -CAcreateserial -days 3650 -extfile "$tls/san.ext" -out "$tls/server.crt" &&
+    openssl pkcs8 -topk8 -nocrypt -in "$tls/server.key.pem" -out "$tls/server.p8"
+  } >>"$1/kafka.log" 2>&1 || die "kafka: issuing the test certificate failed; see $1/kafka.log"
+  cat "$tls/server.p8" "$tls/server.crt" "$tls/ca.crt" >"$tls/server.pem"
+}
+
 kafka_up() {
   local dir="$SERVICES_DIR/kafka" logfile pid t0 i
   logfile="$dir/kafka.log"
@@ -98,13 +129,18 @@ kafka_up() {
     port_open "$KAFKA_PORT" && die "kafka: port $KAFKA_PORT is taken by a process up.sh did not start; stop it or set KITH_KAFKA_PORT"
     port_open "$KAFKA_CONTROLLER_PORT" && die "kafka: controller port $KAFKA_CONTROLLER_PORT is taken; stop that process or set KITH_KAFKA_CONTROLLER_PORT"
     kafka_install
+    port_open "$KAFKA_SECURE_PORT" && die "kafka: SASL_SSL port $KAFKA_SECURE_PORT is taken; stop that process or set KITH_KAFKA_SECURE_PORT"
     mkdir -p "$dir/data"
+    kafka_tls "$dir"
     kafka_write_config "$dir"
     t0=$(date +%s.%N)
-    # Format once per data dir (down.sh removes it, so each up is a clean log).
+    # Format once per data dir (down.sh removes it, so each up is a clean
+    # log), with the SCRAM user and a password made for this data dir.
     if [[ ! -f $dir/data/meta.properties ]]; then
+      od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$dir/scram-password"
       kafka_tool kafka.tools.StorageTool format --ignore-formatted \
-          -t "$KAFKA_CLUSTER_ID" -c "$dir/server.properties" >>"$logfile" 2>&1 \
+          -t "$KAFKA_CLUSTER_ID" -c "$dir/server.properties" \
+          --add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=$(<"$dir/scram-password")]" >>"$logfile" 2>&1 \
         || die "kafka: formatting storage in $dir/data failed; see $logfile"
     fi
     log "kafka: starting $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (log $logfile)"
@@ -123,10 +159,19 @@ kafka_up() {
   done
   log "kafka: answers metadata requests, $(elapsed "$t0") s after start or check (pid $pid)"
   env_set KAFKA_BOOTSTRAP "127.0.0.1:$KAFKA_PORT"
+  [[ -f $dir/scram-password ]] || die "kafka: $dir/scram-password is missing (a broker started by an older up.sh?); run tests/services/down.sh kafka and start it again"
+  env_set KAFKA_SECURE_BOOTSTRAP "127.0.0.1:$KAFKA_SECURE_PORT"
+  env_set KAFKA_CA_FILE "$PWD/$dir/tls/ca.crt"
+  env_set KAFKA_SCRAM_USER "$KAFKA_SCRAM_USER"
+  env_set KAFKA_SCRAM_PASSWORD "$(<"$dir/scram-password")"
 }
 
 kafka_down() {
   stop_pid kafka
   rm -rf "$SERVICES_DIR/kafka"
   env_unset KAFKA_BOOTSTRAP
+  env_unset KAFKA_SECURE_BOOTSTRAP
+  env_unset KAFKA_CA_FILE
+  env_unset KAFKA_SCRAM_USER
+  env_unset KAFKA_SCRAM_PASSWORD
 }
