@@ -747,12 +747,14 @@ fn pipeline_json(path: &Path) -> Result<String, RunError> {
         crate::config::parse_with_variables(&text, &path.display().to_string(), &|name| {
             std::env::var(name).ok()
         })?;
-    // Client properties may carry credentials expanded from `${VAR}`: they
-    // never reach the state directory or checkpoints.
-    if let Some(sources) = value.get_mut("sources").and_then(|s| s.as_array_mut()) {
-        for source in sources {
-            if let Some(obj) = source.as_object_mut() {
-                obj.remove("properties");
+    // Client properties of sources and sinks may carry credentials expanded
+    // from `${VAR}`: they never reach the state directory or checkpoints.
+    for list in ["sources", "sinks"] {
+        if let Some(items) = value.get_mut(list).and_then(|s| s.as_array_mut()) {
+            for item in items {
+                if let Some(obj) = item.as_object_mut() {
+                    obj.remove("properties");
+                }
             }
         }
     }
@@ -817,4 +819,25 @@ pub fn peak_rss_mb() -> f64 {
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_of_sources_and_sinks_never_reach_the_saved_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yaml");
+        std::fs::write(
+            &path,
+            "name: p\nsources:\n  - type: kafka\n    properties: {sasl.password: \"${KITH_TEST_SECRET_A}\"}\n\
+             sinks:\n  - type: kafka\n    properties: {sasl.password: \"${KITH_TEST_SECRET_B}\"}\n",
+        )
+        .unwrap();
+        // Variables unique to this test: nothing else reads them.
+        std::env::set_var("KITH_TEST_SECRET_A", "sentinel-source-secret");
+        std::env::set_var("KITH_TEST_SECRET_B", "sentinel-sink-secret");
+        let saved = super::pipeline_json(&path).unwrap();
+        assert!(!saved.contains("sentinel-"), "{saved}");
+        assert!(saved.contains("\"sinks\""), "the rest is kept: {saved}");
+    }
 }
