@@ -86,6 +86,12 @@ quickstart: build
 fuzz:
 	bash tests/fuzz/run.sh
 
+# A runner under steady Kafka load with checkpoints for SOAK_SECONDS (default
+# 600): flat memory, file descriptors and threads, and equal exports at the
+# end (tests/soak/run.sh).
+soak: build
+	bash tests/soak/run.sh
+
 bench: build
 	bash runner/benches/engine.sh
 	bash runner/benches/febrl.sh

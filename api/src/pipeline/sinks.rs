@@ -47,8 +47,9 @@ impl SinkSpec {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeliverySpec {
-    /// Longest time a change waits before it is sent, such as `250ms`
-    /// (default `250ms`). Changes to one key within it are written once.
+    /// Shortest time between two flushes, such as `250ms` (default `250ms`):
+    /// a change waits at most this long, one after a quiet spell is sent at
+    /// once, and changes to one key between two flushes are written once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flush_interval: Option<String>,
     /// Most keys waiting to be written; the engine stops reading input while

@@ -56,8 +56,76 @@ struct Handle {
     pending: Pending,
     flushes: tokio::sync::mpsc::Sender<Flush>,
     next_seq: u64,
+    /// When the previous flush was taken: flushes are at least the flush
+    /// interval apart.
+    last_flush: Option<Instant>,
     status: Arc<SinkStatus>,
     metrics: metrics::SinkMetricHandles,
+}
+
+impl Handle {
+    /// Whether this sink's pending changes should be sent now. The flush
+    /// interval spaces flushes rather than delaying changes: one that
+    /// follows a quiet spell is sent at once (a trickle is written within
+    /// milliseconds), and under load a key changed many times within one
+    /// interval is still written once per flush. No change waits longer
+    /// than the interval.
+    fn due(&self, now: Instant) -> bool {
+        spaced_flush_due(
+            self.pending.oldest.is_some(),
+            self.last_flush,
+            self.delivery.flush_interval,
+            now,
+        )
+    }
+}
+
+/// [`Handle::due`]'s rule: something is pending, and the previous flush (if
+/// any) was at least `interval` ago.
+fn spaced_flush_due(
+    pending: bool,
+    last_flush: Option<Instant>,
+    interval: Duration,
+    now: Instant,
+) -> bool {
+    pending && last_flush.is_none_or(|t| now.duration_since(t) >= interval)
+}
+
+#[cfg(test)]
+mod due_tests {
+    use super::spaced_flush_due;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_change_after_a_quiet_spell_goes_at_once_and_later_ones_wait_for_the_interval() {
+        let interval = Duration::from_millis(250);
+        let t0 = Instant::now();
+        assert!(
+            !spaced_flush_due(false, None, interval, t0),
+            "nothing to send"
+        );
+        assert!(
+            spaced_flush_due(true, None, interval, t0),
+            "the first change goes at once"
+        );
+        let flushed = t0;
+        let soon = t0 + Duration::from_millis(10);
+        assert!(
+            !spaced_flush_due(true, Some(flushed), interval, soon),
+            "a change right after a flush waits, so a burst is coalesced"
+        );
+        assert!(spaced_flush_due(
+            true,
+            Some(flushed),
+            interval,
+            t0 + interval
+        ));
+        let quiet = t0 + Duration::from_secs(5);
+        assert!(
+            spaced_flush_due(true, Some(flushed), interval, quiet),
+            "after a quiet spell, at once"
+        );
+    }
 }
 
 /// Every sink of a run, driven by the engine thread.
@@ -150,6 +218,7 @@ impl Sinks {
                 pending: Pending::default(),
                 flushes: tx,
                 next_seq: 1,
+                last_flush: None,
                 status,
                 metrics,
             });
@@ -183,6 +252,7 @@ impl Sinks {
         let h = &mut self.handles[i];
         let f = flush::build(std::mem::take(&mut h.pending), engine, h.next_seq, version);
         h.next_seq += 1;
+        h.last_flush = Some(Instant::now());
         h.status.sent(f.oldest);
         f
     }
@@ -195,26 +265,19 @@ impl Sinks {
     /// Whether [`Sinks::tick`] would send a flush now.
     pub fn flush_due(&self) -> bool {
         let now = Instant::now();
-        self.handles.iter().any(|h| {
-            h.flushes.capacity() > 0
-                && h.pending
-                    .oldest
-                    .is_some_and(|t| now.duration_since(t) >= h.delivery.flush_interval)
-        })
+        self.handles
+            .iter()
+            .any(|h| h.flushes.capacity() > 0 && h.due(now))
     }
 
-    /// Sends a flush to each sink whose oldest change has waited its flush
-    /// interval, when its worker has room. The caller has written the state
+    /// Sends a flush to each sink that is [due](Handle::due), when its
+    /// worker has room. The caller has written the state
     /// directory's log through first (see `Store::write_through`).
     pub fn tick(&mut self, engine: &Engine) {
         let now = Instant::now();
         for i in 0..self.handles.len() {
             let h = &self.handles[i];
-            let due = h
-                .pending
-                .oldest
-                .is_some_and(|t| now.duration_since(t) >= h.delivery.flush_interval);
-            if due && h.flushes.capacity() > 0 {
+            if h.due(now) && h.flushes.capacity() > 0 {
                 let f = self.take_flush(i, engine);
                 // Room was checked: the only sender is this thread.
                 let _ = self.handles[i].flushes.try_send(f);
