@@ -91,6 +91,11 @@ impl Denied {
             message: message.into(),
         }
     }
+
+    /// The API server could not be asked: the caller may retry.
+    fn api_unreachable() -> Self {
+        Self::unavailable("cannot reach the Kubernetes API to check the token; retry later")
+    }
 }
 
 /// How the admin port authenticates callers.
@@ -284,9 +289,7 @@ impl KubernetesAuth {
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "no Kubernetes configuration for admin authentication");
-                Denied::unavailable(
-                    "cannot reach the Kubernetes API to check the token; retry later",
-                )
+                Denied::api_unreachable()
             })
     }
 
@@ -310,7 +313,7 @@ impl KubernetesAuth {
         };
         let unreachable = |e: &dyn std::fmt::Display| {
             tracing::warn!(error = %e, "the API server did not answer an admin review");
-            Denied::unavailable("cannot reach the Kubernetes API to check the token; retry later")
+            Denied::api_unreachable()
         };
         let client = kube::Client::try_from(config).map_err(|e| unreachable(&e))?;
         let (verb, resource, subresource, name, asked) = match action {
