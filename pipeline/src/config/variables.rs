@@ -19,10 +19,24 @@
 use super::ConfigError;
 use std::collections::HashMap;
 
-/// One `${...}` of the file: its value, and whether quotes surround it.
+/// One `${...}` of the file: its variable, its value (`None` when the
+/// variable is unset and has no default), and whether quotes surround it.
 struct Reference {
-    value: String,
+    name: String,
+    value: Option<String>,
     quoted: bool,
+}
+
+impl Reference {
+    /// The value, or the error for an unset variable. Asked only for a
+    /// reference the parsed document holds: one in a comment never is.
+    fn value(&self) -> Result<&str, ConfigError> {
+        self.value
+            .as_deref()
+            .ok_or_else(|| ConfigError::MissingVariable {
+                name: self.name.clone(),
+            })
+    }
 }
 
 /// Parses a pipeline file's YAML with its `${NAME}` references (and
@@ -115,13 +129,9 @@ fn replace_references(
                 None => (&body[..end], None),
             };
             let value = match (env(name).filter(|v| !v.is_empty()), default) {
-                (Some(v), _) => v,
-                (None, Some(d)) => d.to_string(),
-                (None, None) => {
-                    return Err(ConfigError::MissingVariable {
-                        name: name.to_string(),
-                    })
-                }
+                (Some(v), _) => Some(v),
+                (None, Some(d)) => Some(d.to_string()),
+                (None, None) => None,
             };
             let next = body[end + 1..].chars().next();
             let quoted = matches!(
@@ -129,7 +139,11 @@ fn replace_references(
                 (Some('\''), Some('\'')) | (Some('"'), Some('"'))
             );
             out.push_str(&placeholder(marker, references.len()));
-            references.push(Reference { value, quoted });
+            references.push(Reference {
+                name: name.to_string(),
+                value,
+                quoted,
+            });
             rest = &body[end + 1..];
         } else {
             out.push('$');
@@ -148,7 +162,7 @@ fn fill(
 ) -> Result<serde_yaml::Value, ConfigError> {
     use serde_yaml::Value;
     Ok(match value {
-        Value::String(s) => fill_scalar(&s, marker, references),
+        Value::String(s) => fill_scalar(&s, marker, references)?,
         Value::Sequence(items) => Value::Sequence(
             items
                 .into_iter()
@@ -159,7 +173,7 @@ fn fill(
             let mut out = serde_yaml::Mapping::with_capacity(map.len());
             for (k, v) in map {
                 let key = match k {
-                    Value::String(s) => Value::String(substitute(&s, marker, references)),
+                    Value::String(s) => Value::String(substitute(&s, marker, references)?),
                     other => other,
                 };
                 if out.contains_key(&key) {
@@ -185,13 +199,19 @@ fn fill(
 
 /// A string scalar after expansion: a lone unquoted reference is typed as
 /// YAML would type its value; anything else is a string.
-fn fill_scalar(s: &str, marker: &str, references: &[Reference]) -> serde_yaml::Value {
+fn fill_scalar(
+    s: &str,
+    marker: &str,
+    references: &[Reference],
+) -> Result<serde_yaml::Value, ConfigError> {
     if let Some(reference) = lone_reference(s, marker, references) {
         if !reference.quoted {
-            return plain_scalar(&reference.value);
+            return Ok(plain_scalar(reference.value()?));
         }
     }
-    serde_yaml::Value::String(substitute(s, marker, references))
+    Ok(serde_yaml::Value::String(substitute(
+        s, marker, references,
+    )?))
 }
 
 fn lone_reference<'a>(s: &str, marker: &str, references: &'a [Reference]) -> Option<&'a Reference> {
@@ -201,9 +221,9 @@ fn lone_reference<'a>(s: &str, marker: &str, references: &'a [Reference]) -> Opt
 }
 
 /// `s` with every placeholder replaced by its value.
-fn substitute(s: &str, marker: &str, references: &[Reference]) -> String {
+fn substitute(s: &str, marker: &str, references: &[Reference]) -> Result<String, ConfigError> {
     if !s.contains(marker) {
-        return s.to_string();
+        return Ok(s.to_string());
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -218,7 +238,7 @@ fn substitute(s: &str, marker: &str, references: &[Reference]) -> String {
             .and_then(|i| references.get(i));
         match reference {
             Some(r) => {
-                out.push_str(&r.value);
+                out.push_str(r.value()?);
                 rest = &after[digits + 1..];
             }
             None => {
@@ -228,7 +248,7 @@ fn substitute(s: &str, marker: &str, references: &[Reference]) -> String {
         }
     }
     out.push_str(rest);
-    out
+    Ok(out)
 }
 
 /// The value of a plain scalar as YAML 1.2's core schema reads it, limited
@@ -373,6 +393,24 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         parse_with_variables(text, "p.yaml", &|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn a_reference_in_a_comment_needs_no_variable_but_one_in_use_does() {
+        let doc = parse(
+            "# export ${UNSET_IN_COMMENT} first\nname: p # or ${ALSO_UNSET}\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(doc["name"], "p");
+        let e = parse("name: ${UNSET_IN_USE}\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("UNSET_IN_USE"), "{e}");
+        let e = parse("name: pre-${UNSET_IN_TEXT}\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("UNSET_IN_TEXT"), "{e}");
     }
 
     #[test]
