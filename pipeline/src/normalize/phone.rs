@@ -358,7 +358,11 @@ fn national(digits: &[u8], plan: &Plan) -> Option<String> {
     let trunk = plan.trunk_prefix.as_bytes();
     if !trunk.is_empty() {
         if let Some(nsn) = digits.strip_prefix(trunk) {
-            if fits(nsn, plan) {
+            // `0044...` in Japan is not `0` and `044...`: where 0 is the
+            // trunk prefix no national significant number starts with it,
+            // and `+81044...` would not read back as itself.
+            let zero_after_zero_trunk = trunk == b"0" && nsn.first() == Some(&b'0');
+            if fits(nsn, plan) && !zero_after_zero_trunk {
                 return Some(e164(plan.calling_code, nsn));
             }
         }

@@ -101,6 +101,18 @@ fn a_trunk_zero_written_after_the_country_code_is_dropped() {
 }
 
 #[test]
+fn a_second_zero_after_a_zero_trunk_prefix_is_not_a_number() {
+    // Found by the phone fuzz target: read as `0` + `044445800` it gave
+    // `+81044445800`, which does not read back as itself.
+    assert_eq!(e164("0044445800", "JP"), None);
+    for iso in ["US", "GB", "DE", "IN", "BR", "JP"] {
+        if let Some(first) = e164("0044445800", iso) {
+            assert_eq!(e164(&first, iso), Some(first.clone()), "{iso}");
+        }
+    }
+}
+
+#[test]
 fn regional_international_prefixes() {
     assert_eq!(
         e164("0011 44 20 7946 0958", "AU").as_deref(),
