@@ -105,6 +105,17 @@ fn a_mistyped_value_is_described_never_shown() {
     assert!(text.contains("sinks"), "{text}");
     let err = parse("name: x\nidentifiers: []\nkeyGroups: \"s3cret, expected x\"\n").unwrap_err();
     assert!(!err.to_string().contains("s3cret"), "{err}");
+    // An unknown variant is not shown either: it may come from a `${VAR}`.
+    let err = parse(
+        "name: x\nidentifiers: [{type: email}]\nsources: [{type: kafka s3cret, topics: [t]}]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(!err.contains("s3cret"), "{err}");
+    assert!(
+        err.contains("sources[0].type") && err.contains("`kafka`"),
+        "{err}"
+    );
 }
 
 #[test]
