@@ -91,43 +91,6 @@ fn spaced_flush_due(
     pending && last_flush.is_none_or(|t| now.duration_since(t) >= interval)
 }
 
-#[cfg(test)]
-mod due_tests {
-    use super::spaced_flush_due;
-    use std::time::{Duration, Instant};
-
-    #[test]
-    fn a_change_after_a_quiet_spell_goes_at_once_and_later_ones_wait_for_the_interval() {
-        let interval = Duration::from_millis(250);
-        let t0 = Instant::now();
-        assert!(
-            !spaced_flush_due(false, None, interval, t0),
-            "nothing to send"
-        );
-        assert!(
-            spaced_flush_due(true, None, interval, t0),
-            "the first change goes at once"
-        );
-        let flushed = t0;
-        let soon = t0 + Duration::from_millis(10);
-        assert!(
-            !spaced_flush_due(true, Some(flushed), interval, soon),
-            "a change right after a flush waits, so a burst is coalesced"
-        );
-        assert!(spaced_flush_due(
-            true,
-            Some(flushed),
-            interval,
-            t0 + interval
-        ));
-        let quiet = t0 + Duration::from_secs(5);
-        assert!(
-            spaced_flush_due(true, Some(flushed), interval, quiet),
-            "after a quiet spell, at once"
-        );
-    }
-}
-
 /// Every sink of a run, driven by the engine thread.
 pub struct Sinks {
     runtime: tokio::runtime::Runtime,
@@ -415,4 +378,41 @@ fn oldest_age(h: &Handle, now: Instant) -> Duration {
         .map(|t| now.saturating_duration_since(t))
         .max()
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod due_tests {
+    use super::spaced_flush_due;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_change_after_a_quiet_spell_goes_at_once_and_later_ones_wait_for_the_interval() {
+        let interval = Duration::from_millis(250);
+        let t0 = Instant::now();
+        assert!(
+            !spaced_flush_due(false, None, interval, t0),
+            "nothing to send"
+        );
+        assert!(
+            spaced_flush_due(true, None, interval, t0),
+            "the first change goes at once"
+        );
+        let flushed = t0;
+        let soon = t0 + Duration::from_millis(10);
+        assert!(
+            !spaced_flush_due(true, Some(flushed), interval, soon),
+            "a change right after a flush waits, so a burst is coalesced"
+        );
+        assert!(spaced_flush_due(
+            true,
+            Some(flushed),
+            interval,
+            t0 + interval
+        ));
+        let quiet = t0 + Duration::from_secs(5);
+        assert!(
+            spaced_flush_due(true, Some(flushed), interval, quiet),
+            "after a quiet spell, at once"
+        );
+    }
 }
