@@ -74,8 +74,9 @@ fn unknown_field_is_rejected_with_its_name() {
 fn unknown_normalization_lists_the_accepted_ones() {
     let err = parse("name: x\nidentifiers:\n  - type: email\n    normalize: emial\n").unwrap_err();
     assert_eq!(err.path, "identifiers[0].normalize");
+    // The accepted ones, never the value given (it may come from a secret).
     assert!(
-        err.message.contains("emial") && err.message.contains("phone"),
+        !err.message.contains("emial") && err.message.contains("phone"),
         "{err}"
     );
 }

@@ -159,7 +159,7 @@ fn sinks_are_validated_with_the_field_named() {
         ),
         (
             "  - type: dynamodb\n    profilesTable: pro1\n    identifiersTable: ids1\n    writeMode: sometimes\n",
-            "`sometimes`, expected `conditional` or `batch`",
+            "unknown variant, expected `conditional` or `batch`",
         ),
         ("  - type: dynamo\n", "sinks[0]"),
     ];
