@@ -439,7 +439,6 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let counters = looped.finish()?;
     outcome?;
     let mut decoded = decoded?;
-    drop(looped);
     if let Some(kafka) = decoded.kafka.take() {
         kafka.commit_last();
     }
