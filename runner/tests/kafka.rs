@@ -342,17 +342,9 @@ fn a_lone_message_on_a_quiet_topic_is_applied_at_once() {
     let case = KafkaCase::new("kith-trickle", 2);
     let admin = format!("127.0.0.1:{}", free_port());
     let state = case.dir.path().join("state");
-    let pipeline = example("kafka/pipeline.yaml");
-    let args = [
-        "run",
-        pipeline.as_str(),
-        "--state",
-        state.to_str().unwrap(),
-        "--admin",
-        &admin,
-    ];
+    let args = kafka_run_args(state.to_str().unwrap(), &["--admin", &admin]);
     let envs = case.envs("10s");
-    let _child = spawn(&args, &envs, case.dir.path(), "trickle");
+    let _child = spawn(&as_strs(&args), &envs, case.dir.path(), "trickle");
     assert!(
         wait_until(60, || http(&admin, "GET", "/readyz")
             .is_some_and(|(s, _)| s == 200)),

@@ -31,18 +31,13 @@ requirements=runner/benches/requirements-kafka.txt
 helper=runner/benches/kafka_produce.py
 pipeline=examples/kafka/pipeline.yaml
 
-if [ ! -x "$runner" ]; then
-  echo "soak: building $runner (cargo build --release --locked -p kith-runner)"
-  cargo build --release --locked -p kith-runner
-fi
-if ! cmp -s "$requirements" "$venv/requirements.installed"; then
-  echo "soak: making the virtualenv $venv (pip install -r $requirements)"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$venv/requirements.installed"
-fi
-py() { "$venv/bin/python" "$helper" "$@"; }
+steps=soak
+name=soak
+bench=target/bench
+# The runner (built when missing), the producer's virtualenv, `py` and
+# `free_port`, as the Kafka benchmarks have them.
+# shellcheck source=runner/benches/lib.sh
+source runner/benches/lib.sh
 
 bash tests/services/up.sh kafka
 set -a
@@ -69,8 +64,7 @@ total=$((seconds * rate))
 python3 tests/soak/rounds.py "$out/base.jsonl" "$total" > "$out/input.jsonl"
 echo "soak: $total observations ($(wc -l < "$out/base.jsonl") a round) at $rate/s for $seconds s into $topic"
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-admin="127.0.0.1:$port"
+admin="127.0.0.1:$(free_port)"
 KITH_INPUT_TOPIC=$topic KITH_CHECKPOINTS="file://$PWD/$out/checkpoints" KITH_CHECKPOINT_INTERVAL=5s \
   "$runner" run "$pipeline" --state "$out/state" --admin "$admin" > "$out/runner.out" 2> "$out/runner.err" &
 runner_pid=$!
