@@ -171,3 +171,69 @@ fn a_corrupted_checkpoint_is_skipped_for_the_previous_complete_one() {
     );
     assert_eq!(export(&state), after_first, "restored from checkpoint 1");
 }
+
+#[test]
+fn a_state_another_runner_went_on_from_is_set_aside_for_the_newest_checkpoint() {
+    let services = require(&["moto"]);
+    let bucket = fresh_bucket(&services);
+    let url = format!("s3://{bucket}/pipelines/twins");
+    let envs: Vec<(&str, &str)> = services.envs().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline(dir.path(), &url, 5);
+    let lines = generate(900, 21);
+    let parts: Vec<_> = lines
+        .chunks(lines.len() / 3 + 1)
+        .enumerate()
+        .map(|(i, part)| {
+            let input = dir.path().join(format!("part-{i}.jsonl"));
+            write_lines(&input, part);
+            input
+        })
+        .collect();
+    let all = dir.path().join("all.jsonl");
+    write_lines(&all, &lines);
+    let reference = support::runner::reference_export(&all, dir.path());
+
+    // Runner A checkpoints part 0. Runner B, on another node with an empty
+    // disk, restores that checkpoint and goes on with part 1: its log
+    // segments carry the same names as the ones A writes next.
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    run(&pipeline, &parts[0], &a, &envs);
+    run(&pipeline, &parts[1], &b, &envs);
+    // A comes back on its old disk and reads part 2.
+    let out = support::runner::output(
+        &[
+            "run",
+            &pipeline,
+            "--input",
+            parts[2].to_str().unwrap(),
+            "--state",
+            a.to_str().unwrap(),
+        ],
+        &envs
+            .iter()
+            .copied()
+            .chain([("KITH_LOG", "warn")])
+            .collect::<Vec<_>>(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("storage holds a newer checkpoint"),
+        "A says why it left its state: {stderr}"
+    );
+    let aside: Vec<String> = std::fs::read_dir(&a)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("behind-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "A's old state is kept aside: {aside:?}");
+    assert_eq!(export(&a), reference, "A went on from B's checkpoint");
+
+    // And its last checkpoint holds all three parts, not a mix of A's and
+    // B's files of the same names.
+    let fresh = dir.path().join("fresh");
+    run(&pipeline, Path::new("/dev/null"), &fresh, &envs);
+    assert_eq!(export(&fresh), reference);
+}

@@ -309,3 +309,77 @@ fn object_store_errors_mid_checkpoint_and_mid_restore_never_use_a_partial_or_old
     );
     assert_eq!(export(&lost), expected);
 }
+
+#[test]
+fn a_state_that_cannot_see_a_newer_checkpoint_at_start_still_never_mixes_its_files_with_it() {
+    let services = support::services::require(&["moto"]);
+    let bucket = support::moto::fresh_bucket(&services);
+    let url = format!("s3://{bucket}/pipelines/branches");
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = support::faults::Proxy::start(services.get("S3_ENDPOINT"), dir.path(), "s3");
+    let endpoint = proxy.endpoint();
+    let direct: Vec<(&str, &str)> = services.envs().collect();
+    let mut proxied = direct.clone();
+    proxied.push(("AWS_ENDPOINT_URL_S3", &endpoint));
+    let pipeline = checkpointing_pipeline(dir.path(), &url, 5);
+    let lines = generate(900, 33);
+    let parts: Vec<PathBuf> = lines
+        .chunks(lines.len() / 3 + 1)
+        .enumerate()
+        .map(|(i, part)| {
+            let path = dir.path().join(format!("part-{i}.jsonl"));
+            write_lines(&path, part);
+            path
+        })
+        .collect();
+    let run = |input: &Path, state: &Path, envs: &[(&str, &str)]| {
+        support::runner::output(
+            &[
+                "run",
+                &pipeline,
+                "--input",
+                input.to_str().unwrap(),
+                "--state",
+                state.to_str().unwrap(),
+            ],
+            envs,
+        )
+    };
+    // A checkpoints part 0; B restores that checkpoint and goes on with
+    // part 1, writing log segments of the names A writes next.
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    assert!(run(&parts[0], &a, &direct).status.success());
+    assert!(run(&parts[1], &b, &direct).status.success());
+    // A comes back, and its first two listings of storage (the look at the
+    // newest checkpoint at start, and the checkpoint thread's) are refused:
+    // it goes on from its own state, then checkpoints once storage answers.
+    proxy.set(serde_json::json!({"faults": [
+        {"kind": "error", "status": 403, "query": "list-type", "method": "GET", "count": 2}
+    ]}));
+    let out = run(&parts[2], &a, &proxied);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        proxy.state()["plan"]["faults"][0]["injected"],
+        2,
+        "both listings were refused"
+    );
+    assert!(
+        stderr.contains("written by another runner of this state"),
+        "the checkpoint thread saw B's checkpoint: {stderr}"
+    );
+    // A's branch is consistent on its own (parts 0 and 2), and its
+    // checkpoint restores exactly that, none of B's files in its place.
+    let branch = export(&a);
+    let fresh = dir.path().join("fresh");
+    assert!(run(Path::new("/dev/null"), &fresh, &direct)
+        .status
+        .success());
+    assert_eq!(export(&fresh), branch);
+    let reference = dir.path().join("reference");
+    let canonical = example("canonical/pipeline.yaml");
+    for part in [&parts[0], &parts[2]] {
+        support::runner::run_file(&canonical, part, &reference, &[]);
+    }
+    assert_eq!(branch, export(&reference));
+}

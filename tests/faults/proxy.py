@@ -64,7 +64,7 @@ KIND_KEYS = {
     "delay": {"ms"},
     "error": {"status"},
 }
-COMMON_KEYS = {"kind", "rate", "count", "match", "path", "method"}
+COMMON_KEYS = {"kind", "rate", "count", "match", "path", "query", "method"}
 LOSE_MODES = ("close", "reset", "partial")
 OUTAGE_MODES = ("reset", "503")
 
@@ -160,6 +160,10 @@ class Request:
     @property
     def path(self) -> str:
         return self.target.split("?", 1)[0]
+
+    @property
+    def query(self) -> str:
+        return self.target.split("?", 1)[1] if "?" in self.target else ""
 
     @property
     def amz_target(self) -> str:
@@ -436,6 +440,7 @@ class Fault:
         self.match = spec.get("match")
         self.match_bytes = self.match.encode() if self.match is not None else None
         self.path = spec.get("path")
+        self.query = spec.get("query")
         self.method = spec.get("method")
         self.spec = spec
         self.injected = 0
@@ -445,6 +450,8 @@ class Fault:
 
     def matches(self, req: Request) -> bool:
         if self.path is not None and self.path not in req.path:
+            return False
+        if self.query is not None and self.query not in req.query:
             return False
         if self.method is not None and self.method != req.method:
             return False
@@ -498,6 +505,10 @@ def normalise_plan(raw) -> dict:
             if not isinstance(spec["path"], str) or not spec["path"]:
                 _fail(f"{where}.path must be a non-empty string")
             norm["path"] = spec["path"]
+        if "query" in spec and spec["query"] is not None:
+            if not isinstance(spec["query"], str) or not spec["query"]:
+                _fail(f"{where}.query must be a non-empty string")
+            norm["query"] = spec["query"]
         if "method" in spec and spec["method"] is not None:
             if spec["method"] not in ("GET", "PUT", "POST", "DELETE", "HEAD"):
                 _fail(f"{where}.method must be one of GET, PUT, POST, DELETE, HEAD")

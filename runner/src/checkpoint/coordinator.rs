@@ -186,12 +186,23 @@ impl Worker {
         }
         if let Some(latest) = super::restore::latest(&storage)? {
             self.last_id = self.last_id.max(latest.id);
-            if latest.state_id == self.committer.manifest().state_id {
+            let manifest = self.committer.manifest();
+            // Files are reused only from a checkpoint this state continues.
+            // Another writer's checkpoint of the same lineage (a runner that
+            // restored the same checkpoint and went on) holds files with the
+            // same names and other contents.
+            let continues = manifest.stored_checkpoint == Some(latest.id);
+            if latest.state_id == manifest.state_id && continues {
                 self.uploaded = latest
                     .files
                     .into_iter()
                     .map(|f| (f.name.clone(), f))
                     .collect();
+            } else if latest.state_id == manifest.state_id {
+                tracing::warn!(
+                    checkpoint = latest.id,
+                    "the newest checkpoint in storage was written by another runner of this state; this runner uploads its own files"
+                );
             }
         }
         self.storage_known = true;
@@ -332,28 +343,24 @@ impl Worker {
         }
         let mut files = Vec::new();
         for name in state_files(&self.committer, &manifest) {
-            // Snapshot files and segments never change under their name;
-            // the pipeline and model may, so their key carries their
-            // checksum and an older checkpoint's copy is never overwritten.
-            let immutable = name.starts_with("snapshot-") || name.starts_with("wal-");
-            let current = if immutable {
-                None
-            } else {
-                let path = self.committer.dir().join(&name);
-                Some(file_crc32(&path).map_err(|source| CheckpointError::Local {
-                    path: path.display().to_string(),
-                    source,
-                })?)
-            };
-            let entry = match (self.uploaded.get(&name), current) {
-                (Some(e), None) => e.clone(),
-                (Some(e), Some((_, crc))) if e.crc32 == crc => e.clone(),
-                (_, None) => {
-                    let key = format!("shared/{}/{}", manifest.state_id, name);
-                    upload(&storage, &self.committer, &manifest, &name, &key)?
+            // A key names a file's contents, not only its name: two runners
+            // that went on from one checkpoint write segments and snapshots
+            // of the same names with other contents, and neither may
+            // overwrite, or be mistaken for, the other's.
+            let (bytes, crc32) = match manifest.sum(&name) {
+                Some(sum) => (sum.bytes, sum.crc32),
+                None => {
+                    let path = self.committer.dir().join(&name);
+                    file_crc32(&path).map_err(|source| CheckpointError::Local {
+                        path: path.display().to_string(),
+                        source,
+                    })?
                 }
-                (_, Some((_, crc))) => {
-                    let key = format!("shared/{}/{crc:08x}-{}", manifest.state_id, name);
+            };
+            let entry = match self.uploaded.get(&name) {
+                Some(e) if (e.bytes, e.crc32) == (bytes, crc32) => e.clone(),
+                _ => {
+                    let key = format!("shared/{}/{crc32:08x}-{}", manifest.state_id, name);
                     upload(&storage, &self.committer, &manifest, &name, &key)?
                 }
             };
@@ -368,6 +375,12 @@ impl Worker {
             &format!("{}/{}", checkpoint_folder(id), metadata::METADATA),
             json,
         )?;
+        // A failure here only costs a restore from storage at the next
+        // start, which then cannot tell this checkpoint from another
+        // runner's.
+        if let Err(e) = self.committer.record_stored(id) {
+            tracing::warn!(checkpoint = id, error = %e, "could not record the committed checkpoint in the MANIFEST");
+        }
         self.uploaded = md
             .files
             .iter()

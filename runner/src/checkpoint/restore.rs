@@ -65,6 +65,33 @@ pub fn latest(storage: &CheckpointStorage) -> Result<Option<Metadata>, Checkpoin
     Ok(None)
 }
 
+/// The newest checkpoint in `storage` when the state in `dir` does not
+/// continue it: storage holds a checkpoint newer than the last one this
+/// state committed there or was restored from. Another runner of the
+/// pipeline then took over from an older checkpoint and went on, so the
+/// local state is a branch it left behind; going on from it would read
+/// again what the other runner applied, from offsets the source may no
+/// longer hold. None when the local state may go on (or holds none).
+pub fn newer_than_local(
+    storage: &CheckpointStorage,
+    dir: &Path,
+) -> Result<Option<Metadata>, CheckpointError> {
+    let Ok(Some(local)) = Manifest::read(dir) else {
+        // No readable state: opening it reports what is wrong.
+        return Ok(None);
+    };
+    let Some(latest) = latest(storage)? else {
+        return Ok(None);
+    };
+    let behind = match local.stored_checkpoint {
+        Some(stored) => latest.id > stored,
+        // A state from a runner that did not record it: its own lineage's
+        // newer checkpoint is the only sign it can give.
+        None => latest.state_id == local.state_id && latest.id > local.checkpoint,
+    };
+    Ok(behind.then_some(latest))
+}
+
 /// Whether a failed restore of a checkpoint means the checkpoint itself is
 /// unusable (its metadata does not read, a file is missing or fails its
 /// checksum), so the previous one may be tried. Anything else (storage
@@ -205,6 +232,7 @@ fn download(storage: &CheckpointStorage, md: &Metadata, dir: &Path) -> Result<()
     if md.kind == Kind::Checkpoint {
         // The same lineage goes on: its files in storage are reused.
         manifest.state_id = md.state_id.clone();
+        manifest.stored_checkpoint = Some(md.id);
     }
     manifest.write(dir).map_err(|e| invalid(e.to_string()))?;
     let marker = dir.join(RESTORING);
@@ -270,11 +298,20 @@ fn mark_restoring(dir: &Path) -> Result<(), CheckpointError> {
     })
 }
 
+/// Why a local state is set aside, which names the folder it goes to.
+#[derive(Debug, Clone, Copy)]
+pub enum Aside {
+    /// `--restore latest` over a state that may be damaged.
+    Damaged,
+    /// Another runner went on from an older checkpoint than this state's.
+    Behind,
+}
+
 /// Moves the state in `dir` (its MANIFEST and every state file) into a new
-/// folder `damaged-<unix ms>` beside them, for `--restore latest`: the
-/// damaged state is kept for inspection, never deleted. Returns the folder,
-/// or none when there was nothing to move.
-pub fn set_aside(dir: &Path) -> Result<Option<std::path::PathBuf>, CheckpointError> {
+/// folder `damaged-<unix ms>` or `behind-<unix ms>` beside them: the state
+/// is kept for inspection, never deleted. Returns the folder, or none when
+/// there was nothing to move.
+pub fn set_aside(dir: &Path, why: Aside) -> Result<Option<std::path::PathBuf>, CheckpointError> {
     let local = |path: &Path| {
         let shown = path.display().to_string();
         move |source| CheckpointError::Local {
@@ -303,7 +340,11 @@ pub fn set_aside(dir: &Path) -> Result<Option<std::path::PathBuf>, CheckpointErr
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    let aside = dir.join(format!("damaged-{millis}"));
+    let prefix = match why {
+        Aside::Damaged => "damaged",
+        Aside::Behind => "behind",
+    };
+    let aside = dir.join(format!("{prefix}-{millis}"));
     std::fs::create_dir(&aside).map_err(local(&aside))?;
     for path in moving {
         let to = aside.join(path.file_name().unwrap_or_default());

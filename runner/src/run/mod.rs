@@ -554,7 +554,9 @@ fn restore_if_needed(
                             .into(),
                 });
             }
-            if let Some(aside) = checkpoint::restore::set_aside(dir)? {
+            if let Some(aside) =
+                checkpoint::restore::set_aside(dir, checkpoint::restore::Aside::Damaged)?
+            {
                 tracing::warn!(moved_to = %aside.display(), "set the state directory's previous state aside, to restore the newest checkpoint in its place");
             }
             match checkpoint::restore::restore_latest(url, dir)? {
@@ -586,6 +588,7 @@ fn restore_if_needed(
             None => initial_savepoint(opts, dir)?,
         },
         (None, None) if !has_state => initial_savepoint(opts, dir)?,
+        (None, Some(url)) => restore_if_behind(url, dir)?,
         _ => None,
     };
     if let Some(md) = restored {
@@ -596,6 +599,45 @@ fn restore_if_needed(
         }
     }
     Ok(())
+}
+
+/// Replaces the local state with the newest checkpoint in storage when
+/// another runner went on from an older one (see
+/// [`checkpoint::restore::newer_than_local`]). Storage that cannot be read
+/// leaves the local state in place: it is consistent on its own, and the
+/// checkpoint thread never mixes its files with another runner's.
+fn restore_if_behind(
+    url: &str,
+    dir: &Path,
+) -> Result<Option<checkpoint::metadata::Metadata>, RunError> {
+    let storage = CheckpointStorage::from_url(url).map_err(CheckpointError::from)?;
+    let newer = match checkpoint::restore::newer_than_local(&storage, dir) {
+        Ok(Some(newer)) => newer,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot compare the local state with the checkpoints in storage; going on from the local state");
+            return Ok(None);
+        }
+    };
+    let local = crate::store::Manifest::read(dir)
+        .ok()
+        .flatten()
+        .and_then(|m| m.stored_checkpoint);
+    if let Some(aside) = checkpoint::restore::set_aside(dir, checkpoint::restore::Aside::Behind)? {
+        tracing::warn!(
+            checkpoint = newer.id,
+            local_checkpoint = ?local,
+            moved_to = %aside.display(),
+            "storage holds a newer checkpoint than the one the local state goes on from (another runner went on from an older one): set the local state aside to restore the newest checkpoint"
+        );
+    }
+    match checkpoint::restore::restore_latest(url, dir)? {
+        Some(md) => Ok(Some(md)),
+        None => Err(RunError::Restore {
+            url: url.to_string(),
+            message: "no checkpoint could be restored (each one's error is logged above)".into(),
+        }),
+    }
 }
 
 /// Whether `dir` holds a state: a MANIFEST, or state files without one (a

@@ -45,6 +45,14 @@ impl Committer {
         Ok(m.clone())
     }
 
+    /// Records that checkpoint `id` of this state is committed in shared
+    /// storage.
+    pub fn record_stored(&self, id: u64) -> Result<(), StoreError> {
+        let mut m = self.manifest.lock().expect("manifest lock");
+        m.stored_checkpoint = Some(id);
+        m.write(&self.dir)
+    }
+
     pub fn manifest(&self) -> Manifest {
         self.manifest.lock().expect("manifest lock").clone()
     }

@@ -39,6 +39,13 @@ pub struct Manifest {
     /// same when the state is restored elsewhere, so uploaded files are reused.
     #[serde(default)]
     pub state_id: String,
+    /// The newest checkpoint in shared storage that this state is a direct
+    /// continuation of: the last one it committed there, or the one it was
+    /// restored from. A newer one in storage was written by another runner,
+    /// so this state is a branch that must not go on (see
+    /// `checkpoint::restore::local_state_is_behind`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_checkpoint: Option<u64>,
     /// Length and CRC-32 of every file of [`Manifest::files`] (format 3).
     #[serde(default)]
     pub sums: Vec<FileSum>,
@@ -65,6 +72,7 @@ impl Manifest {
             compacted_through: 0,
             checkpoint: 0,
             state_id: new_state_id(),
+            stored_checkpoint: None,
             sums: Vec::new(),
             headerless_through: 0,
             checksum: None,
