@@ -14,6 +14,7 @@
 
 mod change;
 mod clustering;
+mod diff;
 mod explain;
 mod identifiers;
 mod keys;
@@ -756,141 +757,112 @@ impl Engine {
             }
         }
 
-        // Old profile -> new cluster indexes, for split detection.
-        let mut news_of_old: ahash::AHashMap<ProfileSlot, Vec<usize>> = ahash::AHashMap::default();
-        let mut olds_of_new: Vec<Vec<ProfileSlot>> = Vec::with_capacity(result.clusters.len());
-        for (c, cluster) in result.clusters.iter().enumerate() {
-            let mut olds: Vec<ProfileSlot> = Vec::new();
+        // The old profiles as they were, and the clusters replacing them.
+        let olds: Vec<diff::OldProfile> = old_slots
+            .iter()
+            .map(|p| {
+                let old = self.profiles.get(*p);
+                diff::OldProfile {
+                    slot: *p,
+                    id: old.id,
+                    members: old.members.len(),
+                }
+            })
+            .collect();
+        let conflicts: AHashSet<IdentId> = result.conflicts.iter().copied().collect();
+        let mut profiles: Vec<Profile> = Vec::with_capacity(result.clusters.len());
+        let mut clusters: Vec<diff::NewCluster> = Vec::with_capacity(result.clusters.len());
+        for cluster in &result.clusters {
+            let profile = self.profile_of(cluster, &conflicts);
+            let mut previous: Vec<ProfileSlot> = Vec::new();
             for &m in cluster {
                 if let Some(p) = self.records.get(m).profile {
-                    if !olds.contains(&p) {
-                        olds.push(p);
-                        news_of_old.entry(p).or_default().push(c);
+                    if !previous.contains(&p) {
+                        previous.push(p);
                     }
                 }
             }
-            olds_of_new.push(olds);
-        }
-        let touched = |records: &Records, cluster: &[RecordId]| {
-            cluster
-                .iter()
-                .any(|m| *m == cause || records.get(*m).derived.is_some_and(|d| d.parent == cause))
-        };
-        let old_ids: ahash::AHashMap<ProfileSlot, ProfileId> = old_slots
-            .iter()
-            .map(|p| (*p, self.profiles.get(*p).id))
-            .collect();
-
-        let mut reused: AHashSet<ProfileSlot> = AHashSet::default();
-        let mut new_ids: Vec<ProfileId> = Vec::with_capacity(result.clusters.len());
-        let conflicts: AHashSet<IdentId> = result.conflicts.iter().copied().collect();
-        for (c, cluster) in result.clusters.iter().enumerate() {
-            let kind = self.records.get(cluster[0]).live.as_ref().unwrap().kind;
-            let mut min_member = cluster[0];
-            let mut exclusive: Vec<IdentId> = Vec::new();
-            let mut conflict = false;
-            for &m in cluster {
-                if cmp_record_keys(m, min_member, &self.records, &self.names).is_lt() {
-                    min_member = m;
-                }
-                let live = self.records.get(m).live.as_ref().unwrap();
-                exclusive.extend(self.idents.exclusive_of(&live.idents, &self.rules));
-                conflict |= live
-                    .idents
-                    .iter()
-                    .any(|i| conflicts.contains(i) && self.idents.get(*i).evidence)
+            let touched = cluster.iter().any(|m| {
+                *m == cause
                     || self
-                        .resolver
-                        .links(m)
-                        .iter()
-                        .any(|l| l.matched && l.conflict.is_some());
-            }
-            exclusive.sort();
-            exclusive.dedup();
-            let id = profile_id(kind, min_member, &self.records, &self.names);
-            let olds = &olds_of_new[c];
-            // Keep the slot of an old profile that maps one to one.
-            let reuse = match olds.as_slice() {
-                [p] if news_of_old[p].len() == 1 => Some(*p),
-                _ => None,
-            };
-            let profile = Profile {
-                kind,
-                members: cluster.iter().copied().collect(),
-                exclusive: exclusive.into(),
-                conflict,
-                min_member,
-                id,
-            };
+                        .records
+                        .get(*m)
+                        .derived
+                        .is_some_and(|d| d.parent == cause)
+            });
+            clusters.push(diff::NewCluster {
+                id: profile.id,
+                members: cluster.len(),
+                olds: previous,
+                touched,
+            });
+            profiles.push(profile);
+        }
+        let plan = diff::diff(&olds, &clusters);
+
+        // Carry the plan out: place each cluster, then report, then free.
+        let mut slots: Vec<ProfileSlot> = Vec::with_capacity(profiles.len());
+        for ((profile, reuse), cluster) in
+            profiles.into_iter().zip(&plan.reuse).zip(&result.clusters)
+        {
             let slot = match reuse {
                 Some(p) => {
-                    reused.insert(p);
-                    let old_members = self.profiles.get(p).members.len();
-                    *self.profiles.get_mut(p) = profile;
-                    let membership_changed = old_members != cluster.len();
-                    if old_ids[&p] != id {
-                        self.events.push(
-                            ChangeEvent::new(ChangeKind::Updated, id, vec![old_ids[&p]], cause)
-                                .at(p, true),
-                        );
-                    } else if membership_changed || touched(&self.records, cluster) {
-                        // A rebuild may move records between profiles
-                        // without changing the count: members changed.
-                        self.events.push(
-                            ChangeEvent::new(ChangeKind::Updated, id, Vec::new(), cause)
-                                .at(p, true),
-                        );
-                    }
-                    p
+                    *self.profiles.get_mut(*p) = profile;
+                    *p
                 }
-                None => {
-                    let slot = self.profiles.insert(profile);
-                    let event = match olds.len() {
-                        0 => ChangeEvent::new(ChangeKind::Created, id, Vec::new(), cause),
-                        1 => ChangeEvent::new(
-                            ChangeKind::Updated,
-                            id,
-                            vec![old_ids[&olds[0]]],
-                            cause,
-                        ),
-                        _ => {
-                            self.stats.merges += 1;
-                            let previous = olds.iter().map(|p| old_ids[p]).collect();
-                            ChangeEvent::new(ChangeKind::Merged, id, previous, cause)
-                        }
-                    };
-                    self.events.push(event.at(slot, true));
-                    slot
-                }
+                None => self.profiles.insert(profile),
             };
             for &m in cluster {
                 self.records.get_mut(m).profile = Some(slot);
             }
-            new_ids.push(id);
+            slots.push(slot);
         }
-        for &p in &old_slots {
-            let news = news_of_old.get(&p).map(Vec::as_slice).unwrap_or(&[]);
-            if news.len() > 1 {
-                self.stats.splits += 1;
-                let into = news.iter().map(|c| new_ids[*c]).collect();
-                self.events.push(ChangeEvent::new(
-                    ChangeKind::Split,
-                    old_ids[&p],
-                    into,
-                    cause,
-                ));
+        self.stats.merges += plan.merges;
+        self.stats.splits += plan.splits;
+        for planned in plan.events {
+            let event = ChangeEvent::new(planned.kind, planned.profile_id, planned.related, cause);
+            self.events.push(match planned.cluster {
+                Some(c) => event.at(slots[c], true),
+                None => event,
+            });
+        }
+        for p in plan.freed {
+            self.profiles.remove(p);
+        }
+    }
+
+    /// The profile a rebuilt cluster forms: its kind, members, exclusive
+    /// identifiers, whether it holds a conflict, and its id.
+    fn profile_of(&self, cluster: &[RecordId], conflicts: &AHashSet<IdentId>) -> Profile {
+        let kind = self.records.get(cluster[0]).live.as_ref().unwrap().kind;
+        let mut min_member = cluster[0];
+        let mut exclusive: Vec<IdentId> = Vec::new();
+        let mut conflict = false;
+        for &m in cluster {
+            if cmp_record_keys(m, min_member, &self.records, &self.names).is_lt() {
+                min_member = m;
             }
-            if news.is_empty() {
-                self.events.push(ChangeEvent::new(
-                    ChangeKind::Deleted,
-                    old_ids[&p],
-                    Vec::new(),
-                    cause,
-                ));
-            }
-            if !reused.contains(&p) {
-                self.profiles.remove(p);
-            }
+            let live = self.records.get(m).live.as_ref().unwrap();
+            exclusive.extend(self.idents.exclusive_of(&live.idents, &self.rules));
+            conflict |= live
+                .idents
+                .iter()
+                .any(|i| conflicts.contains(i) && self.idents.get(*i).evidence)
+                || self
+                    .resolver
+                    .links(m)
+                    .iter()
+                    .any(|l| l.matched && l.conflict.is_some());
+        }
+        exclusive.sort();
+        exclusive.dedup();
+        Profile {
+            kind,
+            members: cluster.iter().copied().collect(),
+            exclusive: exclusive.into(),
+            conflict,
+            min_member,
+            id: profile_id(kind, min_member, &self.records, &self.names),
         }
     }
 

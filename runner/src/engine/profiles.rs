@@ -23,6 +23,14 @@ pub struct ProfileId {
     low: u32,
 }
 
+#[cfg(test)]
+impl ProfileId {
+    /// An id from its parts, for tests of what only compares ids.
+    pub fn from_parts(kind: Kind, high: u64, low: u32) -> Self {
+        ProfileId { kind, high, low }
+    }
+}
+
 impl fmt::Display for ProfileId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{:016x}{:08x}", self.kind, self.high, self.low)
