@@ -968,4 +968,6 @@ pub fn canonical_json(obs: &Observation, pipeline: &Pipeline) -> String {
 #[cfg(test)]
 mod resolution_tests;
 #[cfg(test)]
+mod shape_tests;
+#[cfg(test)]
 mod tests;
