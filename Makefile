@@ -94,6 +94,7 @@ soak: build
 
 bench: build
 	bash runner/benches/engine.sh
+	bash runner/benches/shapes.sh
 	bash runner/benches/febrl.sh
 	bash runner/benches/persons.sh
 	$(CARGO) bench --locked -q -p kith-pipeline --bench phone

@@ -303,6 +303,11 @@ impl Engine {
             _ => false,
         };
 
+        // A retraction of a record without relationships may leave its
+        // profile as it is, less the record (see `try_leaf_retraction`).
+        let leaf_candidate = new.is_none()
+            && resolution.is_none()
+            && old.as_ref().is_some_and(|o| o.derived.is_empty());
         // Take the old version out.
         let mut kept_children: Option<Box<[RecordId]>> = None;
         if let Some(old_live) = old {
@@ -403,7 +408,14 @@ impl Engine {
         }
         let changed = net;
 
-        if dirty.is_empty() && changed.is_empty() && resolved.touched.is_empty() {
+        let leaf = leaf_candidate
+            && changed.is_empty()
+            && resolved.touched.is_empty()
+            && placed.is_empty()
+            && matches!(dirty.as_slice(), [p] if self.try_leaf_retraction(rid, *p, &released, cause));
+        if leaf {
+            // Done: the profile lost one record and nothing else changed.
+        } else if dirty.is_empty() && changed.is_empty() && resolved.touched.is_empty() {
             let mut rest = Vec::new();
             for r in placed {
                 if !self.try_fast_path(r, cause) {
@@ -643,6 +655,90 @@ impl Engine {
                 ChangeEvent::new(ChangeKind::Updated, id, previous, cause).at(target, renamed),
             );
         }
+        true
+    }
+
+    /// Takes the retracted record `r` out of its profile `p` without a
+    /// rebuild, when that is certain to equal the canonical clustering
+    /// (without entity resolution, which the caller checks): `p` holds no
+    /// conflict, no identifier changed status, and `r` was joined to the
+    /// rest through exactly one linking identifier that others still hold.
+    /// Every path between two other members through `r` passed through that
+    /// identifier, whose holders stay linked by it, so the rest stays one
+    /// profile; and a profile in no conflict kept nothing apart that could
+    /// join it now. The tail of a long chain is such a record. Returns false
+    /// to ask for the canonical path.
+    fn try_leaf_retraction(
+        &mut self,
+        r: RecordId,
+        p: ProfileSlot,
+        released: &[IdentId],
+        cause: RecordId,
+    ) -> bool {
+        let profile = self.profiles.get(p);
+        if profile.conflict || profile.members.len() < 2 {
+            return false;
+        }
+        let mut bridges = 0;
+        for &i in released {
+            let ident = self.idents.get(i);
+            if ident.conflict {
+                return false;
+            }
+            if ident.evidence && !ident.holders.is_empty() {
+                bridges += 1;
+            }
+        }
+        if bridges != 1 {
+            return false;
+        }
+        let Some(position) = profile.members.iter().position(|m| *m == r) else {
+            return false;
+        };
+        let previous = profile.id;
+        let kind = profile.kind;
+        let old_exclusive = self.idents.exclusive_of(released, &self.rules);
+        let mut members = std::mem::take(&mut self.profiles.get_mut(p).members);
+        members.remove(position);
+        let mut min_member = self.profiles.get(p).min_member;
+        if min_member == r {
+            min_member = members[0];
+            for &m in &members[1..] {
+                if cmp_record_keys(m, min_member, &self.records, &self.names).is_lt() {
+                    min_member = m;
+                }
+            }
+        }
+        // The exclusive identifiers only shrink, and only if `r` held one.
+        let exclusive = if old_exclusive.is_empty() {
+            None
+        } else {
+            let mut all: Vec<IdentId> = Vec::new();
+            for &m in &members {
+                if let Some(live) = &self.records.get(m).live {
+                    all.extend(self.idents.exclusive_of(&live.idents, &self.rules));
+                }
+            }
+            all.sort();
+            all.dedup();
+            Some(all)
+        };
+        let id = profile_id(kind, min_member, &self.records, &self.names);
+        let profile = self.profiles.get_mut(p);
+        profile.members = members;
+        profile.min_member = min_member;
+        profile.id = id;
+        if let Some(exclusive) = exclusive {
+            profile.exclusive = exclusive.into();
+        }
+        self.records.get_mut(r).profile = None;
+        let renamed = if previous != id {
+            vec![previous]
+        } else {
+            Vec::new()
+        };
+        self.events
+            .push(ChangeEvent::new(ChangeKind::Updated, id, renamed, cause).at(p, true));
         true
     }
 
